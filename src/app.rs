@@ -1,0 +1,124 @@
+//! Builds the HTTP application: pool, middleware order, every feature's routes, and the server on a
+//! `TcpListener` (port 0 in tests).
+//!
+//! Middleware, outermost first: request context (id, client IP) → tracing → security headers →
+//! problem rendering → Host check → CORS → body limit → panic containment → routes.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use tracing_actix_web::TracingLogger;
+
+use crate::config::{Environment, Settings};
+use crate::db::Pool;
+use crate::http::client_ip::TrustedProxies;
+use crate::http::error::AppError;
+use crate::http::headers::SecurityHeaders;
+use crate::http::hosts::AllowedHosts;
+use crate::http::limits::BodyLimit;
+use crate::http::{cors, error, headers, health, hosts, limits, panic, request_id, request_log};
+
+/// Shared, read-only state handed to handlers.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub pool: Pool,
+}
+
+/// Extra routes mounted inside the full middleware stack. Production passes `no_extra_routes`;
+/// tests use it to reach the stack with handlers that panic or echo JSON.
+pub type ExtraRoutes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
+pub fn no_extra_routes() -> ExtraRoutes {
+    Arc::new(|_| {})
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    pool: Pool,
+}
+
+impl Application {
+    pub fn build(settings: Settings) -> Result<Application, AppError> {
+        Application::build_with(settings, no_extra_routes())
+    }
+
+    pub fn build_with(settings: Settings, extra: ExtraRoutes) -> Result<Application, AppError> {
+        let listener = TcpListener::bind(settings.bind_address()).map_err(|e| {
+            AppError::internal(anyhow::anyhow!(
+                "cannot listen on {}: {e}",
+                settings.bind_address()
+            ))
+        })?;
+        let port = listener.local_addr().map_err(AppError::internal)?.port();
+        let pool = Pool::new(&settings.database);
+        let server = run(listener, Arc::new(settings), pool.clone(), extra)?;
+        Ok(Application { port, server, pool })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    pub fn into_server(self) -> Server {
+        self.server
+    }
+}
+
+fn run(
+    listener: TcpListener,
+    settings: Arc<Settings>,
+    pool: Pool,
+    extra: ExtraRoutes,
+) -> Result<Server, AppError> {
+    // Built once, outside the factory: every worker shares the same state.
+    let state = web::Data::new(AppState {
+        settings: settings.clone(),
+        pool,
+    });
+    let proxies = Arc::new(TrustedProxies(settings.trusted_proxies.clone()));
+    let header_config = Arc::new(SecurityHeaders {
+        enabled: settings.security_headers_enabled,
+        hsts: settings.environment == Environment::Production,
+    });
+    let allowed_hosts = Arc::new(AllowedHosts(settings.allowed_hosts.clone()));
+    let body_limit = Arc::new(BodyLimit(settings.max_body_bytes));
+    let cors_settings = settings.cors.clone();
+    let max_body = settings.max_body_bytes;
+
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(proxies.clone())
+            .app_data(header_config.clone())
+            .app_data(allowed_hosts.clone())
+            .app_data(body_limit.clone())
+            .app_data(limits::json_config(max_body))
+            .app_data(limits::payload_config(max_body))
+            .configure(health::routes)
+            .configure(|cfg| extra(cfg))
+            .wrap(from_fn(panic::catch_panic))
+            .wrap(from_fn(limits::limit_body))
+            .wrap(cors::cors(&cors_settings))
+            .wrap(from_fn(hosts::check_host))
+            .wrap(from_fn(error::render_problems))
+            .wrap(from_fn(headers::security_headers))
+            .wrap(TracingLogger::<request_log::RampartRootSpan>::new())
+            .wrap(from_fn(request_id::request_context))
+    })
+    .listen(listener)
+    .map_err(|e| AppError::internal(anyhow::anyhow!("cannot start the HTTP server: {e}")))?
+    .run();
+    Ok(server)
+}

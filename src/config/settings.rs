@@ -1,0 +1,802 @@
+//! Loads the layered configuration into one typed, immutable `Settings`.
+//!
+//! Layers, later wins: `config/default.toml` → `config/<ENVIRONMENT>.toml` → (development only)
+//! `.env` → process environment. Keys are the environment variable names in lower case. This module
+//! only parses and types values; whether they are *safe* is `validate.rs`'s job.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
+
+/// The embedded copies are used when the config directory (or one of its files) is absent, so the
+/// binary runs from any working directory.
+const EMBEDDED_DEFAULT: &str = include_str!("../../config/default.toml");
+const EMBEDDED_DEVELOPMENT: &str = include_str!("../../config/development.toml");
+const EMBEDDED_TEST: &str = include_str!("../../config/test.toml");
+const EMBEDDED_PRODUCTION: &str = include_str!("../../config/production.toml");
+
+/// Every key rampart understands, as its environment variable name.
+pub const KNOWN_KEYS: &[&str] = &[
+    "DEBUG",
+    "HOST",
+    "PORT",
+    "DATABASE_URL",
+    "DATABASE_HOST",
+    "DATABASE_PORT",
+    "DATABASE_NAME",
+    "DATABASE_USER",
+    "DATABASE_PASSWORD",
+    "DATABASE_SSLMODE",
+    "DATABASE_POOL_SIZE",
+    "DATABASE_POOL_TIMEOUT_MS",
+    "DATABASE_TEST_ON_CHECKOUT",
+    "DATABASE_MIGRATE_ON_START",
+    "DATABASE_STARTUP_WAIT_SECONDS",
+    "SECRET_KEY",
+    "JWT_SECRET",
+    "ENCRYPTION_KEY",
+    "SESSION_SECRET",
+    "API_KEY_HASH_SECRET",
+    "STRIPE_WEBHOOK_SECRET",
+    "CLERK_WEBHOOK_SECRET",
+    "WEBHOOK_TIMESTAMP_TOLERANCE",
+    "ADMIN_EMAILS",
+    "SUPER_ADMIN_EMAIL",
+    "CORS_ORIGINS",
+    "BACKEND_CORS_ORIGINS",
+    "CORS_ALLOW_CREDENTIALS",
+    "CORS_MAX_AGE",
+    "ALLOW_ALL_ORIGINS",
+    "ALLOWED_HOSTS",
+    "SECURITY_HEADERS_ENABLED",
+    "MAX_BODY_BYTES",
+    "RATE_LIMIT_ENABLED",
+    "RATE_LIMIT_PER_MINUTE",
+    "RATE_LIMIT_PER_HOUR",
+    "TRUSTED_PROXIES",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "ENABLE_AUDIT_LOGGING",
+    "DOCS_ENABLED",
+];
+
+/// The secrets, by variable name, in the order they are reported.
+pub const SECRET_KEYS: &[&str] = &[
+    "SECRET_KEY",
+    "JWT_SECRET",
+    "ENCRYPTION_KEY",
+    "SESSION_SECRET",
+    "API_KEY_HASH_SECRET",
+    "STRIPE_WEBHOOK_SECRET",
+    "CLERK_WEBHOOK_SECRET",
+];
+
+pub const REDACTED: &str = "***REDACTED***";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Test,
+    Production,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Development => "development",
+            Environment::Test => "test",
+            Environment::Production => "production",
+        }
+    }
+}
+
+impl FromStr for Environment {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "development" | "dev" | "local" => Ok(Environment::Development),
+            "test" | "testing" => Ok(Environment::Test),
+            "production" | "prod" => Ok(Environment::Production),
+            other => Err(ConfigError::invalid(
+                "ENVIRONMENT",
+                format!("`{other}` is not one of development, test, production"),
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// JSON in production, human-readable elsewhere.
+    Auto,
+    Json,
+    Pretty,
+}
+
+/// A failure to load or type the configuration. Always fatal, in every environment.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {message}")]
+    File { file: String, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl ConfigError {
+    fn invalid(key: &str, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// Whole connection URL (may contain a password, so it is a secret).
+    pub url: SecretString,
+    pub pool_size: u32,
+    pub pool_timeout: Duration,
+    pub test_on_checkout: bool,
+    pub migrate_on_start: bool,
+    pub startup_wait: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Secrets {
+    pub secret_key: Option<SecretString>,
+    pub jwt_secret: Option<SecretString>,
+    pub encryption_key: Option<SecretString>,
+    pub session_secret: Option<SecretString>,
+    pub api_key_hash_secret: Option<SecretString>,
+    pub stripe_webhook_secret: Option<SecretString>,
+    pub clerk_webhook_secret: Option<SecretString>,
+}
+
+impl Secrets {
+    /// (variable name, value) for every secret, in `SECRET_KEYS` order.
+    pub fn iter(&self) -> [(&'static str, Option<&SecretString>); 7] {
+        [
+            ("SECRET_KEY", self.secret_key.as_ref()),
+            ("JWT_SECRET", self.jwt_secret.as_ref()),
+            ("ENCRYPTION_KEY", self.encryption_key.as_ref()),
+            ("SESSION_SECRET", self.session_secret.as_ref()),
+            ("API_KEY_HASH_SECRET", self.api_key_hash_secret.as_ref()),
+            ("STRIPE_WEBHOOK_SECRET", self.stripe_webhook_secret.as_ref()),
+            ("CLERK_WEBHOOK_SECRET", self.clerk_webhook_secret.as_ref()),
+        ]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CorsSettings {
+    pub origins: Vec<String>,
+    pub allow_credentials: bool,
+    pub max_age: usize,
+    pub allow_all_origins: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    pub per_minute: u32,
+    pub per_hour: u32,
+}
+
+/// The effective configuration. Built once at start and shared read-only.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub environment: Environment,
+    pub debug: bool,
+    pub host: String,
+    pub port: u16,
+    pub database: DatabaseSettings,
+    pub secrets: Secrets,
+    pub webhook_timestamp_tolerance: u64,
+    pub admin_emails: Vec<String>,
+    pub super_admin_email: Option<String>,
+    pub cors: CorsSettings,
+    pub allowed_hosts: Vec<String>,
+    pub security_headers_enabled: bool,
+    pub max_body_bytes: usize,
+    pub rate_limit: RateLimitSettings,
+    pub trusted_proxies: Vec<IpNet>,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub enable_audit_logging: bool,
+    pub docs_enabled: bool,
+    /// Whether DOCS_ENABLED was given explicitly (production keeps docs off unless it was).
+    pub docs_explicit: bool,
+    /// Where each non-default value came from, for `config show`.
+    pub sources: BTreeMap<String, String>,
+}
+
+/// Where to read the layers from. `from_process()` for the real binary; tests build one by hand so
+/// they never touch the process environment.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub config_dir: PathBuf,
+    pub env: BTreeMap<String, String>,
+    pub dotenv: Option<PathBuf>,
+}
+
+impl Sources {
+    pub fn from_process() -> Self {
+        let config_dir = std::env::var_os("RAMPART_CONFIG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("config"));
+        Sources {
+            config_dir,
+            env: std::env::vars().collect(),
+            dotenv: Some(PathBuf::from(".env")),
+        }
+    }
+}
+
+/// A raw value from one layer, before typing. TOML values keep their type; environment values are
+/// strings and are parsed per key.
+#[derive(Debug, Clone)]
+enum Raw {
+    Str(String),
+    Int(i64),
+    Bool(bool),
+    List(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+struct Layered {
+    values: BTreeMap<&'static str, (Raw, String)>,
+}
+
+impl Settings {
+    /// Loads from the process environment and the files it names.
+    pub fn load() -> Result<Settings, ConfigError> {
+        Settings::load_from(&Sources::from_process())
+    }
+
+    pub fn load_from(sources: &Sources) -> Result<Settings, ConfigError> {
+        let environment = match sources.env.get("ENVIRONMENT") {
+            Some(v) if !v.trim().is_empty() => v.parse()?,
+            _ => Environment::Development,
+        };
+        let mut layered = Layered {
+            values: BTreeMap::new(),
+        };
+        let (default_name, default_text) = read_layer(sources, "default.toml", EMBEDDED_DEFAULT)?;
+        layered.merge_toml(&default_name, &default_text)?;
+        let embedded_env = match environment {
+            Environment::Development => EMBEDDED_DEVELOPMENT,
+            Environment::Test => EMBEDDED_TEST,
+            Environment::Production => EMBEDDED_PRODUCTION,
+        };
+        let (env_name, env_text) = read_layer(
+            sources,
+            &format!("{}.toml", environment.as_str()),
+            embedded_env,
+        )?;
+        layered.merge_toml(&env_name, &env_text)?;
+
+        if environment == Environment::Development
+            && let Some(path) = sources.dotenv.as_deref()
+        {
+            layered.merge_dotenv(path, &sources.env)?;
+        }
+        layered.merge_env(&sources.env);
+        layered.into_settings(environment)
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.environment == Environment::Production
+    }
+
+    /// `host:port` to bind.
+    pub fn bind_address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// The effective configuration as `KEY=value` lines, every secret shown as `***REDACTED***`
+    /// and the database password masked inside DATABASE_URL.
+    pub fn redacted_lines(&self) -> Vec<String> {
+        let mut out: Vec<(String, String)> = vec![
+            ("ENVIRONMENT".into(), self.environment.as_str().into()),
+            ("DEBUG".into(), self.debug.to_string()),
+            ("HOST".into(), self.host.clone()),
+            ("PORT".into(), self.port.to_string()),
+            (
+                "DATABASE_URL".into(),
+                redact_url_password(self.database.url.expose_secret()),
+            ),
+            (
+                "DATABASE_POOL_SIZE".into(),
+                self.database.pool_size.to_string(),
+            ),
+            (
+                "DATABASE_POOL_TIMEOUT_MS".into(),
+                self.database.pool_timeout.as_millis().to_string(),
+            ),
+            (
+                "DATABASE_TEST_ON_CHECKOUT".into(),
+                self.database.test_on_checkout.to_string(),
+            ),
+            (
+                "DATABASE_MIGRATE_ON_START".into(),
+                self.database.migrate_on_start.to_string(),
+            ),
+            (
+                "DATABASE_STARTUP_WAIT_SECONDS".into(),
+                self.database.startup_wait.as_secs().to_string(),
+            ),
+        ];
+        for (name, value) in self.secrets.iter() {
+            let shown = if value.is_some() { REDACTED } else { "(unset)" };
+            out.push((name.into(), shown.into()));
+        }
+        out.extend([
+            (
+                "WEBHOOK_TIMESTAMP_TOLERANCE".into(),
+                self.webhook_timestamp_tolerance.to_string(),
+            ),
+            ("ADMIN_EMAILS".into(), self.admin_emails.join(",")),
+            (
+                "SUPER_ADMIN_EMAIL".into(),
+                self.super_admin_email.clone().unwrap_or_default(),
+            ),
+            ("CORS_ORIGINS".into(), self.cors.origins.join(",")),
+            (
+                "CORS_ALLOW_CREDENTIALS".into(),
+                self.cors.allow_credentials.to_string(),
+            ),
+            ("CORS_MAX_AGE".into(), self.cors.max_age.to_string()),
+            (
+                "ALLOW_ALL_ORIGINS".into(),
+                self.cors.allow_all_origins.to_string(),
+            ),
+            ("ALLOWED_HOSTS".into(), self.allowed_hosts.join(",")),
+            (
+                "SECURITY_HEADERS_ENABLED".into(),
+                self.security_headers_enabled.to_string(),
+            ),
+            ("MAX_BODY_BYTES".into(), self.max_body_bytes.to_string()),
+            (
+                "RATE_LIMIT_ENABLED".into(),
+                self.rate_limit.enabled.to_string(),
+            ),
+            (
+                "RATE_LIMIT_PER_MINUTE".into(),
+                self.rate_limit.per_minute.to_string(),
+            ),
+            (
+                "RATE_LIMIT_PER_HOUR".into(),
+                self.rate_limit.per_hour.to_string(),
+            ),
+            (
+                "TRUSTED_PROXIES".into(),
+                self.trusted_proxies
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            ("LOG_LEVEL".into(), self.log_level.clone()),
+            (
+                "LOG_FORMAT".into(),
+                match self.log_format {
+                    LogFormat::Auto => "auto",
+                    LogFormat::Json => "json",
+                    LogFormat::Pretty => "pretty",
+                }
+                .into(),
+            ),
+            (
+                "ENABLE_AUDIT_LOGGING".into(),
+                self.enable_audit_logging.to_string(),
+            ),
+            ("DOCS_ENABLED".into(), self.docs_enabled.to_string()),
+        ]);
+        out.into_iter()
+            .map(|(k, v)| match self.sources.get(&k) {
+                Some(src) => format!("{k}={v}    # from {src}"),
+                None => format!("{k}={v}"),
+            })
+            .collect()
+    }
+}
+
+fn read_layer(
+    sources: &Sources,
+    file: &str,
+    embedded: &str,
+) -> Result<(String, String), ConfigError> {
+    let path = sources.config_dir.join(file);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok((path.display().to_string(), text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok((format!("{file} (built in)"), embedded.to_string()))
+        }
+        Err(e) => Err(ConfigError::File {
+            file: path.display().to_string(),
+            message: format!("cannot be read: {e}"),
+        }),
+    }
+}
+
+fn known_key(name: &str) -> Option<&'static str> {
+    KNOWN_KEYS.iter().copied().find(|k| *k == name)
+}
+
+impl Layered {
+    fn merge_toml(&mut self, file: &str, text: &str) -> Result<(), ConfigError> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::File {
+                file: file.to_string(),
+                message: format!("is not valid TOML: {}", e.message()),
+            })?;
+        for (key, value) in table {
+            let upper = key.to_ascii_uppercase();
+            let Some(name) = known_key(&upper).filter(|_| key == key.to_ascii_lowercase()) else {
+                return Err(ConfigError::File {
+                    file: file.to_string(),
+                    message: format!(
+                        "unknown key `{key}` (keys are lower-case environment variable names; see .env.example)"
+                    ),
+                });
+            };
+            let raw = match value {
+                toml::Value::String(s) => Raw::Str(s),
+                toml::Value::Integer(i) => Raw::Int(i),
+                toml::Value::Boolean(b) => Raw::Bool(b),
+                toml::Value::Array(items) => {
+                    let mut list = Vec::with_capacity(items.len());
+                    for item in items {
+                        match item {
+                            toml::Value::String(s) => list.push(s),
+                            _ => {
+                                return Err(ConfigError::File {
+                                    file: file.to_string(),
+                                    message: format!("`{key}` must be a list of strings"),
+                                });
+                            }
+                        }
+                    }
+                    Raw::List(list)
+                }
+                _ => {
+                    return Err(ConfigError::File {
+                        file: file.to_string(),
+                        message: format!("`{key}` must be a string, integer, boolean or list"),
+                    });
+                }
+            };
+            self.values.insert(name, (raw, file.to_string()));
+        }
+        Ok(())
+    }
+
+    /// `.env` fills in what the real environment does not set (the usual dotenv rule).
+    fn merge_dotenv(
+        &mut self,
+        path: &Path,
+        env: &BTreeMap<String, String>,
+    ) -> Result<(), ConfigError> {
+        let iter = match dotenvy::from_path_iter(path) {
+            Ok(iter) => iter,
+            Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(ConfigError::File {
+                    file: path.display().to_string(),
+                    message: format!("cannot be read: {e}"),
+                });
+            }
+        };
+        for item in iter {
+            let (key, value) = item.map_err(|e| ConfigError::File {
+                file: path.display().to_string(),
+                message: format!("has a line that does not parse: {e}"),
+            })?;
+            if env.contains_key(&key) {
+                continue;
+            }
+            if let Some(name) = known_key(&key) {
+                self.values
+                    .insert(name, (Raw::Str(value), path.display().to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    fn merge_env(&mut self, env: &BTreeMap<String, String>) {
+        for name in KNOWN_KEYS {
+            if let Some(value) = env.get(*name) {
+                self.values
+                    .insert(name, (Raw::Str(value.clone()), "environment".to_string()));
+            }
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&Raw> {
+        self.values.get(key).map(|(raw, _)| raw)
+    }
+
+    fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Raw::Str(s)) => Ok(Some(s.clone())),
+            Some(Raw::Int(i)) => Ok(Some(i.to_string())),
+            Some(Raw::Bool(b)) => Ok(Some(b.to_string())),
+            Some(Raw::List(_)) => Err(ConfigError::invalid(key, "must be a single value")),
+        }
+    }
+
+    /// A non-empty string; an empty one counts as unset.
+    fn nonempty(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        Ok(self.string(key)?.filter(|s| !s.trim().is_empty()))
+    }
+
+    fn secret(&self, key: &str) -> Result<Option<SecretString>, ConfigError> {
+        // Secrets are used exactly as written: no trimming, so what is validated is what is used.
+        Ok(self
+            .string(key)?
+            .filter(|s| !s.is_empty())
+            .map(SecretString::from))
+    }
+
+    fn boolean(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(Raw::Bool(b)) => Ok(*b),
+            Some(Raw::Str(s)) => parse_bool(key, s),
+            Some(_) => Err(ConfigError::invalid(key, "must be true or false")),
+        }
+    }
+
+    fn number<T: TryFrom<i64> + FromStr>(&self, key: &str, default: T) -> Result<T, ConfigError> {
+        let parsed = match self.get(key) {
+            None => return Ok(default),
+            Some(Raw::Int(i)) => T::try_from(*i).ok(),
+            Some(Raw::Str(s)) => s.trim().parse::<T>().ok(),
+            Some(_) => None,
+        };
+        parsed.ok_or_else(|| {
+            ConfigError::invalid(key, "must be a non-negative whole number in range")
+        })
+    }
+
+    fn list(&self, key: &str) -> Result<Vec<String>, ConfigError> {
+        let items = match self.get(key) {
+            None => Vec::new(),
+            Some(Raw::List(items)) => items.clone(),
+            Some(Raw::Str(s)) => parse_list(s),
+            Some(_) => return Err(ConfigError::invalid(key, "must be a comma-separated list")),
+        };
+        Ok(items
+            .into_iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect())
+    }
+
+    fn into_settings(self, environment: Environment) -> Result<Settings, ConfigError> {
+        let database_url = match self.nonempty("DATABASE_URL")? {
+            Some(url) => url,
+            None => self.database_url_from_parts()?,
+        };
+        // BACKEND_CORS_ORIGINS is the alias used by FastAPI templates; CORS_ORIGINS wins if both are set.
+        let cors_origins = if self.get("CORS_ORIGINS").is_some() {
+            self.list("CORS_ORIGINS")?
+        } else {
+            self.list("BACKEND_CORS_ORIGINS")?
+        };
+        let log_format = match self
+            .nonempty("LOG_FORMAT")?
+            .unwrap_or_else(|| "auto".into())
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "auto" => LogFormat::Auto,
+            "json" => LogFormat::Json,
+            "pretty" | "text" | "human" => LogFormat::Pretty,
+            other => {
+                return Err(ConfigError::invalid(
+                    "LOG_FORMAT",
+                    format!("`{other}` is not one of auto, json, pretty"),
+                ));
+            }
+        };
+        let mut trusted_proxies = Vec::new();
+        for item in self.list("TRUSTED_PROXIES")? {
+            trusted_proxies.push(parse_net(&item)?);
+        }
+        let docs_explicit = self.get("DOCS_ENABLED").is_some();
+        let docs_enabled = self.boolean("DOCS_ENABLED", environment != Environment::Production)?;
+        let port: u16 = self.number("PORT", 8080)?;
+        let pool_size: u32 = self.number("DATABASE_POOL_SIZE", 10)?;
+        if pool_size == 0 {
+            return Err(ConfigError::invalid(
+                "DATABASE_POOL_SIZE",
+                "must be at least 1",
+            ));
+        }
+        let max_body_bytes: usize = self.number("MAX_BODY_BYTES", 65536)?;
+        if max_body_bytes < 1024 {
+            return Err(ConfigError::invalid(
+                "MAX_BODY_BYTES",
+                "must be at least 1024",
+            ));
+        }
+        let per_minute: u32 = self.number("RATE_LIMIT_PER_MINUTE", 60)?;
+        let per_hour: u32 = self.number("RATE_LIMIT_PER_HOUR", 1000)?;
+        if per_minute == 0 || per_hour == 0 {
+            return Err(ConfigError::invalid(
+                "RATE_LIMIT_PER_MINUTE",
+                "RATE_LIMIT_PER_MINUTE and RATE_LIMIT_PER_HOUR must be at least 1 (use RATE_LIMIT_ENABLED=false to switch limits off)",
+            ));
+        }
+
+        let sources = self
+            .values
+            .iter()
+            .filter(|(_, (_, src))| !src.contains("default.toml"))
+            .map(|(k, (_, src))| (k.to_string(), src.clone()))
+            .collect();
+
+        Ok(Settings {
+            environment,
+            debug: self.boolean("DEBUG", false)?,
+            host: self.nonempty("HOST")?.unwrap_or_else(|| "127.0.0.1".into()),
+            port,
+            database: DatabaseSettings {
+                url: SecretString::from(database_url),
+                pool_size,
+                pool_timeout: Duration::from_millis(self.number("DATABASE_POOL_TIMEOUT_MS", 2000)?),
+                test_on_checkout: self.boolean("DATABASE_TEST_ON_CHECKOUT", false)?,
+                migrate_on_start: self.boolean("DATABASE_MIGRATE_ON_START", false)?,
+                startup_wait: Duration::from_secs(
+                    self.number("DATABASE_STARTUP_WAIT_SECONDS", 30)?,
+                ),
+            },
+            secrets: Secrets {
+                secret_key: self.secret("SECRET_KEY")?,
+                jwt_secret: self.secret("JWT_SECRET")?,
+                encryption_key: self.secret("ENCRYPTION_KEY")?,
+                session_secret: self.secret("SESSION_SECRET")?,
+                api_key_hash_secret: self.secret("API_KEY_HASH_SECRET")?,
+                stripe_webhook_secret: self.secret("STRIPE_WEBHOOK_SECRET")?,
+                clerk_webhook_secret: self.secret("CLERK_WEBHOOK_SECRET")?,
+            },
+            webhook_timestamp_tolerance: self.number("WEBHOOK_TIMESTAMP_TOLERANCE", 300)?,
+            admin_emails: self
+                .list("ADMIN_EMAILS")?
+                .into_iter()
+                .map(|e| e.to_lowercase())
+                .collect(),
+            super_admin_email: self
+                .nonempty("SUPER_ADMIN_EMAIL")?
+                .map(|e| e.trim().to_lowercase()),
+            cors: CorsSettings {
+                origins: cors_origins,
+                allow_credentials: self.boolean("CORS_ALLOW_CREDENTIALS", false)?,
+                max_age: self.number("CORS_MAX_AGE", 600)?,
+                allow_all_origins: self.boolean("ALLOW_ALL_ORIGINS", false)?,
+            },
+            allowed_hosts: self
+                .list("ALLOWED_HOSTS")?
+                .into_iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            security_headers_enabled: self.boolean("SECURITY_HEADERS_ENABLED", true)?,
+            max_body_bytes,
+            rate_limit: RateLimitSettings {
+                enabled: self.boolean("RATE_LIMIT_ENABLED", true)?,
+                per_minute,
+                per_hour,
+            },
+            trusted_proxies,
+            log_level: self.nonempty("LOG_LEVEL")?.unwrap_or_else(|| "info".into()),
+            log_format,
+            enable_audit_logging: self.boolean("ENABLE_AUDIT_LOGGING", true)?,
+            docs_enabled,
+            docs_explicit,
+            sources,
+        })
+    }
+
+    fn database_url_from_parts(&self) -> Result<String, ConfigError> {
+        let host = self
+            .nonempty("DATABASE_HOST")?
+            .unwrap_or_else(|| "127.0.0.1".into());
+        let port: u16 = self.number("DATABASE_PORT", 5432)?;
+        let name = self
+            .nonempty("DATABASE_NAME")?
+            .unwrap_or_else(|| "rampart".into());
+        let user = self
+            .nonempty("DATABASE_USER")?
+            .unwrap_or_else(|| "postgres".into());
+        let password = self.string("DATABASE_PASSWORD")?.filter(|p| !p.is_empty());
+        let sslmode = self
+            .nonempty("DATABASE_SSLMODE")?
+            .unwrap_or_else(|| "prefer".into());
+        let mut url = url::Url::parse("postgres://localhost/")
+            .map_err(|e| ConfigError::invalid("DATABASE_URL", e.to_string()))?;
+        let host_for_url = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        url.set_host(Some(&host_for_url)).map_err(|e| {
+            ConfigError::invalid("DATABASE_HOST", format!("is not a valid host: {e}"))
+        })?;
+        let _ = url.set_port(Some(port));
+        let _ = url.set_username(&user);
+        if let Some(password) = password {
+            let _ = url.set_password(Some(&password));
+        }
+        url.set_path(&name);
+        url.query_pairs_mut().append_pair("sslmode", &sslmode);
+        Ok(url.to_string())
+    }
+}
+
+fn parse_bool(key: &str, s: &str) -> Result<bool, ConfigError> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        other => Err(ConfigError::invalid(
+            key,
+            format!("`{other}` is not a boolean (use true or false)"),
+        )),
+    }
+}
+
+/// Comma-separated, or a JSON array as FastAPI settings write it (`["https://a","https://b"]`).
+fn parse_list(s: &str) -> Vec<String> {
+    let trimmed = s.trim();
+    if trimmed.starts_with('[')
+        && let Ok(items) = serde_json::from_str::<Vec<String>>(trimmed)
+    {
+        return items;
+    }
+    trimmed.split(',').map(|p| p.trim().to_string()).collect()
+}
+
+fn parse_net(item: &str) -> Result<IpNet, ConfigError> {
+    if let Ok(net) = item.parse::<IpNet>() {
+        return Ok(net.trunc());
+    }
+    item.parse::<IpAddr>().map(IpNet::from).map_err(|_| {
+        ConfigError::invalid(
+            "TRUSTED_PROXIES",
+            format!("`{item}` is not an IP address or CIDR block"),
+        )
+    })
+}
+
+/// Replaces the password in a URL with `***REDACTED***`; a value that does not parse as a URL is
+/// hidden entirely (it might be a connection string with the password inside).
+pub fn redact_url_password(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some(REDACTED));
+            }
+            url.to_string()
+        }
+        Err(_) => REDACTED.to_string(),
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

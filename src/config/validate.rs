@@ -1,0 +1,368 @@
+//! The `check-config` rules: is this configuration safe to run?
+//!
+//! Every rule reports a `Problem` naming the variable and the fix, never the value. All problems are
+//! collected (not just the first) so an operator can fix everything in one go. Production refuses
+//! to start on any problem; development prints them as warnings.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use secrecy::ExposeSecret;
+use zxcvbn::matching::patterns::MatchPattern;
+
+use super::settings::{Environment, Settings};
+
+/// The values shipped in `.env.example`: a secret equal to one of them is a placeholder.
+const ENV_EXAMPLE: &str = include_str!("../../.env.example");
+
+/// Substrings that mark a value as a placeholder rather than a generated secret.
+const PLACEHOLDERS: &[&str] = &[
+    "changeme",
+    "change-me",
+    "change_me",
+    "secret",
+    "password",
+    "passwd",
+    "your-secret-key",
+    "your_secret_key",
+    "dev-specific-key-here",
+    "example",
+    "placeholder",
+    "replace",
+    "insecure",
+    "default",
+    "12345678",
+    "qwerty",
+];
+
+pub const MIN_SECRET_BYTES: usize = 32;
+/// Estimated entropy floor for a secret: a 32-character random hex string (128 bits) clears it;
+/// 32 decimal digits (106 bits) do not.
+const MIN_SECRET_BITS: f64 = 120.0;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub variable: &'static str,
+    pub message: String,
+    pub fix: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} — fix: {}", self.variable, self.message, self.fix)
+    }
+}
+
+fn problem(variable: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Problem {
+    Problem {
+        variable,
+        message: message.into(),
+        fix: fix.into(),
+    }
+}
+
+const KEYGEN_FIX: &str = "generate a fresh value with `rampart keygen`";
+
+/// Every problem with `settings`, in a stable order.
+pub fn check(settings: &Settings) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    check_secrets(settings, &mut problems);
+    if settings.environment == Environment::Production {
+        check_production(settings, &mut problems);
+    }
+    if settings.cors.allow_all_origins && settings.cors.allow_credentials {
+        problems.push(problem(
+            "CORS_ALLOW_CREDENTIALS",
+            "is true together with ALLOW_ALL_ORIGINS=true, which would let any site make credentialed requests",
+            "list the allowed origins in CORS_ORIGINS and set ALLOW_ALL_ORIGINS=false",
+        ));
+    }
+    problems
+}
+
+fn check_secrets(settings: &Settings, problems: &mut Vec<Problem>) {
+    let example_values = example_values();
+    let mut seen: BTreeMap<&str, &'static str> = BTreeMap::new();
+    for (name, value) in settings.secrets.iter() {
+        let Some(value) = value else {
+            problems.push(problem(name, "is not set", KEYGEN_FIX));
+            continue;
+        };
+        let value = value.expose_secret();
+        if let Some(first) = seen.get(value) {
+            problems.push(problem(
+                name,
+                format!("has the same value as {first}; every secret must be different"),
+                KEYGEN_FIX,
+            ));
+        } else {
+            seen.insert(value, name);
+        }
+        if let Some(issue) = secret_weakness(name, value, &example_values) {
+            problems.push(problem(name, issue, KEYGEN_FIX));
+        }
+    }
+}
+
+/// Why `value` is not acceptable as the secret `name`, or `None` when it is.
+pub fn secret_weakness(name: &str, value: &str, example_values: &[String]) -> Option<String> {
+    if example_values.iter().any(|e| e == value) {
+        return Some("is the placeholder value from .env.example".into());
+    }
+    if name == "ENCRYPTION_KEY" {
+        // A Fernet key is exactly 32 random bytes, url-safe base64: the only shape that works.
+        if fernet::Fernet::new(value).is_none() {
+            return Some(
+                "is not a valid Fernet key (32 bytes, url-safe base64, 44 characters)".into(),
+            );
+        }
+    }
+    if value.len() < MIN_SECRET_BYTES {
+        return Some(format!(
+            "is too short ({} bytes; at least {MIN_SECRET_BYTES} are required)",
+            value.len()
+        ));
+    }
+    let lower = value.to_ascii_lowercase();
+    if let Some(word) = PLACEHOLDERS.iter().find(|w| lower.contains(*w)) {
+        return Some(format!("looks like a placeholder (contains `{word}`)"));
+    }
+    if is_repetitive(value) {
+        return Some("is made of repeated characters or a repeated pattern".into());
+    }
+    if is_human_chosen(value) {
+        return Some("is made of words or keyboard patterns, not random bytes".into());
+    }
+    let bits = estimated_bits(value);
+    if bits < MIN_SECRET_BITS {
+        return Some(format!(
+            "has too little estimated entropy (≈{bits:.0} bits; at least {MIN_SECRET_BITS:.0} are required)"
+        ));
+    }
+    None
+}
+
+/// Few distinct characters, or the whole value is one short unit repeated.
+fn is_repetitive(value: &str) -> bool {
+    let chars: Vec<char> = value.chars().collect();
+    let mut distinct = chars.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < 8 {
+        return true;
+    }
+    (1..=chars.len() / 2).any(|period| {
+        chars.len().is_multiple_of(period) && chars.chunks(period).all(|c| c == &chars[..period])
+    })
+}
+
+/// Entropy estimate: length × log2 of the alphabet the value draws from (hex, digits, lower,
+/// upper, symbols), unless the characters are skewed (observed Shannon entropy under 60% of that),
+/// in which case the Shannon figure.
+pub fn estimated_bits(value: &str) -> f64 {
+    let chars: Vec<char> = value.chars().collect();
+    let n = chars.len() as f64;
+    let mut counts: BTreeMap<char, usize> = BTreeMap::new();
+    for c in &chars {
+        *counts.entry(*c).or_default() += 1;
+    }
+    let shannon: f64 = counts
+        .values()
+        .map(|&count| {
+            let p = count as f64 / n;
+            -p * p.log2()
+        })
+        .sum::<f64>()
+        * n;
+    let is_hex = chars.iter().all(|c| c.is_ascii_hexdigit())
+        && (chars.iter().all(|c| !c.is_ascii_uppercase())
+            || chars.iter().all(|c| !c.is_ascii_lowercase()));
+    let alphabet = if is_hex {
+        16.0
+    } else {
+        let mut size = 0.0;
+        if chars.iter().any(|c| c.is_ascii_digit()) {
+            size += 10.0;
+        }
+        if chars.iter().any(|c| c.is_ascii_lowercase()) {
+            size += 26.0;
+        }
+        if chars.iter().any(|c| c.is_ascii_uppercase()) {
+            size += 26.0;
+        }
+        if chars.iter().any(|c| !c.is_ascii_alphanumeric()) {
+            size += 33.0;
+        }
+        f64::max(size, 2.0)
+    };
+    let alphabet_bits = n * f64::log2(alphabet);
+    if shannon < 0.6 * alphabet_bits {
+        shannon
+    } else {
+        alphabet_bits
+    }
+}
+
+/// True when zxcvbn explains at least half of the value as words, names, keyboard walks,
+/// sequences, repeats or dates: a human-chosen phrase, however long. (zxcvbn's guess count
+/// saturates at 2^64, so the share of recognised patterns is the useful signal for long values.)
+pub fn is_human_chosen(value: &str) -> bool {
+    // zxcvbn is run on 16-character windows: on a whole long value its guess count saturates
+    // and it stops reporting the patterns it sees. 64 characters are plenty to judge by.
+    let chars: Vec<char> = value.chars().take(64).collect();
+    let recognised: usize = chars
+        .chunks(16)
+        .map(|chunk| {
+            let window: String = chunk.iter().collect();
+            zxcvbn::zxcvbn(&window, &[])
+                .sequence()
+                .iter()
+                .filter(|m| {
+                    // Short tokens and digit runs (dates, years) turn up in random hex too.
+                    m.token.chars().count() >= 4
+                        && matches!(
+                            m.pattern,
+                            MatchPattern::Dictionary(_)
+                                | MatchPattern::Spatial(_)
+                                | MatchPattern::Repeat(_)
+                                | MatchPattern::Sequence(_)
+                        )
+                })
+                .map(|m| m.token.chars().count())
+                .sum::<usize>()
+        })
+        .sum();
+    recognised * 2 >= chars.len()
+}
+
+fn example_values() -> Vec<String> {
+    ENV_EXAMPLE
+        .lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            if line.starts_with('#') {
+                return None;
+            }
+            let (_, value) = line.split_once('=')?;
+            let value = value.trim().trim_matches('"').trim_matches('\'');
+            (!value.is_empty()).then(|| value.to_string())
+        })
+        .collect()
+}
+
+fn check_production(settings: &Settings, problems: &mut Vec<Problem>) {
+    if settings.debug {
+        problems.push(problem("DEBUG", "is true in production", "set DEBUG=false"));
+    }
+    if settings.cors.allow_all_origins {
+        problems.push(problem(
+            "ALLOW_ALL_ORIGINS",
+            "is true in production",
+            "set ALLOW_ALL_ORIGINS=false and list the allowed origins in CORS_ORIGINS",
+        ));
+    }
+    if settings.cors.origins.is_empty() {
+        problems.push(problem(
+            "CORS_ORIGINS",
+            "is empty in production",
+            "list the https origins of your front ends, comma-separated",
+        ));
+    }
+    for origin in &settings.cors.origins {
+        if !origin.starts_with("https://") {
+            problems.push(problem(
+                "CORS_ORIGINS",
+                format!("contains `{origin}`, which is not an https origin"),
+                "use https:// origins only in production",
+            ));
+        }
+    }
+    if let Some(issue) = database_tls_issue(settings.database.url.expose_secret()) {
+        problems.push(problem(
+            "DATABASE_URL",
+            issue,
+            "add sslmode=require (or verify-full) to DATABASE_URL, or set DATABASE_SSLMODE",
+        ));
+    }
+    if !settings.enable_audit_logging {
+        problems.push(problem(
+            "ENABLE_AUDIT_LOGGING",
+            "is false in production",
+            "set ENABLE_AUDIT_LOGGING=true; the audit log is required in production",
+        ));
+    }
+    if !settings.rate_limit.enabled {
+        problems.push(problem(
+            "RATE_LIMIT_ENABLED",
+            "is false in production",
+            "set RATE_LIMIT_ENABLED=true",
+        ));
+    }
+}
+
+/// A remote database must be reached over TLS; loopback and Unix sockets need not.
+fn database_tls_issue(raw: &str) -> Option<String> {
+    let Ok(url) = url::Url::parse(raw) else {
+        return Some("is not a valid postgres:// URL".into());
+    };
+    let query: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
+    let host = query
+        .get("host")
+        .cloned()
+        .or_else(|| url.host_str().map(str::to_string))
+        .unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let local = host.is_empty()
+        || host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if local {
+        return None;
+    }
+    match query.get("sslmode").map(String::as_str) {
+        Some("require" | "verify-ca" | "verify-full") => None,
+        Some(mode) => Some(format!(
+            "uses sslmode={mode} for the remote host {host}; traffic could go unencrypted"
+        )),
+        None => Some(format!(
+            "has no sslmode for the remote host {host}; traffic could go unencrypted"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phrases_and_walks_are_human_chosen() {
+        for v in [
+            "correct-horse-battery-staple-correct-horse",
+            "mysupersecurekeythatnobodywillguess123",
+            "qwertyuiopasdfghjklzxcvbnm1234567890",
+            "abcdefghijklmnopqrstuvwxyz0123456789",
+        ] {
+            assert!(is_human_chosen(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn generated_keys_are_accepted() {
+        for _ in 0..3000 {
+            let hex: String = crate::crypto::random::bytes(16)
+                .unwrap()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            for v in [
+                hex,
+                crate::crypto::random::secret_string().unwrap(),
+                crate::crypto::random::fernet_key().unwrap(),
+            ] {
+                assert!(!is_human_chosen(&v), "false positive: {v}");
+                assert!(estimated_bits(&v) >= MIN_SECRET_BITS, "low estimate: {v}");
+            }
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! One error type for the HTTP edge and its RFC 9457 rendering.
+//!
+//! `AppError` maps every failure to a status and a stable problem `type`. The `render_problems`
+//! middleware makes *every* error response problem+json (including actix's own 404/405 and
+//! middleware refusals), stamps the request id on it and logs 5xx causes — the body of a 5xx never
+//! carries internal detail.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpResponse, ResponseError};
+use serde::Serialize;
+
+use super::request_id::RequestId;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+const TYPE_BASE: &str = "https://rampart.dev/problems/";
+
+/// A field-level validation message.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("payload too large")]
+    PayloadTooLarge { limit: usize },
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("too many requests")]
+    TooManyRequests { retry_after: u64 },
+    #[error("{reason} unavailable")]
+    Unavailable {
+        retry_after: u64,
+        reason: &'static str,
+    },
+    #[error("internal error: {0:#}")]
+    Internal(anyhow::Error),
+}
+
+impl AppError {
+    pub fn internal(error: impl Into<anyhow::Error>) -> Self {
+        AppError::Internal(error.into())
+    }
+
+    pub fn problem(&self) -> Problem {
+        let status = self.status_code();
+        let (slug, detail) = match self {
+            AppError::Validation(_) => (
+                "validation",
+                "The request has invalid fields; see `errors`.".to_string(),
+            ),
+            AppError::BadRequest(detail) => ("bad-request", detail.clone()),
+            AppError::Unauthorized => (
+                "unauthorized",
+                "Valid credentials are required.".to_string(),
+            ),
+            AppError::Forbidden => (
+                "forbidden",
+                "You do not have permission for this action.".to_string(),
+            ),
+            AppError::NotFound => ("not-found", "The resource does not exist.".to_string()),
+            AppError::Conflict(detail) => ("conflict", detail.clone()),
+            AppError::PayloadTooLarge { limit } => (
+                "payload-too-large",
+                format!("The request body exceeds the limit of {limit} bytes."),
+            ),
+            AppError::UnsupportedMediaType => (
+                "unsupported-media-type",
+                "Send the body as application/json.".to_string(),
+            ),
+            AppError::TooManyRequests { retry_after } => (
+                "rate-limited",
+                format!("Too many requests; retry after {retry_after} seconds."),
+            ),
+            AppError::Unavailable { retry_after, .. } => (
+                "unavailable",
+                format!(
+                    "The service is temporarily unavailable; retry after {retry_after} seconds."
+                ),
+            ),
+            AppError::Internal(_) => (
+                "internal",
+                "An unexpected error occurred. Quote the request id when reporting it.".to_string(),
+            ),
+        };
+        let errors = match self {
+            AppError::Validation(errors) => errors.clone(),
+            _ => Vec::new(),
+        };
+        Problem {
+            problem_type: format!("{TYPE_BASE}{slug}"),
+            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            status: status.as_u16(),
+            detail,
+            request_id: None,
+            errors,
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            AppError::TooManyRequests { retry_after }
+            | AppError::Unavailable { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(error: diesel::result::Error) -> Self {
+        if crate::db::is_connection_error(&error) {
+            tracing::warn!(error = %error, "database connection lost");
+            AppError::Unavailable {
+                retry_after: 1,
+                reason: "database",
+            }
+        } else {
+            AppError::internal(error)
+        }
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden => StatusCode::FORBIDDEN,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let problem = self.problem();
+        let mut builder = HttpResponse::build(self.status_code());
+        if let Some(seconds) = self.retry_after() {
+            builder.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        if matches!(self, AppError::Unauthorized) {
+            builder.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        let mut response = builder.content_type(PROBLEM_JSON).body(problem.to_json());
+        response.extensions_mut().insert(problem);
+        response
+    }
+}
+
+/// The RFC 9457 body.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+impl Problem {
+    /// A generic problem for a status produced outside our handlers (404, 405, CORS refusal ...).
+    pub fn for_status(status: StatusCode) -> Problem {
+        let (slug, detail) = match status {
+            StatusCode::NOT_FOUND => ("not-found", "No resource at this path."),
+            StatusCode::METHOD_NOT_ALLOWED => (
+                "method-not-allowed",
+                "This method is not allowed on this resource.",
+            ),
+            StatusCode::BAD_REQUEST => ("bad-request", "The request could not be understood."),
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                ("payload-too-large", "The request body is too large.")
+            }
+            StatusCode::TOO_MANY_REQUESTS => ("rate-limited", "Too many requests."),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+                "unsupported-media-type",
+                "Send the body as application/json.",
+            ),
+            s if s.is_server_error() => (
+                "internal",
+                "An unexpected error occurred. Quote the request id when reporting it.",
+            ),
+            _ => ("error", "The request failed."),
+        };
+        Problem {
+            problem_type: format!("{TYPE_BASE}{slug}"),
+            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            status: status.as_u16(),
+            detail: detail.to_string(),
+            request_id: None,
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            format!(
+                r#"{{"type":"{TYPE_BASE}internal","title":"Internal Server Error","status":500}}"#
+            )
+        })
+    }
+}
+
+/// Middleware: every error response leaves as problem+json with the request id, and every 5xx
+/// cause is logged (with the request id, through the request span) instead of being sent.
+///
+/// Errors that inner middleware *return* (rather than render) are handled with a response mapper,
+/// because the request cannot be kept alive across routing (actix needs it unshared).
+pub async fn render_problems(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let request_id = req.extensions().get::<RequestId>().map(|id| id.0.clone());
+    match next.call(req).await {
+        Ok(res) => {
+            if res.status().is_server_error() {
+                match res.response().error() {
+                    Some(error) => {
+                        tracing::error!(error = ?error, status = res.status().as_u16(), "request failed")
+                    }
+                    None => tracing::error!(status = res.status().as_u16(), "request failed"),
+                }
+            }
+            let (req, response) = res.map_into_boxed_body().into_parts();
+            Ok(ServiceResponse::new(
+                req,
+                render(response, request_id.as_deref()),
+            ))
+        }
+        Err(mut error) => {
+            if error.as_response_error().status_code().is_server_error() {
+                tracing::error!(error = ?error, "request failed");
+            }
+            error.add_response_mapper(move |res| render(res, request_id.as_deref()));
+            Err(error)
+        }
+    }
+}
+
+/// Turns an error response into problem+json (keeping status and headers); leaves successes and
+/// console HTML pages alone.
+fn render(res: HttpResponse, request_id: Option<&str>) -> HttpResponse {
+    let status = res.status();
+    if !status.is_client_error() && !status.is_server_error() {
+        return res;
+    }
+    let is_html = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/html"));
+    if is_html {
+        return res;
+    }
+    let mut problem = res
+        .extensions()
+        .get::<Problem>()
+        .cloned()
+        .unwrap_or_else(|| Problem::for_status(status));
+    problem.request_id = request_id.map(str::to_string);
+    let body = problem.to_json();
+    let mut res = res.set_body(BoxBody::new(body));
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    res.headers_mut().remove(header::CONTENT_LENGTH);
+    res
+}
