@@ -480,6 +480,7 @@ impl Layered {
             };
             self.values.insert(name, (raw, file.to_string()));
         }
+        self.apply_cors_alias();
         Ok(())
     }
 
@@ -512,7 +513,22 @@ impl Layered {
                     .insert(name, (Raw::Str(value), path.display().to_string()));
             }
         }
+        self.apply_cors_alias();
         Ok(())
+    }
+
+    /// BACKEND_CORS_ORIGINS (the FastAPI templates' name) stands for CORS_ORIGINS from the layer
+    /// that set it, unless that layer also set CORS_ORIGINS.
+    fn apply_cors_alias(&mut self) {
+        if let Some((raw, source)) = self.values.remove("BACKEND_CORS_ORIGINS") {
+            let same_layer_has_primary = self
+                .values
+                .get("CORS_ORIGINS")
+                .is_some_and(|(_, primary_source)| *primary_source == source);
+            if !same_layer_has_primary {
+                self.values.insert("CORS_ORIGINS", (raw, source));
+            }
+        }
     }
 
     fn merge_env(&mut self, env: &BTreeMap<String, String>) {
@@ -522,6 +538,7 @@ impl Layered {
                     .insert(name, (Raw::Str(value.clone()), "environment".to_string()));
             }
         }
+        self.apply_cors_alias();
     }
 
     fn get(&self, key: &str) -> Option<&Raw> {
@@ -591,12 +608,7 @@ impl Layered {
             Some(url) => url,
             None => self.database_url_from_parts()?,
         };
-        // BACKEND_CORS_ORIGINS is the alias used by FastAPI templates; CORS_ORIGINS wins if both are set.
-        let cors_origins = if self.get("CORS_ORIGINS").is_some() {
-            self.list("CORS_ORIGINS")?
-        } else {
-            self.list("BACKEND_CORS_ORIGINS")?
-        };
+        let cors_origins = self.list("CORS_ORIGINS")?;
         let log_format = match self
             .nonempty("LOG_FORMAT")?
             .unwrap_or_else(|| "auto".into())

@@ -176,6 +176,7 @@ pub fn estimated_bits(value: &str) -> f64 {
         .sum::<f64>()
         * n;
     let is_hex = chars.iter().all(|c| c.is_ascii_hexdigit())
+        && chars.iter().any(|c| c.is_ascii_alphabetic())
         && (chars.iter().all(|c| !c.is_ascii_uppercase())
             || chars.iter().all(|c| !c.is_ascii_lowercase()));
     let alphabet = if is_hex {

@@ -38,7 +38,6 @@ impl RootSpanBuilder for RampartRootSpan {
             path = %request.path(),
             client_ip = %client_ip,
             status = tracing::field::Empty,
-            latency_ms = tracing::field::Empty,
         )
     }
 
@@ -55,9 +54,6 @@ impl RootSpanBuilder for RampartRootSpan {
             Err(error) => (error.as_response_error().status_code().as_u16(), None),
         };
         span.record("status", status);
-        if let Some(ms) = latency_ms {
-            span.record("latency_ms", format!("{ms:.2}").as_str());
-        }
         span.in_scope(|| {
             tracing::info!(
                 status,

@@ -1,0 +1,177 @@
+//! The real binary: check-config, config show, keygen, --help.
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+
+use crate::support::{base_env, config_dir};
+
+/// Runs `rampart args…` with exactly `env` (plus PATH), from an empty directory so no stray .env
+/// is picked up.
+pub fn rampart(args: &[&str], env: &BTreeMap<String, String>) -> Output {
+    let cwd = std::env::temp_dir().join(format!("rampart-cli-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&cwd).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RAMPART_CONFIG_DIR", config_dir())
+        .envs(env)
+        .current_dir(&cwd)
+        .output()
+        .unwrap()
+}
+
+fn example_env() -> BTreeMap<String, String> {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example")).unwrap();
+    text.lines()
+        .filter(|l| !l.trim().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn check_config_in_production_with_example_values_fails_listing_each_problem() {
+    let mut env = example_env();
+    env.insert("ENVIRONMENT".into(), "production".into());
+    let out = rampart(&["check-config"], &env);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for key in rampart::config::settings::SECRET_KEYS {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with(&format!("error: {key}:"))),
+            "{key} not listed:\n{stderr}"
+        );
+        assert!(
+            !stderr.contains(env[*key].as_str()),
+            "{key}'s value printed"
+        );
+    }
+    assert!(
+        stderr.contains("CORS_ORIGINS"),
+        "http CORS origin not flagged:\n{stderr}"
+    );
+    // One line per problem, each with a fix.
+    let problem_lines: Vec<_> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert!(problem_lines.len() >= 8, "{stderr}");
+    assert!(problem_lines.iter().all(|l| l.contains("fix:")), "{stderr}");
+}
+
+#[test]
+fn serve_in_production_refuses_to_start_with_every_problem() {
+    let mut env = example_env();
+    env.insert("ENVIRONMENT".into(), "production".into());
+    env.insert("PORT".into(), "0".into());
+    let out = rampart(&["serve"], &env);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refusing to start"), "{stderr}");
+    for key in rampart::config::settings::SECRET_KEYS {
+        assert!(stderr.contains(key), "{key} not listed");
+    }
+}
+
+#[test]
+fn check_config_in_development_warns_but_succeeds_and_strict_fails() {
+    let mut env = example_env();
+    env.insert("ENVIRONMENT".into(), "development".into());
+    let out = rampart(&["check-config"], &env);
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("warning: JWT_SECRET"), "{stderr}");
+    let out = rampart(&["check-config", "--strict"], &env);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn keygen_output_passes_check_config_in_production() {
+    let out = rampart(&["keygen"], &BTreeMap::new());
+    assert!(out.status.success());
+    let block = String::from_utf8(out.stdout).unwrap();
+    let mut env: BTreeMap<String, String> = block
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for key in rampart::config::settings::SECRET_KEYS {
+        assert!(env.contains_key(*key), "keygen lacks {key}");
+    }
+    assert!(fernet::Fernet::new(&env["ENCRYPTION_KEY"]).is_some());
+    // Two runs never repeat a value.
+    let again = String::from_utf8(rampart(&["keygen"], &BTreeMap::new()).stdout).unwrap();
+    for key in rampart::config::settings::SECRET_KEYS {
+        assert!(!again.contains(env[*key].as_str()));
+    }
+    env.insert("ENVIRONMENT".into(), "production".into());
+    env.insert("CORS_ORIGINS".into(), "https://app.example.org".into());
+    env.insert(
+        "DATABASE_URL".into(),
+        "postgres://rampart@127.0.0.1/rampart".into(),
+    );
+    let out = rampart(&["check-config"], &env);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn config_show_redacts_secrets() {
+    let mut env = base_env("postgres://svc:db-pass-Xq81@127.0.0.1:5432/rampart");
+    env.insert("ENVIRONMENT".into(), "production".into());
+    let out = rampart(&["config", "show"], &env);
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    for key in rampart::config::settings::SECRET_KEYS {
+        assert!(
+            stdout.contains(&format!("{key}=***REDACTED***")),
+            "{key}:\n{stdout}"
+        );
+        assert!(!stdout.contains(env[*key].as_str()));
+    }
+    assert!(!stdout.contains("db-pass-Xq81"));
+    assert!(stdout.contains("ENVIRONMENT=production"));
+}
+
+#[test]
+fn unknown_key_in_config_file_exits_2() {
+    let dir =
+        std::env::temp_dir().join(format!("rampart-badcfg-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("default.toml"), "prot = 8080\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["check-config"])
+        .env_clear()
+        .env("RAMPART_CONFIG_DIR", &dir)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown key `prot`"));
+}
+
+#[test]
+fn help_is_available_for_every_command() {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["migrate", "--help"],
+        vec!["keygen", "--help"],
+        vec!["check-config", "--help"],
+        vec!["config", "show", "--help"],
+    ] {
+        let out = rampart(&args, &BTreeMap::new());
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.len() > 80, "{args:?} help too thin: {text}");
+    }
+}

@@ -1,0 +1,403 @@
+//! Layering (default.toml → <ENV>.toml → .env → environment) and every check-config rule.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use rampart::config::settings::REDACTED;
+use rampart::config::{Environment, Settings, Sources, check};
+use secrecy::ExposeSecret;
+
+use crate::support::{base_env, config_dir};
+
+fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rampart-cfg-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn load(env: BTreeMap<String, String>) -> Settings {
+    Settings::load_from(&Sources {
+        config_dir: config_dir(),
+        env,
+        dotenv: None,
+    })
+    .unwrap()
+}
+
+fn good_env() -> BTreeMap<String, String> {
+    base_env("postgres://postgres@127.0.0.1:5432/rampart")
+}
+
+fn variables(settings: &Settings) -> Vec<&'static str> {
+    check(settings).iter().map(|p| p.variable).collect()
+}
+
+#[test]
+fn layers_apply_in_order() {
+    let dir = temp_dir();
+    std::fs::write(
+        dir.join("default.toml"),
+        "port = 1000\nhost = \"0.0.0.0\"\nlog_level = \"info\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("development.toml"),
+        "port = 2000\nlog_level = \"debug\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join(".env"),
+        "PORT=3000\nCORS_ORIGINS=http://a.test,http://b.test\nHOST=10.0.0.1\n",
+    )
+    .unwrap();
+    let mut env = BTreeMap::new();
+    env.insert("HOST".to_string(), "127.0.0.2".to_string());
+    let sources = Sources {
+        config_dir: dir.clone(),
+        env,
+        dotenv: Some(dir.join(".env")),
+    };
+    let s = Settings::load_from(&sources).unwrap();
+    assert_eq!(s.environment, Environment::Development);
+    assert_eq!(
+        s.log_level, "debug",
+        "environment file overrides default.toml"
+    );
+    assert_eq!(s.port, 3000, ".env overrides the TOML files");
+    assert_eq!(s.host, "127.0.0.2", "the real environment overrides .env");
+    assert_eq!(s.cors.origins, vec!["http://a.test", "http://b.test"]);
+}
+
+#[test]
+fn dotenv_is_ignored_outside_development() {
+    let dir = temp_dir();
+    std::fs::write(dir.join(".env"), "PORT=3000\n").unwrap();
+    let mut env = BTreeMap::new();
+    env.insert("ENVIRONMENT".to_string(), "production".to_string());
+    let sources = Sources {
+        config_dir: config_dir(),
+        env,
+        dotenv: Some(dir.join(".env")),
+    };
+    let s = Settings::load_from(&sources).unwrap();
+    assert_eq!(s.environment, Environment::Production);
+    assert_eq!(s.port, 8080);
+}
+
+#[test]
+fn unknown_toml_key_is_an_error_naming_file_and_key() {
+    let dir = temp_dir();
+    std::fs::write(
+        dir.join("default.toml"),
+        "port = 1\nrate_limit_per_minit = 5\n",
+    )
+    .unwrap();
+    let err = Settings::load_from(&Sources {
+        config_dir: dir.clone(),
+        env: BTreeMap::new(),
+        dotenv: None,
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("rate_limit_per_minit"), "{err}");
+    assert!(err.contains("default.toml"), "{err}");
+}
+
+#[test]
+fn bad_values_are_errors_naming_the_variable() {
+    for (key, value) in [
+        ("PORT", "eighty"),
+        ("DEBUG", "maybe"),
+        ("TRUSTED_PROXIES", "10.0.0.0/99"),
+        ("ENVIRONMENT", "staging"),
+        ("LOG_FORMAT", "xml"),
+    ] {
+        let mut env = good_env();
+        env.insert(key.into(), value.into());
+        let err = Settings::load_from(&Sources {
+            config_dir: config_dir(),
+            env,
+            dotenv: None,
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(key), "{key}: {err}");
+    }
+}
+
+#[test]
+fn database_url_is_built_from_parts_when_unset() {
+    let mut env = good_env();
+    env.remove("DATABASE_URL");
+    for (k, v) in [
+        ("DATABASE_HOST", "db.internal"),
+        ("DATABASE_PORT", "6543"),
+        ("DATABASE_NAME", "app"),
+        ("DATABASE_USER", "svc"),
+        ("DATABASE_PASSWORD", "p@ss:w/rd"),
+        ("DATABASE_SSLMODE", "verify-full"),
+    ] {
+        env.insert(k.into(), v.into());
+    }
+    let s = load(env);
+    let url = url::Url::parse(s.database.url.expose_secret()).unwrap();
+    assert_eq!(url.host_str(), Some("db.internal"));
+    assert_eq!(url.port(), Some(6543));
+    assert_eq!(url.path(), "/app");
+    assert_eq!(url.username(), "svc");
+    assert_eq!(url.password(), Some("p%40ss%3Aw%2Frd"));
+    assert!(url.query().unwrap().contains("sslmode=verify-full"));
+}
+
+#[test]
+fn backend_cors_origins_alias_and_json_lists() {
+    let mut env = good_env();
+    env.insert(
+        "BACKEND_CORS_ORIGINS".into(),
+        r#"["https://a.example","https://b.example"]"#.into(),
+    );
+    assert_eq!(
+        load(env.clone()).cors.origins,
+        vec!["https://a.example", "https://b.example"]
+    );
+    env.insert("CORS_ORIGINS".into(), "https://c.example".into());
+    assert_eq!(
+        load(env).cors.origins,
+        vec!["https://c.example"],
+        "CORS_ORIGINS wins over the alias"
+    );
+}
+
+#[test]
+fn generated_secrets_pass() {
+    assert!(
+        check(&load(good_env())).is_empty(),
+        "{:?}",
+        check(&load(good_env()))
+    );
+}
+
+#[test]
+fn each_weak_secret_is_rejected() {
+    let weak = [
+        ("missing", None),
+        ("short", Some("Zx8#kq2LmP9v")),
+        (
+            "placeholder changeme",
+            Some("changeme-changeme-changeme-changeme-1"),
+        ),
+        (
+            "contains secret",
+            Some("my-Secret-value-aB3dE5gH7jK9mN1pQ3rS5"),
+        ),
+        (
+            "contains password",
+            Some("passwordpasswordXk29sj3kd93jd83hd7"),
+        ),
+        (
+            "your-secret-key",
+            Some("your-secret-key-aZ81kq02mX7vB4nC6dE8"),
+        ),
+        (
+            "dev-specific-key-here",
+            Some("dev-specific-key-here-9a8b7c6d5e4f3a2b"),
+        ),
+        (
+            "repeated character",
+            Some("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+        ),
+        (
+            "repeated pattern",
+            Some("ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12"),
+        ),
+        (
+            "few distinct characters",
+            Some("abababababcabababababcabababababcabababab"),
+        ),
+        ("words", Some("correct-horse-battery-staple-correct-horse")),
+        (
+            "keyboard walk",
+            Some("qwertyuiopasdfghjklzxcvbnm1234567890"),
+        ),
+        ("digits only", Some("31415926535897932384626433832795")),
+    ];
+    for (what, value) in weak {
+        let mut env = good_env();
+        match value {
+            Some(v) => env.insert("JWT_SECRET".into(), v.into()),
+            None => env.remove("JWT_SECRET"),
+        };
+        let problems = check(&load(env));
+        assert!(
+            problems.iter().any(|p| p.variable == "JWT_SECRET"),
+            "{what} should be rejected; got {problems:?}"
+        );
+        // The message never repeats the value.
+        if let Some(v) = value {
+            assert!(
+                problems.iter().all(|p| !p.to_string().contains(v)),
+                "{what}: value leaked"
+            );
+        }
+    }
+}
+
+#[test]
+fn env_example_values_are_rejected() {
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example")).unwrap();
+    let mut env = good_env();
+    for line in example.lines().filter(|l| !l.starts_with('#')) {
+        if let Some((k, v)) = line.split_once('=')
+            && rampart::config::settings::SECRET_KEYS.contains(&k)
+        {
+            env.insert(k.into(), v.into());
+        }
+    }
+    let vars = variables(&load(env));
+    for key in rampart::config::settings::SECRET_KEYS {
+        assert!(
+            vars.contains(key),
+            "{key} from .env.example accepted: {vars:?}"
+        );
+    }
+}
+
+#[test]
+fn encryption_key_must_be_fernet() {
+    let mut env = good_env();
+    // Long and random-looking, but not 32 bytes of url-safe base64.
+    env.insert(
+        "ENCRYPTION_KEY".into(),
+        "Zk3q9XvB2mN8pL4rT6yW1cD5fG7hJ0kM2nQ4sU6wY8a".into(),
+    );
+    let problems = check(&load(env));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.variable == "ENCRYPTION_KEY" && p.message.contains("Fernet")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn two_equal_secrets_are_rejected() {
+    let mut env = good_env();
+    let jwt = env["JWT_SECRET"].clone();
+    env.insert("SESSION_SECRET".into(), jwt);
+    let problems = check(&load(env));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.variable == "SESSION_SECRET" && p.message.contains("JWT_SECRET")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn production_lists_every_problem_at_once() {
+    let mut env = good_env();
+    env.insert("ENVIRONMENT".into(), "production".into());
+    env.insert("DEBUG".into(), "true".into());
+    env.insert("ALLOW_ALL_ORIGINS".into(), "true".into());
+    env.insert("CORS_ORIGINS".into(), "http://app.example.org".into());
+    env.insert(
+        "DATABASE_URL".into(),
+        "postgres://u:p@db.example.org:5432/app?sslmode=prefer".into(),
+    );
+    env.insert("ENABLE_AUDIT_LOGGING".into(), "false".into());
+    env.insert("RATE_LIMIT_ENABLED".into(), "false".into());
+    env.insert("SECRET_KEY".into(), "short".into());
+    let vars = variables(&load(env));
+    for expected in [
+        "SECRET_KEY",
+        "DEBUG",
+        "ALLOW_ALL_ORIGINS",
+        "CORS_ORIGINS",
+        "DATABASE_URL",
+        "ENABLE_AUDIT_LOGGING",
+        "RATE_LIMIT_ENABLED",
+    ] {
+        assert!(vars.contains(&expected), "{expected} missing from {vars:?}");
+    }
+}
+
+#[test]
+fn production_needs_cors_origins_and_tls_to_remote_databases() {
+    let mut env = good_env();
+    env.insert("ENVIRONMENT".into(), "production".into());
+    let vars = variables(&load(env.clone()));
+    assert!(
+        vars.contains(&"CORS_ORIGINS"),
+        "empty CORS_ORIGINS accepted"
+    );
+
+    env.insert("CORS_ORIGINS".into(), "https://app.example.org".into());
+    // Loopback and sockets need no TLS.
+    for url in [
+        "postgres://u@127.0.0.1/app",
+        "postgres://u@localhost/app",
+        "postgres://u@[::1]/app",
+        "postgres:///app?host=/var/run/postgresql",
+    ] {
+        env.insert("DATABASE_URL".into(), url.into());
+        assert!(
+            check(&load(env.clone())).is_empty(),
+            "{url}: {:?}",
+            check(&load(env.clone()))
+        );
+    }
+    for (url, ok) in [
+        ("postgres://u@db.example.org/app", false),
+        ("postgres://u@db.example.org/app?sslmode=disable", false),
+        ("postgres://u@db.example.org/app?sslmode=require", true),
+        ("postgres://u@db.example.org/app?sslmode=verify-full", true),
+    ] {
+        env.insert("DATABASE_URL".into(), url.into());
+        assert_eq!(check(&load(env.clone())).is_empty(), ok, "{url}");
+    }
+}
+
+#[test]
+fn docs_are_off_in_production_unless_asked_for() {
+    let mut env = good_env();
+    env.insert("ENVIRONMENT".into(), "production".into());
+    assert!(!load(env.clone()).docs_enabled);
+    env.insert("DOCS_ENABLED".into(), "true".into());
+    assert!(load(env).docs_enabled);
+    assert!(
+        load(good_env()).docs_enabled,
+        "on by default outside production"
+    );
+}
+
+#[test]
+fn redacted_lines_hide_every_secret_and_the_database_password() {
+    let mut env = good_env();
+    env.insert(
+        "DATABASE_URL".into(),
+        "postgres://svc:hunter2-db-pass@db.example.org/app".into(),
+    );
+    let s = load(env.clone());
+    let text = s.redacted_lines().join("\n");
+    for key in rampart::config::settings::SECRET_KEYS {
+        assert!(
+            text.contains(&format!("{key}={REDACTED}")),
+            "{key} not redacted"
+        );
+        assert!(!text.contains(env[*key].as_str()), "{key} value leaked");
+    }
+    assert!(!text.contains("hunter2-db-pass"));
+    // Debug formatting of the whole Settings is also safe.
+    let debug = format!("{s:?}");
+    for key in rampart::config::settings::SECRET_KEYS {
+        assert!(
+            !debug.contains(env[*key].as_str()),
+            "{key} leaked through Debug"
+        );
+    }
+    assert!(
+        !debug.contains("hunter2-db-pass"),
+        "database password leaked through Debug"
+    );
+}

@@ -1,0 +1,10 @@
+//! The operator's side: configuration layering and validation, and the real `rampart` binary
+//! (check-config, config show, keygen, serve's logs).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod commands;
+mod config;
+mod logs;
