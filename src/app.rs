@@ -12,7 +12,11 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
+use crate::audit::Auditor;
+use crate::clock::Clock;
 use crate::config::{Environment, Settings};
+use crate::crypto::jwt::JwtKeys;
+use crate::crypto::passwords::PasswordHasher;
 use crate::db::Pool;
 use crate::http::client_ip::TrustedProxies;
 use crate::http::error::AppError;
@@ -25,6 +29,47 @@ use crate::http::{cors, error, headers, health, hosts, limits, panic, request_id
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub pool: Pool,
+    pub clock: Clock,
+    pub jwt: Arc<JwtKeys>,
+    pub hasher: PasswordHasher,
+    pub auditor: Auditor,
+    /// HMAC-SHA256 keyed with API_KEY_HASH_SECRET (derived once, cloned per verification).
+    pub api_key_hasher: crate::api_keys::ApiKeyHasher,
+}
+
+impl AppState {
+    pub fn new(settings: Arc<Settings>, pool: Pool, clock: Clock) -> Result<AppState, AppError> {
+        Ok(AppState {
+            jwt: Arc::new(crate::auth::jwt_keys(&settings)?),
+            hasher: crate::accounts::cli::hasher_from(&settings)?,
+            api_key_hasher: crate::api_keys::hasher_from(&settings)?,
+            auditor: {
+                let clock = clock.clone();
+                Auditor::from_settings(&settings)
+                    .map_err(|e| AppError::internal(anyhow::anyhow!("audit log: {e}")))?
+                    .with_clock(move || clock.now())
+            },
+            settings,
+            pool,
+            clock,
+        })
+    }
+}
+
+/// What tests may vary: extra routes mounted inside the full middleware stack, and the clock.
+#[derive(Clone)]
+pub struct Options {
+    pub extra: ExtraRoutes,
+    pub clock: Clock,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            extra: no_extra_routes(),
+            clock: Clock::system(),
+        }
+    }
 }
 
 /// Extra routes mounted inside the full middleware stack. Production passes `no_extra_routes`;
@@ -43,10 +88,10 @@ pub struct Application {
 
 impl Application {
     pub fn build(settings: Settings) -> Result<Application, AppError> {
-        Application::build_with(settings, no_extra_routes())
+        Application::build_with(settings, Options::default())
     }
 
-    pub fn build_with(settings: Settings, extra: ExtraRoutes) -> Result<Application, AppError> {
+    pub fn build_with(settings: Settings, options: Options) -> Result<Application, AppError> {
         let listener = TcpListener::bind(settings.bind_address()).map_err(|e| {
             AppError::internal(anyhow::anyhow!(
                 "cannot listen on {}: {e}",
@@ -55,7 +100,8 @@ impl Application {
         })?;
         let port = listener.local_addr().map_err(AppError::internal)?.port();
         let pool = Pool::new(&settings.database);
-        let server = run(listener, Arc::new(settings), pool.clone(), extra)?;
+        let state = AppState::new(Arc::new(settings), pool.clone(), options.clock)?;
+        let server = run(listener, state, options.extra)?;
         Ok(Application { port, server, pool })
     }
 
@@ -76,17 +122,10 @@ impl Application {
     }
 }
 
-fn run(
-    listener: TcpListener,
-    settings: Arc<Settings>,
-    pool: Pool,
-    extra: ExtraRoutes,
-) -> Result<Server, AppError> {
-    // Built once, outside the factory: every worker shares the same state.
-    let state = web::Data::new(AppState {
-        settings: settings.clone(),
-        pool,
-    });
+fn run(listener: TcpListener, state: AppState, extra: ExtraRoutes) -> Result<Server, AppError> {
+    // Built once, outside the factory: every worker shares the same state (and limits).
+    let settings = state.settings.clone();
+    let state = web::Data::new(state);
     let proxies = Arc::new(TrustedProxies(settings.trusted_proxies.clone()));
     let header_config = Arc::new(SecurityHeaders {
         enabled: settings.security_headers_enabled,
@@ -107,6 +146,8 @@ fn run(
             .app_data(limits::json_config(max_body))
             .app_data(limits::payload_config(max_body))
             .configure(health::routes)
+            .configure(|cfg| crate::auth::api_routes().register(cfg))
+            .configure(crate::auth::jwks_route)
             .configure(|cfg| extra(cfg))
             .wrap(from_fn(panic::catch_panic))
             .wrap(from_fn(limits::limit_body))

@@ -61,6 +61,68 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Create an administrator account.
+    ///
+    /// The password is read from stdin with --password-stdin (first line, used exactly as typed),
+    /// or generated and printed once. With --if-no-admin nothing happens when an admin exists
+    /// (used by `make run` to bootstrap the first admin once).
+    CreateAdmin {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of stdin instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Do nothing (successfully) if any admin account already exists.
+        #[arg(long)]
+        if_no_admin: bool,
+    },
+    /// Verify or prune the tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Manage user accounts from the command line.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the audit log's hash chain and report the first row that does not verify.
+    ///
+    /// Prints `OK: N rows verified` (exit 0), or the first bad row and why — edited, deleted,
+    /// reordered, inserted — (exit 1). Needs SECRET_KEY (the chain's key is derived from it).
+    /// Appends an `audit.verified` row recording the result.
+    Verify,
+    /// Remove audit rows older than a date, keeping the rest verifiable.
+    ///
+    /// Removes the oldest rows that occurred before DATE, records a checkpoint (the last removed
+    /// row's hash, authenticated with the audit key) and an `audit.pruned` row. Refuses, removing
+    /// nothing, when the chain does not verify.
+    Prune {
+        /// YYYY-MM-DD (midnight UTC) or an RFC 3339 timestamp.
+        #[arg(long)]
+        before: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Import accounts from an older system, keeping their password hashes.
+    ///
+    /// FILE is CSV: username,email,password_hash[,role] (an optional header line is skipped).
+    /// Hashes may be argon2 (PHC strings) or bcrypt ($2a$/$2b$/$2y$, cost 10–14); they are
+    /// upgraded to argon2id at each user's next successful login. The whole file is checked
+    /// first: if any row is bad, nothing is imported, every bad row is listed with its line
+    /// number, and the exit status is 1.
+    Import {
+        /// The CSV file.
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,6 +147,18 @@ pub fn run() -> ExitCode {
         Command::CheckConfig { strict } => {
             with_settings(|settings| check_config(&settings, strict))
         }
+        Command::CreateAdmin {
+            username,
+            email,
+            password_stdin,
+            if_no_admin,
+        } => with_settings(|settings| {
+            create_admin(&settings, &username, &email, password_stdin, if_no_admin)
+        }),
+        Command::Users {
+            command: UsersCommand::Import { file },
+        } => with_settings(|settings| import_users(&settings, &file)),
+        Command::Audit { command } => with_settings(|settings| audit(&settings, command)),
         Command::Config {
             command: ConfigCommand::Show,
         } => with_settings(|settings| {
@@ -141,17 +215,149 @@ fn check_config(settings: &Settings, strict: bool) -> ExitCode {
     }
 }
 
-fn migrate(settings: &Settings, revert: bool) -> ExitCode {
+/// One direct connection for an operator command, or a printed error.
+fn connect(settings: &Settings) -> Option<PgConnection> {
     let url = settings.database.url.expose_secret();
-    let mut conn = match PgConnection::establish(url) {
-        Ok(conn) => conn,
+    match PgConnection::establish(url) {
+        Ok(conn) => Some(conn),
         Err(error) => {
             eprintln!(
                 "error: cannot connect to {}: {error}",
                 redact_url_password(url)
             );
+            None
+        }
+    }
+}
+
+fn auditor(settings: &Settings) -> Option<crate::audit::Auditor> {
+    // Operator commands chain audit rows with the real key: SECRET_KEY is required here.
+    match crate::audit::Auditor::for_operator(settings) {
+        Ok(a) => Some(a),
+        Err(error) => {
+            eprintln!("error: audit log: {error}");
+            None
+        }
+    }
+}
+
+fn create_admin(
+    settings: &Settings,
+    username: &str,
+    email: &str,
+    password_stdin: bool,
+    if_no_admin: bool,
+) -> ExitCode {
+    let (Some(mut conn), Some(auditor)) = (connect(settings), auditor(settings)) else {
+        return ExitCode::FAILURE;
+    };
+    if if_no_admin {
+        match crate::accounts::cli::any_admin(&mut conn) {
+            Ok(true) => {
+                println!("an admin account already exists; nothing to do");
+                return ExitCode::SUCCESS;
+            }
+            Ok(false) => {}
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let password = if password_stdin {
+        match crate::accounts::cli::read_password_stdin() {
+            Ok(p) => Some(p),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    match crate::accounts::cli::create_admin(
+        &mut conn, settings, &auditor, username, email, password,
+    ) {
+        Ok(created) => {
+            println!("created admin {} <{}>", created.username, created.email);
+            if let Some(password) = created.generated_password {
+                println!("password (shown once, store it now): {password}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            print_app_error(&error);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn import_users(settings: &Settings, file: &std::path::Path) -> ExitCode {
+    let (Some(mut conn), Some(auditor)) = (connect(settings), auditor(settings)) else {
+        return ExitCode::FAILURE;
+    };
+    match crate::accounts::cli::import_users(&mut conn, &auditor, file) {
+        Ok(Ok(count)) => {
+            println!("imported {count} user(s)");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(problems)) => {
+            for p in &problems {
+                eprintln!("line {}: {}", p.line, p.message);
+            }
+            eprintln!("{} problem(s); nothing was imported", problems.len());
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            print_app_error(&error);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Field errors one per line; other errors as their message.
+fn print_app_error(error: &crate::http::error::AppError) {
+    use crate::http::error::AppError;
+    match error {
+        AppError::Validation(errors) | AppError::Conflict(errors) => {
+            for e in errors {
+                eprintln!("error: {} {}", e.field, e.message);
+            }
+        }
+        other => eprintln!("error: {other}"),
+    }
+}
+
+fn audit(settings: &Settings, command: AuditCommand) -> ExitCode {
+    let auditor = match crate::audit::Auditor::for_operator(settings) {
+        Ok(auditor) => auditor,
+        Err(error) => {
+            eprintln!("error: audit log: {error}");
             return ExitCode::FAILURE;
         }
+    };
+    let before = match &command {
+        AuditCommand::Prune { before } => match crate::audit::parse_before(before) {
+            Ok(at) => Some(at),
+            Err(error) => {
+                eprintln!("error: --before: {error}");
+                return ExitCode::from(2);
+            }
+        },
+        AuditCommand::Verify => None,
+    };
+    let Some(mut conn) = connect(settings) else {
+        return ExitCode::FAILURE;
+    };
+    match before {
+        None => crate::audit::cli_verify(&auditor, &mut conn),
+        Some(before) => crate::audit::cli_prune(&auditor, &mut conn, before),
+    }
+}
+
+fn migrate(settings: &Settings, revert: bool) -> ExitCode {
+    let Some(mut conn) = connect(settings) else {
+        return ExitCode::FAILURE;
     };
     let result = if revert {
         migrations::revert_last(&mut conn).map(|v| vec![v])

@@ -1,10 +1,16 @@
 //! rampart: a security-first backend service. See README.md and ../shared/DESIGN.md.
 
+pub mod accounts;
+pub mod api_keys;
 pub mod app;
+pub mod audit;
+pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod http;
 pub mod serve;
+pub mod sessions;
 pub mod telemetry;

@@ -64,6 +64,26 @@ pub const KNOWN_KEYS: &[&str] = &[
     "LOG_FORMAT",
     "ENABLE_AUDIT_LOGGING",
     "DOCS_ENABLED",
+    "JWT_ALGORITHM",
+    "JWT_PRIVATE_KEY_FILE",
+    "JWT_PUBLIC_KEY_FILES",
+    "JWT_PREVIOUS_SECRETS",
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
+    "ACCESS_TOKEN_TTL_SECONDS",
+    "REFRESH_TOKEN_TTL_DAYS",
+    "REFRESH_TOKEN_IDLE_DAYS",
+    "PASSWORD_POLICY",
+    "ARGON2_MEMORY_KIB",
+    "ARGON2_ITERATIONS",
+    "ARGON2_PARALLELISM",
+    "PASSWORD_HASH_CONCURRENCY",
+    "PASSWORD_HASH_QUEUE",
+    "LOCKOUT_THRESHOLD",
+    "LOCKOUT_BASE_SECONDS",
+    "LOCKOUT_MAX_SECONDS",
+    "API_KEY_MAX_PER_USER",
+    "API_KEY_ROTATION_GRACE_HOURS",
 ];
 
 /// The secrets, by variable name, in the order they are reported.
@@ -182,6 +202,48 @@ pub struct CorsSettings {
     pub allow_all_origins: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordPolicy {
+    /// ASVS 5.0 / NIST 800-63B: 12–128 characters, no composition rules.
+    Modern,
+    /// Additionally the source documents' rule: 8–128 with upper + lower + digit.
+    Classic,
+}
+
+/// Accounts, tokens and sessions.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// HS256 | EdDSA | ES256.
+    pub jwt_algorithm: String,
+    pub jwt_private_key_file: Option<PathBuf>,
+    /// `kid=path` pairs, newest first; for HS256 rotation use JWT_PREVIOUS_SECRETS instead.
+    pub jwt_public_key_files: Vec<(String, PathBuf)>,
+    pub jwt_previous_secrets: Vec<SecretString>,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub refresh_token_idle: Duration,
+    pub password_policy: PasswordPolicy,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    pub hash_concurrency: usize,
+    pub hash_queue: usize,
+    pub lockout_threshold: i32,
+    pub lockout_base: Duration,
+    pub lockout_max: Duration,
+}
+
+/// API keys (DESIGN §3).
+#[derive(Debug, Clone)]
+pub struct ApiKeySettings {
+    /// Live (not revoked, expired or rotated out) keys a user may hold.
+    pub max_per_user: u32,
+    /// How long a rotated key keeps working next to its replacement (zero: not at all).
+    pub rotation_grace: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct RateLimitSettings {
     pub enabled: bool,
@@ -211,6 +273,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub enable_audit_logging: bool,
     pub docs_enabled: bool,
+    pub auth: AuthSettings,
+    pub api_keys: ApiKeySettings,
     /// Whether DOCS_ENABLED was given explicitly (production keeps docs off unless it was).
     pub docs_explicit: bool,
     /// Where each non-default value came from, for `config show`.
@@ -402,6 +466,97 @@ impl Settings {
                 self.enable_audit_logging.to_string(),
             ),
             ("DOCS_ENABLED".into(), self.docs_enabled.to_string()),
+            ("JWT_ALGORITHM".into(), self.auth.jwt_algorithm.clone()),
+            (
+                "JWT_PRIVATE_KEY_FILE".into(),
+                self.auth
+                    .jwt_private_key_file
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            ),
+            (
+                "JWT_PUBLIC_KEY_FILES".into(),
+                self.auth
+                    .jwt_public_key_files
+                    .iter()
+                    .map(|(kid, p)| format!("{kid}={}", p.display()))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            (
+                "JWT_PREVIOUS_SECRETS".into(),
+                if self.auth.jwt_previous_secrets.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "{REDACTED} ({} secret(s))",
+                        self.auth.jwt_previous_secrets.len()
+                    )
+                },
+            ),
+            ("JWT_ISSUER".into(), self.auth.jwt_issuer.clone()),
+            ("JWT_AUDIENCE".into(), self.auth.jwt_audience.clone()),
+            (
+                "ACCESS_TOKEN_TTL_SECONDS".into(),
+                self.auth.access_token_ttl.as_secs().to_string(),
+            ),
+            (
+                "REFRESH_TOKEN_TTL_DAYS".into(),
+                (self.auth.refresh_token_ttl.as_secs() / 86_400).to_string(),
+            ),
+            (
+                "REFRESH_TOKEN_IDLE_DAYS".into(),
+                (self.auth.refresh_token_idle.as_secs() / 86_400).to_string(),
+            ),
+            (
+                "PASSWORD_POLICY".into(),
+                match self.auth.password_policy {
+                    PasswordPolicy::Modern => "modern",
+                    PasswordPolicy::Classic => "classic",
+                }
+                .into(),
+            ),
+            (
+                "ARGON2_MEMORY_KIB".into(),
+                self.auth.argon2_memory_kib.to_string(),
+            ),
+            (
+                "ARGON2_ITERATIONS".into(),
+                self.auth.argon2_iterations.to_string(),
+            ),
+            (
+                "ARGON2_PARALLELISM".into(),
+                self.auth.argon2_parallelism.to_string(),
+            ),
+            (
+                "PASSWORD_HASH_CONCURRENCY".into(),
+                self.auth.hash_concurrency.to_string(),
+            ),
+            (
+                "PASSWORD_HASH_QUEUE".into(),
+                self.auth.hash_queue.to_string(),
+            ),
+            (
+                "LOCKOUT_THRESHOLD".into(),
+                self.auth.lockout_threshold.to_string(),
+            ),
+            (
+                "LOCKOUT_BASE_SECONDS".into(),
+                self.auth.lockout_base.as_secs().to_string(),
+            ),
+            (
+                "LOCKOUT_MAX_SECONDS".into(),
+                self.auth.lockout_max.as_secs().to_string(),
+            ),
+            (
+                "API_KEY_MAX_PER_USER".into(),
+                self.api_keys.max_per_user.to_string(),
+            ),
+            (
+                "API_KEY_ROTATION_GRACE_HOURS".into(),
+                (self.api_keys.rotation_grace.as_secs() / 3600).to_string(),
+            ),
         ]);
         out.into_iter()
             .map(|(k, v)| match self.sources.get(&k) {
@@ -718,8 +873,89 @@ impl Layered {
             log_format,
             enable_audit_logging: self.boolean("ENABLE_AUDIT_LOGGING", true)?,
             docs_enabled,
+            auth: self.auth_settings()?,
+            api_keys: self.api_key_settings()?,
             docs_explicit,
             sources,
+        })
+    }
+
+    fn auth_settings(&self) -> Result<AuthSettings, ConfigError> {
+        let policy = match self
+            .nonempty("PASSWORD_POLICY")?
+            .unwrap_or_else(|| "modern".into())
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "modern" | "nist" | "asvs" => PasswordPolicy::Modern,
+            "classic" => PasswordPolicy::Classic,
+            other => {
+                return Err(ConfigError::invalid(
+                    "PASSWORD_POLICY",
+                    format!("`{other}` is not one of modern, classic"),
+                ));
+            }
+        };
+        let mut public_keys = Vec::new();
+        for item in self.list("JWT_PUBLIC_KEY_FILES")? {
+            let Some((kid, path)) = item.split_once('=') else {
+                return Err(ConfigError::invalid(
+                    "JWT_PUBLIC_KEY_FILES",
+                    "entries must be kid=path",
+                ));
+            };
+            public_keys.push((kid.trim().to_string(), PathBuf::from(path.trim())));
+        }
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let leeway_days = |key: &str, default: u64| -> Result<Duration, ConfigError> {
+            Ok(Duration::from_secs(
+                self.number::<u64>(key, default)? * 86_400,
+            ))
+        };
+        Ok(AuthSettings {
+            jwt_algorithm: self
+                .nonempty("JWT_ALGORITHM")?
+                .unwrap_or_else(|| "HS256".into()),
+            jwt_private_key_file: self.nonempty("JWT_PRIVATE_KEY_FILE")?.map(PathBuf::from),
+            jwt_public_key_files: public_keys,
+            jwt_previous_secrets: self
+                .list("JWT_PREVIOUS_SECRETS")?
+                .into_iter()
+                .map(SecretString::from)
+                .collect(),
+            jwt_issuer: self
+                .nonempty("JWT_ISSUER")?
+                .unwrap_or_else(|| "rampart".into()),
+            jwt_audience: self
+                .nonempty("JWT_AUDIENCE")?
+                .unwrap_or_else(|| "rampart-api".into()),
+            access_token_ttl: Duration::from_secs(self.number("ACCESS_TOKEN_TTL_SECONDS", 900)?),
+            refresh_token_ttl: leeway_days("REFRESH_TOKEN_TTL_DAYS", 30)?,
+            refresh_token_idle: leeway_days("REFRESH_TOKEN_IDLE_DAYS", 7)?,
+            password_policy: policy,
+            argon2_memory_kib: self.number("ARGON2_MEMORY_KIB", 19_456)?,
+            argon2_iterations: self.number("ARGON2_ITERATIONS", 2)?,
+            argon2_parallelism: self.number("ARGON2_PARALLELISM", 1)?,
+            hash_concurrency: self.number("PASSWORD_HASH_CONCURRENCY", cores)?.max(1),
+            hash_queue: self.number("PASSWORD_HASH_QUEUE", 64)?,
+            lockout_threshold: self.number("LOCKOUT_THRESHOLD", 5)?.max(1),
+            lockout_base: Duration::from_secs(self.number("LOCKOUT_BASE_SECONDS", 60)?),
+            lockout_max: Duration::from_secs(self.number("LOCKOUT_MAX_SECONDS", 900)?),
+        })
+    }
+
+    fn api_key_settings(&self) -> Result<ApiKeySettings, ConfigError> {
+        let max_per_user: u32 = self.number("API_KEY_MAX_PER_USER", 25)?;
+        if max_per_user == 0 {
+            return Err(ConfigError::invalid(
+                "API_KEY_MAX_PER_USER",
+                "must be at least 1",
+            ));
+        }
+        let grace_hours: u64 = self.number("API_KEY_ROTATION_GRACE_HOURS", 24)?;
+        Ok(ApiKeySettings {
+            max_per_user,
+            rotation_grace: Duration::from_secs(grace_hours.saturating_mul(3600)),
         })
     }
 

@@ -68,6 +68,7 @@ const KEYGEN_FIX: &str = "generate a fresh value with `rampart keygen`";
 pub fn check(settings: &Settings) -> Vec<Problem> {
     let mut problems = Vec::new();
     check_secrets(settings, &mut problems);
+    check_tokens(settings, &mut problems);
     if settings.environment == Environment::Production {
         check_production(settings, &mut problems);
     }
@@ -250,6 +251,59 @@ fn example_values() -> Vec<String> {
             (!value.is_empty()).then(|| value.to_string())
         })
         .collect()
+}
+
+fn check_tokens(settings: &Settings, problems: &mut Vec<Problem>) {
+    let auth = &settings.auth;
+    match auth.jwt_algorithm.as_str() {
+        "HS256" => {}
+        "EdDSA" | "ES256" => {
+            match &auth.jwt_private_key_file {
+                None => problems.push(problem(
+                    "JWT_PRIVATE_KEY_FILE",
+                    format!("is required with JWT_ALGORITHM={}", auth.jwt_algorithm),
+                    "point it at the PKCS#8 PEM private key that signs access tokens",
+                )),
+                Some(path) if !path.is_file() => problems.push(problem(
+                    "JWT_PRIVATE_KEY_FILE",
+                    format!("names {}, which is not a readable file", path.display()),
+                    "point it at the PKCS#8 PEM private key",
+                )),
+                Some(_) => {}
+            }
+            if auth.jwt_public_key_files.is_empty() {
+                problems.push(problem(
+                    "JWT_PUBLIC_KEY_FILES",
+                    format!("is required with JWT_ALGORITHM={}", auth.jwt_algorithm),
+                    "list kid=path entries for the public keys, newest (the signing key's) first",
+                ));
+            }
+            for (kid, path) in &auth.jwt_public_key_files {
+                if !path.is_file() {
+                    problems.push(problem(
+                        "JWT_PUBLIC_KEY_FILES",
+                        format!(
+                            "entry `{kid}` names {}, which is not a readable file",
+                            path.display()
+                        ),
+                        "fix the path",
+                    ));
+                }
+            }
+        }
+        other => problems.push(problem(
+            "JWT_ALGORITHM",
+            format!("`{other}` is not allowed (RS256 and `none` are refused for our own tokens)"),
+            "use HS256, EdDSA or ES256",
+        )),
+    }
+    if auth.access_token_ttl.as_secs() < 60 || auth.access_token_ttl.as_secs() > 3600 {
+        problems.push(problem(
+            "ACCESS_TOKEN_TTL_SECONDS",
+            "is outside 60–3600 seconds",
+            "keep access tokens short-lived (default 900); refresh tokens carry the long session",
+        ));
+    }
 }
 
 fn check_production(settings: &Settings, problems: &mut Vec<Problem>) {

@@ -1,3 +1,5 @@
 //! Cryptographic building blocks. Randomness always comes from the operating system.
 
+pub mod jwt;
+pub mod passwords;
 pub mod random;

@@ -1,1 +1,117 @@
 // @generated automatically by Diesel CLI.
+
+diesel::table! {
+    api_keys (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        name -> Text,
+        prefix -> Text,
+        key_hash -> Bytea,
+        scopes -> Array<Text>,
+        created_at -> Timestamptz,
+        expires_at -> Nullable<Timestamptz>,
+        last_used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+        revoked_by -> Nullable<Uuid>,
+        revoke_reason -> Nullable<Text>,
+        rotated_to -> Nullable<Uuid>,
+        grace_until -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    audit_aggregates (action, ip, window_start) {
+        action -> Text,
+        ip -> Inet,
+        window_start -> Timestamptz,
+        event_count -> Int8,
+        last_seen_at -> Timestamptz,
+        log_id -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    audit_checkpoints (id) {
+        id -> Int8,
+        created_at -> Timestamptz,
+        pruned_before -> Timestamptz,
+        last_pruned_id -> Int8,
+        last_pruned_hash -> Bytea,
+        pruned_count -> Int8,
+        prev_mac -> Bytea,
+        mac -> Bytea,
+    }
+}
+
+diesel::table! {
+    audit_logs (id) {
+        id -> Int8,
+        occurred_at -> Timestamptz,
+        actor_type -> Text,
+        actor_id -> Nullable<Text>,
+        action -> Text,
+        outcome -> Text,
+        target_type -> Nullable<Text>,
+        target_id -> Nullable<Text>,
+        ip -> Nullable<Inet>,
+        user_agent -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        metadata -> Jsonb,
+        prev_hash -> Bytea,
+        hash -> Bytea,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Bytea,
+        session_id -> Uuid,
+        created_at -> Timestamptz,
+        spent_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        created_at -> Timestamptz,
+        last_used_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        revoked_reason -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        username -> Text,
+        email -> Text,
+        password_hash -> Text,
+        role -> Text,
+        active -> Bool,
+        display_name -> Nullable<Text>,
+        failed_logins -> Int4,
+        locked_until -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(audit_aggregates -> audit_logs (log_id));
+diesel::joinable!(refresh_tokens -> sessions (session_id));
+diesel::joinable!(sessions -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    api_keys,
+    audit_aggregates,
+    audit_checkpoints,
+    audit_logs,
+    refresh_tokens,
+    sessions,
+    users,
+);

@@ -46,8 +46,8 @@ pub enum AppError {
     Forbidden,
     #[error("not found")]
     NotFound,
-    #[error("conflict: {0}")]
-    Conflict(String),
+    #[error("conflict")]
+    Conflict(Vec<FieldError>),
     #[error("payload too large")]
     PayloadTooLarge { limit: usize },
     #[error("unsupported media type")]
@@ -85,7 +85,10 @@ impl AppError {
                 "You do not have permission for this action.".to_string(),
             ),
             AppError::NotFound => ("not-found", "The resource does not exist.".to_string()),
-            AppError::Conflict(detail) => ("conflict", detail.clone()),
+            AppError::Conflict(_) => (
+                "conflict",
+                "The request conflicts with existing data; see `errors`.".to_string(),
+            ),
             AppError::PayloadTooLarge { limit } => (
                 "payload-too-large",
                 format!("The request body exceeds the limit of {limit} bytes."),
@@ -110,7 +113,7 @@ impl AppError {
             ),
         };
         let errors = match self {
-            AppError::Validation(errors) => errors.clone(),
+            AppError::Validation(errors) | AppError::Conflict(errors) => errors.clone(),
             _ => Vec::new(),
         };
         Problem {

@@ -4,7 +4,13 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod accounts;
+mod api_keys;
+mod audit;
 mod database;
 mod errors;
 mod health;
 mod http_hardening;
+mod permissions;
+mod sessions;
+mod tokens;

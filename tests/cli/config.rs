@@ -401,3 +401,19 @@ fn redacted_lines_hide_every_secret_and_the_database_password() {
         "database password leaked through Debug"
     );
 }
+
+#[test]
+fn token_settings_are_checked() {
+    let mut env = good_env();
+    env.insert("JWT_ALGORITHM".into(), "RS256".into());
+    assert!(variables(&load(env.clone())).contains(&"JWT_ALGORITHM"));
+    env.insert("JWT_ALGORITHM".into(), "EdDSA".into());
+    let vars = variables(&load(env.clone()));
+    assert!(
+        vars.contains(&"JWT_PRIVATE_KEY_FILE") && vars.contains(&"JWT_PUBLIC_KEY_FILES"),
+        "{vars:?}"
+    );
+    env.insert("JWT_ALGORITHM".into(), "HS256".into());
+    env.insert("ACCESS_TOKEN_TTL_SECONDS".into(), "86400".into());
+    assert!(variables(&load(env)).contains(&"ACCESS_TOKEN_TTL_SECONDS"));
+}

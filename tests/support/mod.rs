@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rampart::app::{Application, ExtraRoutes, no_extra_routes};
+use rampart::app::{Application, ExtraRoutes, Options, no_extra_routes};
+use rampart::clock::Clock;
 use rampart::config::{Settings, Sources};
 
 pub use db::TestDb;
@@ -21,6 +22,10 @@ pub fn base_env(database_url: &str) -> BTreeMap<String, String> {
     env.insert("PORT".into(), "0".into());
     env.insert("DATABASE_URL".into(), database_url.into());
     env.insert("DATABASE_POOL_TIMEOUT_MS".into(), "1000".into());
+    // Tests hash many passwords: the OWASP parameters cost ~30 ms each, which adds up without
+    // changing what is tested; the benchmarks measure the real ones.
+    env.insert("ARGON2_MEMORY_KIB".into(), "8192".into());
+    env.insert("ARGON2_ITERATIONS".into(), "1".into());
     for line in rampart::crypto::random::env_block().unwrap().lines() {
         if let Some((k, v)) = line.split_once('=')
             && !k.starts_with('#')
@@ -50,6 +55,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: Option<TestDb>,
     pub settings: Settings,
+    /// The app's clock: `app.clock.advance(..)` moves time for every time-based rule.
+    pub clock: Clock,
 }
 
 pub struct AppBuilder {
@@ -77,7 +84,12 @@ impl AppBuilder {
             let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
         }
         let settings = settings_from(self.env);
-        let app = Application::build_with(settings.clone(), self.extra).expect("build app");
+        let clock = Clock::system();
+        let options = Options {
+            extra: self.extra,
+            clock: clock.clone(),
+        };
+        let app = Application::build_with(settings.clone(), options).expect("build app");
         let port = app.port();
         actix_web::rt::spawn(app.run_until_stopped());
         let client = reqwest::Client::builder()
@@ -90,6 +102,7 @@ impl AppBuilder {
             client,
             db: self.db,
             settings,
+            clock,
         }
     }
 }
@@ -125,4 +138,110 @@ impl TestApp {
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.unwrap()
     }
+}
+
+pub const PASSWORD: &str = "correct horse battery staple 42";
+
+impl TestApp {
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_auth(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn register(&self, username: &str) -> serde_json::Value {
+        let res = self
+            .post_json(
+                "/api/v1/auth/register",
+                &serde_json::json!({
+                    "username": username,
+                    "email": format!("{}@example.org", username.to_lowercase()),
+                    "password": PASSWORD,
+                }),
+            )
+            .await;
+        assert_eq!(res.status(), 201, "register {username}");
+        res.json().await.unwrap()
+    }
+
+    pub async fn login_as(&self, login: &str, password: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/v1/auth/login",
+            &serde_json::json!({ "login": login, "password": password }),
+        )
+        .await
+    }
+
+    /// Registers `username` and logs in: the token pair.
+    pub async fn user(&self, username: &str) -> Tokens {
+        self.register(username).await;
+        self.login(username).await
+    }
+
+    pub async fn login(&self, username: &str) -> Tokens {
+        let res = self.login_as(username, PASSWORD).await;
+        assert_eq!(res.status(), 200, "login {username}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        Tokens {
+            access: body["access_token"].as_str().unwrap().to_string(),
+            refresh: body["refresh_token"].as_str().unwrap().to_string(),
+            session_id: body["session_id"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// Runs SQL on the app's database (as the superuser the tests connect with).
+    pub fn sql(&self, statement: &str) {
+        use diesel::RunQueryDsl;
+        let mut conn = self.db.as_ref().unwrap().connect();
+        diesel::sql_query(statement).execute(&mut conn).unwrap();
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+    pub session_id: String,
+}
+
+/// Sends a hand-written request head (no body) and returns the raw response. For requests a
+/// normal client cannot make, e.g. a declared Content-Length with the body withheld, so an early
+/// 413 can be read deterministically (a client still writing its body may see a reset instead).
+///
+/// The socket work runs on a blocking thread: the test's own thread drives the server.
+pub async fn raw_http(port: u16, head: &str) -> (u16, String) {
+    let head = head.to_string();
+    actix_web::rt::task::spawn_blocking(move || raw_http_blocking(port, &head))
+        .await
+        .unwrap()
+}
+
+fn raw_http_blocking(port: u16, head: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
 }

@@ -1,0 +1,453 @@
+//! Accounts: registration, login (with lockout and hash upgrades), profile, password change,
+//! and the operator paths (create-admin, import). Owns the `users` table. Sessions and tokens are
+//! issued through `sessions`; every security event is audited in the same transaction as its
+//! change. Never returns or logs a password hash.
+
+pub mod cli;
+pub mod model;
+pub mod routes;
+pub mod store;
+
+use diesel::Connection;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use secrecy::SecretString;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use self::model::{Email, NewPassword, NewUser, User, UserView, Username};
+use crate::app::AppState;
+use crate::audit::{Action, Actor, Event, Outcome, RequestMeta};
+use crate::auth::{Principal, Role};
+use crate::clock;
+use crate::crypto::passwords::HashError;
+use crate::http::error::{AppError, FieldError};
+use crate::sessions::{self, AppStateRef, TokenPair};
+
+impl From<HashError> for AppError {
+    fn from(error: HashError) -> Self {
+        match error {
+            HashError::Busy => AppError::Unavailable {
+                retry_after: 1,
+                reason: "password hashing",
+            },
+            other => AppError::internal(anyhow::anyhow!("password hashing failed: {other}")),
+        }
+    }
+}
+
+pub struct Registration {
+    pub username: String,
+    pub email: String,
+    pub password: SecretString,
+}
+
+/// Validates every field (all errors at once), hashes, and creates the account.
+pub async fn register(
+    state: &AppState,
+    input: Registration,
+    meta: RequestMeta,
+) -> Result<UserView, AppError> {
+    let mut errors = Vec::new();
+    let username = Username::parse(&input.username)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let email = Email::parse(&input.email).map_err(|e| errors.push(e)).ok();
+    let password = match NewPassword::parse(
+        input.password,
+        state.settings.auth.password_policy,
+        username.as_ref().map(Username::as_str),
+        email.as_ref(),
+        "password",
+    ) {
+        Ok(p) => Some(p),
+        Err(mut e) => {
+            errors.append(&mut e);
+            None
+        }
+    };
+    let (Some(username), Some(email), Some(password)) = (username, email, password) else {
+        return Err(AppError::Validation(errors));
+    };
+    let hash = state.hasher.hash(password.into_secret()).await?;
+    let role = if state
+        .settings
+        .admin_emails
+        .iter()
+        .any(|e| e == email.as_str())
+    {
+        Role::Admin
+    } else {
+        Role::DEFAULT
+    };
+    let now = state.clock.now();
+    let auditor = state.auditor.clone();
+    let user = state
+        .pool
+        .run(move |conn| {
+            conn.transaction::<_, AppError, _>(|conn| {
+                let user = create_user(conn, &username, &email, &hash, role, now)?;
+                auditor.record(
+                    conn,
+                    &meta,
+                    Event {
+                        action: Action::UserRegistered,
+                        outcome: Outcome::Success,
+                        actor: Actor::user(user.id),
+                        target: Some(("user".into(), user.id.to_string())),
+                        metadata: serde_json::json!({ "role": user.role }),
+                    },
+                )?;
+                Ok(user)
+            })
+        })
+        .await?;
+    Ok(UserView::from(&user))
+}
+
+/// Inserts a user; duplicate username (any case) or email become field errors (409).
+pub fn create_user(
+    conn: &mut diesel::PgConnection,
+    username: &Username,
+    email: &Email,
+    hash: &str,
+    role: Role,
+    now: OffsetDateTime,
+) -> Result<User, AppError> {
+    let mut conflicts = Vec::new();
+    if store::username_taken(conn, username.as_str())? {
+        conflicts.push(FieldError::new("username", "is already taken"));
+    }
+    if store::email_taken(conn, email.as_str())? {
+        conflicts.push(FieldError::new("email", "is already registered"));
+    }
+    if !conflicts.is_empty() {
+        return Err(AppError::Conflict(conflicts));
+    }
+    let new = NewUser {
+        id: Uuid::now_v7(),
+        username: username.as_str(),
+        email: email.as_str(),
+        password_hash: hash,
+        role: role.as_str(),
+        created_at: now,
+        updated_at: now,
+    };
+    match store::insert(conn, &new) {
+        Ok(user) => Ok(user),
+        // A concurrent registration won the race between the check and the insert.
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)) => {
+            let field = if info.constraint_name().is_some_and(|c| c.contains("email")) {
+                FieldError::new("email", "is already registered")
+            } else {
+                FieldError::new("username", "is already taken")
+            };
+            Err(AppError::Conflict(vec![field]))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Why a login failed — recorded in the audit log, never told to the client.
+#[derive(Debug, Clone, Copy)]
+enum FailureReason {
+    UnknownUser,
+    BadPassword,
+    Disabled,
+    Locked,
+}
+
+impl FailureReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::UnknownUser => "unknown_user",
+            FailureReason::BadPassword => "bad_password",
+            FailureReason::Disabled => "disabled",
+            FailureReason::Locked => "locked",
+        }
+    }
+}
+
+/// How long the account is locked after `failures` consecutive failures, if at all:
+/// threshold → base, doubling per further failure, capped.
+pub fn lockout_duration(
+    failures: i32,
+    threshold: i32,
+    base: std::time::Duration,
+    max: std::time::Duration,
+) -> Option<std::time::Duration> {
+    if failures < threshold {
+        return None;
+    }
+    let doublings = u32::try_from(failures - threshold)
+        .unwrap_or(u32::MAX)
+        .min(30);
+    Some(base.saturating_mul(1u32 << doublings).min(max))
+}
+
+/// Username-or-email + password → a new session. Every failure is the same `Unauthorized`, and
+/// costs one password verification whether or not the account exists.
+pub async fn login(
+    state: &AppState,
+    login: String,
+    password: SecretString,
+    meta: RequestMeta,
+) -> Result<(TokenPair, User), AppError> {
+    let lookup = login.clone();
+    let user = state
+        .pool
+        .run(move |conn| Ok(store::find_by_login(conn, &lookup)?))
+        .await?;
+    let now = state.clock.now();
+    let locked = user
+        .as_ref()
+        .and_then(|u| u.locked_until)
+        .is_some_and(|until| until > now);
+    // The locked path verifies against the dummy hash: same cost, no information.
+    let stored = if locked {
+        None
+    } else {
+        user.as_ref().map(|u| u.password_hash.clone())
+    };
+    let verification = state.hasher.verify(password.clone(), stored).await?;
+    let failure = match &user {
+        None => Some(FailureReason::UnknownUser),
+        Some(_) if locked => Some(FailureReason::Locked),
+        Some(_) if !verification.matches => Some(FailureReason::BadPassword),
+        Some(u) if !u.active => Some(FailureReason::Disabled),
+        Some(_) => None,
+    };
+    if let Some(reason) = failure {
+        record_failure(
+            state,
+            user.as_ref().map(|u| u.id),
+            &login,
+            reason,
+            now,
+            meta,
+        )
+        .await?;
+        return Err(AppError::Unauthorized);
+    }
+    let Some(user) = user else {
+        return Err(AppError::Unauthorized);
+    };
+    // Upgrade bcrypt or weak argon2 hashes now that the password is known to be right.
+    let upgraded = if verification.needs_rehash {
+        Some(state.hasher.hash(password).await?)
+    } else {
+        None
+    };
+    let tx_state = AppStateRef::from(state);
+    let session_ttl = state.settings.auth.refresh_token_ttl;
+    let pair = state
+        .pool
+        .run(move |conn| {
+            conn.transaction::<_, AppError, _>(|conn| {
+                store::record_success(conn, user.id, upgraded.as_deref(), now)?;
+                let (session, refresh) = sessions::start(conn, user.id, &meta, now, session_ttl)?;
+                tx_state.auditor.record(
+                    conn,
+                    &meta,
+                    Event {
+                        action: Action::AuthLoginSucceeded,
+                        outcome: Outcome::Success,
+                        actor: Actor::user(user.id),
+                        target: Some(("session".into(), session.id.to_string())),
+                        metadata: serde_json::json!({ "hash_upgraded": upgraded.is_some() }),
+                    },
+                )?;
+                let pair = tx_state.token_pair(user.id, session.id, user.role(), refresh, now)?;
+                Ok((pair, user))
+            })
+        })
+        .await?;
+    Ok(pair)
+}
+
+async fn record_failure(
+    state: &AppState,
+    user_id: Option<Uuid>,
+    login: &str,
+    reason: FailureReason,
+    now: OffsetDateTime,
+    meta: RequestMeta,
+) -> Result<(), AppError> {
+    let auth = state.settings.auth.clone();
+    let auditor = state.auditor.clone();
+    // The login name is attacker-chosen: bounded, and only recorded for unknown users.
+    let attempted: String = login.chars().take(100).collect();
+    state
+        .pool
+        .run(move |conn| {
+            conn.transaction::<_, AppError, _>(|conn| {
+                let actor = match user_id {
+                    Some(id) => Actor::user(id),
+                    None => Actor::anonymous(),
+                };
+                let mut metadata = serde_json::json!({ "reason": reason.as_str() });
+                if user_id.is_none() {
+                    metadata["login"] = serde_json::Value::String(attempted.clone());
+                }
+                auditor.record(
+                    conn,
+                    &meta,
+                    Event {
+                        action: Action::AuthLoginFailed,
+                        outcome: Outcome::Failure,
+                        actor: actor.clone(),
+                        target: user_id.map(|id| ("user".into(), id.to_string())),
+                        metadata,
+                    },
+                )?;
+                if let (Some(id), FailureReason::BadPassword) = (user_id, reason) {
+                    let failures = store::increment_failures(conn, id, now)?;
+                    if let Some(lock) = lockout_duration(
+                        failures,
+                        auth.lockout_threshold,
+                        auth.lockout_base,
+                        auth.lockout_max,
+                    ) {
+                        let until = clock::after(now, lock);
+                        store::set_locked_until(conn, id, until)?;
+                        auditor.record(
+                            conn,
+                            &meta,
+                            Event {
+                                action: Action::AuthLockout,
+                                outcome: Outcome::Denied,
+                                actor,
+                                target: Some(("user".into(), id.to_string())),
+                                metadata: serde_json::json!({
+                                    "failures": failures,
+                                    "locked_seconds": lock.as_secs(),
+                                }),
+                            },
+                        )?;
+                    }
+                }
+                Ok(())
+            })
+        })
+        .await
+}
+
+pub async fn me(state: &AppState, principal: &Principal) -> Result<UserView, AppError> {
+    let id = principal.user_id;
+    let user = state
+        .pool
+        .run(move |conn| Ok(store::find(conn, id)?))
+        .await?;
+    user.as_ref().map(UserView::from).ok_or(AppError::NotFound)
+}
+
+pub async fn update_display_name(
+    state: &AppState,
+    principal: &Principal,
+    display_name: Option<String>,
+    meta: RequestMeta,
+) -> Result<UserView, AppError> {
+    if let Some(name) = &display_name {
+        let len = name.chars().count();
+        if len > 100 || name.chars().any(char::is_control) {
+            return Err(AppError::Validation(vec![FieldError::new(
+                "display_name",
+                "must be at most 100 characters, without control characters",
+            )]));
+        }
+    }
+    let id = principal.user_id;
+    let now = state.clock.now();
+    let auditor = state.auditor.clone();
+    let user = state
+        .pool
+        .run(move |conn| {
+            conn.transaction::<_, AppError, _>(|conn| {
+                let user = store::set_display_name(conn, id, display_name.as_deref(), now)?;
+                auditor.record(
+                    conn,
+                    &meta,
+                    Event {
+                        action: Action::UserUpdated,
+                        outcome: Outcome::Success,
+                        actor: Actor::user(id),
+                        target: Some(("user".into(), id.to_string())),
+                        metadata: serde_json::json!({ "fields": ["display_name"] }),
+                    },
+                )?;
+                Ok(user)
+            })
+        })
+        .await?;
+    Ok(UserView::from(&user))
+}
+
+/// Requires the current password; on success stores the new hash and revokes every other session.
+pub async fn change_password(
+    state: &AppState,
+    principal: &Principal,
+    current: SecretString,
+    new: SecretString,
+    meta: RequestMeta,
+) -> Result<(), AppError> {
+    let id = principal.user_id;
+    let user = state
+        .pool
+        .run(move |conn| Ok(store::find(conn, id)?))
+        .await?
+        .ok_or(AppError::Unauthorized)?;
+    let verification = state
+        .hasher
+        .verify(current, Some(user.password_hash.clone()))
+        .await?;
+    if !verification.matches {
+        return Err(AppError::Validation(vec![FieldError::new(
+            "current_password",
+            "is incorrect",
+        )]));
+    }
+    let email = Email::parse(&user.email).ok();
+    let new = NewPassword::parse(
+        new,
+        state.settings.auth.password_policy,
+        Some(&user.username),
+        email.as_ref(),
+        "new_password",
+    )
+    .map_err(AppError::Validation)?;
+    let hash = state.hasher.hash(new.into_secret()).await?;
+    let now = state.clock.now();
+    let keep = principal.session_id();
+    let auditor = state.auditor.clone();
+    state
+        .pool
+        .run(move |conn| {
+            conn.transaction::<_, AppError, _>(|conn| {
+                store::set_password_hash(conn, id, &hash, now)?;
+                let revoked = sessions::revoke_all_in_tx(
+                    conn,
+                    &auditor,
+                    &meta,
+                    sessions::RevokeAll {
+                        user_id: id,
+                        keep,
+                        reason: "password_changed",
+                        actor: Actor::user(id),
+                    },
+                    now,
+                )?;
+                auditor.record(
+                    conn,
+                    &meta,
+                    Event {
+                        action: Action::AuthPasswordChanged,
+                        outcome: Outcome::Success,
+                        actor: Actor::user(id),
+                        target: Some(("user".into(), id.to_string())),
+                        metadata: serde_json::json!({ "sessions_revoked": revoked }),
+                    },
+                )?;
+                Ok(())
+            })
+        })
+        .await
+}

@@ -1,0 +1,131 @@
+//! API key endpoints: the owner's create/list/revoke/rotate, and the admin revocation.
+
+use actix_web::http::Method;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::auth::{Access, ApiRoutes, Permission, Principal, request_meta};
+use crate::http::error::AppError;
+use crate::http::pagination::{Page, PageQuery, uuid_cursor};
+
+pub fn routes(r: &mut ApiRoutes) {
+    r.add(
+        Method::POST,
+        "/api/v1/api-keys",
+        Access::Permission(Permission::KeysManage),
+        create_api_key,
+    );
+    r.add(
+        Method::GET,
+        "/api/v1/api-keys",
+        Access::Permission(Permission::KeysManage),
+        list_api_keys,
+    );
+    r.add(
+        Method::DELETE,
+        "/api/v1/api-keys/{id}",
+        Access::Permission(Permission::KeysManage),
+        revoke_api_key,
+    );
+    r.add(
+        Method::POST,
+        "/api/v1/api-keys/{id}/rotate",
+        Access::Permission(Permission::KeysManage),
+        rotate_api_key,
+    );
+    r.add(
+        Method::POST,
+        "/api/v1/admin/api-keys/{id}/revoke",
+        Access::Permission(Permission::KeysRevokeAny),
+        admin_revoke_api_key,
+    );
+}
+
+/// A malformed id names no key of anyone's: 404 like a missing one.
+fn key_id(path: web::Path<String>) -> Result<Uuid, AppError> {
+    Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: String,
+    scopes: Vec<String>,
+    expires_in_days: Option<i64>,
+}
+
+async fn create_api_key(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.into_inner();
+    let created = super::create(
+        &state,
+        &principal,
+        super::NewKeyRequest {
+            name: body.name,
+            scopes: body.scopes,
+            expires_in_days: body.expires_in_days,
+        },
+        request_meta(&req),
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(created))
+}
+
+async fn list_api_keys(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, AppError> {
+    let (items, next) =
+        super::list(&state, &principal, query.uuid_cursor()?, query.limit()?).await?;
+    Ok(HttpResponse::Ok().json(Page {
+        items,
+        next_cursor: next.map(uuid_cursor),
+    }))
+}
+
+async fn revoke_api_key(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    super::revoke_own(&state, &principal, key_id(path)?, request_meta(&req)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn rotate_api_key(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let created = super::rotate(&state, &principal, key_id(path)?, request_meta(&req)).await?;
+    Ok(HttpResponse::Created().json(created))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminRevokeBody {
+    reason: String,
+}
+
+async fn admin_revoke_api_key(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    path: web::Path<String>,
+    body: web::Json<AdminRevokeBody>,
+) -> Result<HttpResponse, AppError> {
+    let id = key_id(path)?;
+    let reason = super::model::parse_reason(&body.into_inner().reason)
+        .map_err(|e| AppError::Validation(vec![e]))?;
+    super::revoke_any(&state, &principal, id, reason, request_meta(&req)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

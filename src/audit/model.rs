@@ -1,0 +1,444 @@
+//! The audit log's vocabulary — every action as one enum, actor kinds, outcomes — and its row
+//! types. No queries and no hashing here.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use diesel::prelude::*;
+use ipnet::IpNet;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::db::schema::{audit_checkpoints, audit_logs};
+
+macro_rules! actions {
+    ($($variant:ident => $name:literal,)+) => {
+        /// Everything the audit log can record. Call sites pick a variant; there are no free-form
+        /// action strings. The dotted names are stable: the console filters on them and old rows
+        /// keep them forever.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Action {
+            $($variant,)+
+        }
+
+        impl Action {
+            pub const ALL: &'static [Action] = &[$(Action::$variant,)+];
+
+            /// The dotted name stored in `audit_logs.action`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Action::$variant => $name,)+
+                }
+            }
+        }
+    };
+}
+
+actions! {
+    UserRegistered => "user.registered",
+    UserImported => "user.imported",
+    UserUpdated => "user.updated",
+    UserDisabled => "user.disabled",
+    UserEnabled => "user.enabled",
+    UserUnlocked => "user.unlocked",
+    UserSignedOutEverywhere => "user.signed_out_everywhere",
+    UserRoleChanged => "user.role_changed",
+    UserDeleted => "user.deleted",
+    AuthLoginSucceeded => "auth.login.succeeded",
+    AuthLoginFailed => "auth.login.failed",
+    AuthLockout => "auth.lockout",
+    AuthLogout => "auth.logout",
+    AuthRefreshRotated => "auth.refresh.rotated",
+    AuthRefreshReuseDetected => "auth.refresh.reuse_detected",
+    AuthPasswordChanged => "auth.password.changed",
+    SessionRevoked => "session.revoked",
+    ApiKeyCreated => "api_key.created",
+    ApiKeyRotated => "api_key.rotated",
+    ApiKeyRevoked => "api_key.revoked",
+    ApiKeyAuthFailed => "api_key.auth_failed",
+    ApiKeyExpiredUsed => "api_key.expired_used",
+    RateLimitExceeded => "rate_limit.exceeded",
+    QuotaExceeded => "quota.exceeded",
+    WebhookReceived => "webhook.received",
+    WebhookRejected => "webhook.rejected",
+    AdminLoginSucceeded => "admin.login.succeeded",
+    AdminLoginFailed => "admin.login.failed",
+    AdminLogout => "admin.logout",
+    AuditVerified => "audit.verified",
+    AuditPruned => "audit.pruned",
+    DataExported => "data.exported",
+}
+
+impl Action {
+    pub fn parse(name: &str) -> Option<Action> {
+        Action::ALL.iter().copied().find(|a| a.as_str() == name)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who did it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActorType {
+    User,
+    ApiKey,
+    Admin,
+    System,
+    Anonymous,
+}
+
+impl ActorType {
+    pub const ALL: &'static [ActorType] = &[
+        ActorType::User,
+        ActorType::ApiKey,
+        ActorType::Admin,
+        ActorType::System,
+        ActorType::Anonymous,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ActorType::User => "user",
+            ActorType::ApiKey => "api_key",
+            ActorType::Admin => "admin",
+            ActorType::System => "system",
+            ActorType::Anonymous => "anonymous",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ActorType> {
+        ActorType::ALL.iter().copied().find(|a| a.as_str() == name)
+    }
+}
+
+impl fmt::Display for ActorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Success,
+    /// The attempt failed (wrong password, bad signature).
+    Failure,
+    /// The actor was identified but not allowed (permission, lockout, rate limit).
+    Denied,
+}
+
+impl Outcome {
+    pub const ALL: &'static [Outcome] = &[Outcome::Success, Outcome::Failure, Outcome::Denied];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Denied => "denied",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Outcome> {
+        Outcome::ALL.iter().copied().find(|o| o.as_str() == name)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub kind: ActorType,
+    pub id: Option<String>,
+}
+
+impl Actor {
+    pub fn user(id: impl Into<uuid::Uuid>) -> Actor {
+        Actor {
+            kind: ActorType::User,
+            id: Some(id.into().to_string()),
+        }
+    }
+
+    pub fn admin(id: impl Into<uuid::Uuid>) -> Actor {
+        Actor {
+            kind: ActorType::Admin,
+            id: Some(id.into().to_string()),
+        }
+    }
+
+    pub fn api_key(id: impl Into<uuid::Uuid>) -> Actor {
+        Actor {
+            kind: ActorType::ApiKey,
+            id: Some(id.into().to_string()),
+        }
+    }
+
+    /// The service itself, or an operator at the command line.
+    pub fn system() -> Actor {
+        Actor {
+            kind: ActorType::System,
+            id: None,
+        }
+    }
+
+    /// Nobody identified yet (a failed login, a rejected webhook).
+    pub fn anonymous() -> Actor {
+        Actor {
+            kind: ActorType::Anonymous,
+            id: None,
+        }
+    }
+}
+
+/// Where a request came from. Every field is optional: CLI and background events have none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestMeta {
+    /// The trusted client IP (`http::client_ip::ClientIp`), never a raw forwarding header.
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl RequestMeta {
+    /// No request: CLI commands and background jobs.
+    pub fn none() -> RequestMeta {
+        RequestMeta::default()
+    }
+
+    /// Builds the metadata from raw parts; the User-Agent may be any bytes (invalid UTF-8 is
+    /// replaced) and is bounded when the row is written.
+    pub fn new(
+        ip: Option<IpAddr>,
+        user_agent: Option<&[u8]>,
+        request_id: Option<&str>,
+    ) -> RequestMeta {
+        RequestMeta {
+            ip,
+            user_agent: user_agent.map(|ua| super::scrub::lossy_text(ua, 4 * 1024)),
+            request_id: request_id.map(str::to_string),
+        }
+    }
+}
+
+/// What happened. `metadata` may hold anything: it is scrubbed (`scrub::scrub_metadata`) before
+/// it is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub action: Action,
+    pub outcome: Outcome,
+    pub actor: Actor,
+    /// (type, id) of the thing acted upon, e.g. ("user", "0190…").
+    pub target: Option<(String, String)>,
+    pub metadata: Value,
+}
+
+impl Event {
+    pub fn new(action: Action, outcome: Outcome, actor: Actor) -> Event {
+        Event {
+            action,
+            outcome,
+            actor,
+            target: None,
+            metadata: Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    pub fn target(mut self, kind: impl Into<String>, id: impl ToString) -> Event {
+        self.target = Some((kind.into(), id.to_string()));
+        self
+    }
+
+    pub fn metadata(mut self, metadata: Value) -> Event {
+        self.metadata = metadata;
+        self
+    }
+}
+
+/// One `audit_logs` row exactly as stored (and as hashed).
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_logs, check_for_backend(diesel::pg::Pg))]
+pub struct AuditRow {
+    pub id: i64,
+    pub occurred_at: OffsetDateTime,
+    pub actor_type: String,
+    pub actor_id: Option<String>,
+    pub action: String,
+    pub outcome: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub ip: Option<IpNet>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub metadata: Value,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+/// A row for readers (console, API, tests): aggregated rows carry their running `count` in
+/// `metadata`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub occurred_at: OffsetDateTime,
+    pub actor_type: String,
+    pub actor_id: Option<String>,
+    pub action: String,
+    pub outcome: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub metadata: Value,
+    /// Hex of the row's chain hash.
+    pub hash: String,
+}
+
+impl AuditEntry {
+    pub fn from_row(row: AuditRow, aggregate_count: Option<i64>) -> AuditEntry {
+        let mut metadata = row.metadata;
+        if let (Some(count), Value::Object(map)) = (aggregate_count, &mut metadata) {
+            map.insert("count".into(), Value::from(count));
+        }
+        AuditEntry {
+            id: row.id,
+            occurred_at: row.occurred_at,
+            actor_type: row.actor_type,
+            actor_id: row.actor_id,
+            action: row.action,
+            outcome: row.outcome,
+            target_type: row.target_type,
+            target_id: row.target_id,
+            ip: row.ip.map(|net| net.addr()),
+            user_agent: row.user_agent,
+            request_id: row.request_id,
+            metadata,
+            hash: hex::encode(&row.hash),
+        }
+    }
+
+    pub fn action(&self) -> Option<Action> {
+        Action::parse(&self.action)
+    }
+}
+
+/// A retention checkpoint: rows up to `last_pruned_id` were removed by `rampart audit prune`, and
+/// the retained chain continues from `last_pruned_hash`.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = audit_checkpoints, check_for_backend(diesel::pg::Pg))]
+pub struct Checkpoint {
+    pub id: i64,
+    pub created_at: OffsetDateTime,
+    pub pruned_before: OffsetDateTime,
+    pub last_pruned_id: i64,
+    pub last_pruned_hash: Vec<u8>,
+    pub pruned_count: i64,
+    pub prev_mac: Vec<u8>,
+    pub mac: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Insertable)]
+#[diesel(table_name = audit_checkpoints)]
+pub struct NewCheckpoint {
+    pub created_at: OffsetDateTime,
+    pub pruned_before: OffsetDateTime,
+    pub last_pruned_id: i64,
+    pub last_pruned_hash: Vec<u8>,
+    pub pruned_count: i64,
+    pub prev_mac: Vec<u8>,
+    pub mac: Vec<u8>,
+}
+
+/// Filters for listing the log, newest first, with keyset pagination on `id`.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub action: Option<Action>,
+    pub actor_type: Option<ActorType>,
+    pub actor_id: Option<String>,
+    pub target: Option<(String, String)>,
+    /// A single address or a network (`10.0.0.0/8`).
+    pub ip: Option<IpNet>,
+    pub since: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+    /// Only rows with a smaller id (the previous page's `next_before_id`).
+    pub before_id: Option<i64>,
+    /// 1..=500; 50 when 0.
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditPage {
+    pub items: Vec<AuditEntry>,
+    /// Pass as `before_id` for the next page; `None` on the last page.
+    pub next_before_id: Option<i64>,
+}
+
+/// Parses a `--before` argument: `YYYY-MM-DD` (midnight UTC) or an RFC 3339 timestamp.
+pub fn parse_before(raw: &str) -> Result<OffsetDateTime, String> {
+    let raw = raw.trim();
+    if let Ok(at) = OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339) {
+        return Ok(at);
+    }
+    let date_format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(raw, &date_format)
+        .map(|date| date.midnight().assume_utc())
+        .map_err(|_| format!("`{raw}` is neither YYYY-MM-DD nor an RFC 3339 timestamp"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_names_are_unique_dotted_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for action in Action::ALL {
+            let name = action.as_str();
+            assert!(seen.insert(name), "duplicate {name}");
+            assert!(name.len() <= 64);
+            let parts: Vec<&str> = name.split('.').collect();
+            assert!(parts.len() >= 2, "{name} is not dotted");
+            for part in parts {
+                assert!(
+                    part.starts_with(|c: char| c.is_ascii_lowercase())
+                        && part.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                    "{name}"
+                );
+            }
+            assert_eq!(Action::parse(name), Some(*action));
+        }
+        assert_eq!(Action::ALL.len(), 32);
+        assert_eq!(Action::AuthLoginFailed.as_str(), "auth.login.failed");
+        assert_eq!(Action::parse("auth.login"), None);
+    }
+
+    #[test]
+    fn actor_types_and_outcomes_round_trip() {
+        for kind in ActorType::ALL {
+            assert_eq!(ActorType::parse(kind.as_str()), Some(*kind));
+        }
+        for outcome in Outcome::ALL {
+            assert_eq!(Outcome::parse(outcome.as_str()), Some(*outcome));
+        }
+    }
+
+    #[test]
+    fn before_accepts_a_date_or_a_timestamp() {
+        assert_eq!(
+            parse_before("2026-01-02").unwrap(),
+            time::macros::datetime!(2026-01-02 0:00 UTC)
+        );
+        assert_eq!(
+            parse_before("2026-01-02T03:04:05+01:00").unwrap(),
+            time::macros::datetime!(2026-01-02 2:04:05 UTC)
+        );
+        assert!(parse_before("yesterday").is_err());
+    }
+}

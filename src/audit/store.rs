@@ -1,0 +1,214 @@
+//! Diesel queries for the audit tables. Every function returns `QueryResult` and runs on the
+//! connection (and transaction) it is given; none decides policy or computes a hash.
+
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use ipnet::IpNet;
+use time::OffsetDateTime;
+
+use super::model::{AuditQuery, AuditRow, Checkpoint, NewCheckpoint};
+use crate::db::schema::{audit_aggregates, audit_checkpoints, audit_logs};
+
+/// The advisory lock that serialises appends and prunes ("rampaudi"). Transaction-scoped: held
+/// until the surrounding transaction commits or rolls back.
+pub const CHAIN_LOCK: i64 = 0x7261_6d70_6175_6469;
+
+/// Waits for the chain lock (until the end of the current transaction).
+pub fn lock_chain(conn: &mut PgConnection) -> QueryResult<()> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+        .bind::<BigInt, _>(CHAIN_LOCK)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// The newest row's (id, hash), if any.
+pub fn last_row(conn: &mut PgConnection) -> QueryResult<Option<(i64, Vec<u8>)>> {
+    audit_logs::table
+        .select((audit_logs::id, audit_logs::hash))
+        .order(audit_logs::id.desc())
+        .first(conn)
+        .optional()
+}
+
+pub fn latest_checkpoint(conn: &mut PgConnection) -> QueryResult<Option<Checkpoint>> {
+    audit_checkpoints::table
+        .select(Checkpoint::as_select())
+        .order(audit_checkpoints::id.desc())
+        .first(conn)
+        .optional()
+}
+
+pub fn checkpoints(conn: &mut PgConnection) -> QueryResult<Vec<Checkpoint>> {
+    audit_checkpoints::table
+        .select(Checkpoint::as_select())
+        .order(audit_checkpoints::id.asc())
+        .load(conn)
+}
+
+pub fn insert_row(conn: &mut PgConnection, row: &AuditRow) -> QueryResult<()> {
+    diesel::insert_into(audit_logs::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Up to `limit` rows with an id above `after`, in id order.
+pub fn rows_after(conn: &mut PgConnection, after: i64, limit: i64) -> QueryResult<Vec<AuditRow>> {
+    audit_logs::table
+        .select(AuditRow::as_select())
+        .filter(audit_logs::id.gt(after))
+        .order(audit_logs::id.asc())
+        .limit(limit)
+        .load(conn)
+}
+
+pub fn row_hash(conn: &mut PgConnection, id: i64) -> QueryResult<Option<Vec<u8>>> {
+    audit_logs::table
+        .select(audit_logs::hash)
+        .filter(audit_logs::id.eq(id))
+        .first(conn)
+        .optional()
+}
+
+/// The last id of the longest prefix of the log (by id) whose rows all occurred before `before`.
+pub fn prune_boundary(conn: &mut PgConnection, before: OffsetDateTime) -> QueryResult<Option<i64>> {
+    let first_kept: Option<i64> = audit_logs::table
+        .select(diesel::dsl::min(audit_logs::id))
+        .filter(audit_logs::occurred_at.ge(before))
+        .first(conn)?;
+    match first_kept {
+        Some(id) => Ok(audit_logs::table
+            .select(audit_logs::id)
+            .filter(audit_logs::id.lt(id))
+            .order(audit_logs::id.desc())
+            .first(conn)
+            .optional()?),
+        None => last_row(conn).map(|row| row.map(|(id, _)| id)),
+    }
+}
+
+/// Lets this transaction's DELETEs through the append-only triggers, for ids up to `through`
+/// (`None` closes the door again).
+pub fn allow_prune_through(conn: &mut PgConnection, through: Option<i64>) -> QueryResult<()> {
+    diesel::sql_query("SELECT set_config('rampart.audit_prune_through', $1, true)")
+        .bind::<Text, _>(through.map(|id| id.to_string()).unwrap_or_default())
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Deletes rows (and their aggregates) with id ≤ `through`; returns the rows deleted.
+pub fn delete_through(conn: &mut PgConnection, through: i64) -> QueryResult<usize> {
+    diesel::delete(audit_aggregates::table.filter(audit_aggregates::log_id.le(through)))
+        .execute(conn)?;
+    diesel::delete(audit_logs::table.filter(audit_logs::id.le(through))).execute(conn)
+}
+
+pub fn insert_checkpoint(
+    conn: &mut PgConnection,
+    checkpoint: &NewCheckpoint,
+) -> QueryResult<Checkpoint> {
+    diesel::insert_into(audit_checkpoints::table)
+        .values(checkpoint)
+        .returning(Checkpoint::as_returning())
+        .get_result(conn)
+}
+
+/// Counts one more occurrence of (action, ip) in the minute starting at `window_start`; returns
+/// the new count and the chained row standing for the window (`None` for the first occurrence,
+/// whose row the caller writes and then links with `link_aggregate`).
+pub fn bump_aggregate(
+    conn: &mut PgConnection,
+    action: &str,
+    ip: IpNet,
+    window_start: OffsetDateTime,
+    now: OffsetDateTime,
+) -> QueryResult<(i64, Option<i64>)> {
+    diesel::insert_into(audit_aggregates::table)
+        .values((
+            audit_aggregates::action.eq(action),
+            audit_aggregates::ip.eq(ip),
+            audit_aggregates::window_start.eq(window_start),
+            audit_aggregates::event_count.eq(1i64),
+            audit_aggregates::last_seen_at.eq(now),
+        ))
+        .on_conflict((
+            audit_aggregates::action,
+            audit_aggregates::ip,
+            audit_aggregates::window_start,
+        ))
+        .do_update()
+        .set((
+            audit_aggregates::event_count.eq(audit_aggregates::event_count + 1i64),
+            audit_aggregates::last_seen_at.eq(now),
+        ))
+        .returning((audit_aggregates::event_count, audit_aggregates::log_id))
+        .get_result(conn)
+}
+
+pub fn link_aggregate(
+    conn: &mut PgConnection,
+    action: &str,
+    ip: IpNet,
+    window_start: OffsetDateTime,
+    log_id: i64,
+) -> QueryResult<()> {
+    diesel::update(audit_aggregates::table.find((action.to_string(), ip, window_start)))
+        .set(audit_aggregates::log_id.eq(log_id))
+        .execute(conn)
+        .map(|_| ())
+}
+
+type EntryRow = (AuditRow, Option<i64>);
+
+/// Rows matching `query`, newest first, each with its aggregate count when it stands for a
+/// window of repeated events. Returns at most `limit` rows.
+pub fn list(conn: &mut PgConnection, query: &AuditQuery, limit: i64) -> QueryResult<Vec<EntryRow>> {
+    let mut q = audit_logs::table
+        .left_join(audit_aggregates::table)
+        .select((
+            AuditRow::as_select(),
+            audit_aggregates::event_count.nullable(),
+        ))
+        .into_boxed::<Pg>();
+    if let Some(action) = query.action {
+        q = q.filter(audit_logs::action.eq(action.as_str()));
+    }
+    if let Some(kind) = query.actor_type {
+        q = q.filter(audit_logs::actor_type.eq(kind.as_str()));
+    }
+    if let Some(id) = &query.actor_id {
+        q = q.filter(audit_logs::actor_id.eq(id.clone()));
+    }
+    if let Some((kind, id)) = &query.target {
+        q = q
+            .filter(audit_logs::target_type.eq(kind.clone()))
+            .filter(audit_logs::target_id.eq(id.clone()));
+    }
+    if let Some(net) = query.ip {
+        // `<<=`: in the network (or equal to it); Postgres turns it into a range on the btree.
+        q = q.filter(audit_logs::ip.is_contained_by_or_eq(net));
+    }
+    if let Some(since) = query.since {
+        q = q.filter(audit_logs::occurred_at.ge(since));
+    }
+    if let Some(until) = query.until {
+        q = q.filter(audit_logs::occurred_at.lt(until));
+    }
+    if let Some(before) = query.before_id {
+        q = q.filter(audit_logs::id.lt(before));
+    }
+    q.order(audit_logs::id.desc()).limit(limit).load(conn)
+}
+
+pub fn get(conn: &mut PgConnection, id: i64) -> QueryResult<Option<EntryRow>> {
+    audit_logs::table
+        .left_join(audit_aggregates::table)
+        .select((
+            AuditRow::as_select(),
+            audit_aggregates::event_count.nullable(),
+        ))
+        .filter(audit_logs::id.eq(id))
+        .first(conn)
+        .optional()
+}

@@ -1,0 +1,354 @@
+//! Sessions: one per login, each with a family of opaque refresh tokens (256-bit random, stored as
+//! SHA-256 only, rotated on every use). Owns issuing token pairs, refresh rotation with reuse
+//! detection, the per-request liveness check, listing and revocation. Does not check passwords
+//! (accounts does) and never sees a token in plain text after handing it out.
+
+pub mod model;
+pub mod routes;
+pub mod store;
+
+use diesel::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use self::model::{NewSession, Session, SessionView};
+use crate::app::AppState;
+use crate::audit::{Action, Actor, Event, Outcome, RequestMeta};
+use crate::auth::{Principal, Role};
+use crate::clock;
+use crate::http::error::AppError;
+
+/// A spent refresh token presented again within this window is a client's double submit: it fails
+/// cleanly without revoking the session. Later, it is treated as theft.
+pub const REUSE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The login/refresh response body (DESIGN §4).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub refresh_token: String,
+    pub session_id: Uuid,
+}
+
+/// A fresh refresh token and the SHA-256 that is stored.
+pub fn new_refresh_token() -> Result<(String, Vec<u8>), AppError> {
+    use base64::Engine;
+    let bytes = crate::crypto::random::bytes(32).map_err(AppError::internal)?;
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let hash = hash_token(&token);
+    Ok((token, hash))
+}
+
+fn hash_token(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// Starts a session inside the caller's transaction and returns it with its first refresh token.
+pub fn start(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    meta: &RequestMeta,
+    now: OffsetDateTime,
+    ttl: std::time::Duration,
+) -> Result<(Session, String), AppError> {
+    let ip = meta.ip.map(|ip| ip.to_string());
+    let session = store::insert(
+        conn,
+        &NewSession {
+            id: Uuid::now_v7(),
+            user_id,
+            created_at: now,
+            last_used_at: now,
+            expires_at: clock::after(now, ttl),
+            ip: ip.as_deref(),
+            user_agent: meta.user_agent.as_deref(),
+        },
+    )?;
+    let (token, hash) = new_refresh_token()?;
+    store::insert_refresh(conn, &hash, session.id, now)?;
+    Ok((session, token))
+}
+
+/// Whether the session is live (not revoked, within its absolute and idle limits) and its user
+/// active; the user's current role if so. One indexed query.
+pub async fn live_session(
+    state: &AppState,
+    user_id: Uuid,
+    session_id: Uuid,
+) -> Result<Option<Role>, AppError> {
+    let now = state.clock.now();
+    let idle = state.settings.auth.refresh_token_idle;
+    let row = state
+        .pool
+        .run(move |conn| Ok(store::live_check(conn, user_id, session_id)?))
+        .await?;
+    Ok(row.and_then(|row| {
+        let live = row.revoked_at.is_none()
+            && row.expires_at > now
+            && clock::after(row.last_used_at, idle) > now
+            && row.active;
+        live.then(|| row.role.parse().unwrap_or(Role::Demo))
+    }))
+}
+
+enum RefreshOutcome {
+    Rotated(TokenPair),
+    Refused,
+    ReuseDetected,
+}
+
+/// Rotates a refresh token. A spent token presented again after the grace window revokes the
+/// whole session (and is audited); within it, the request fails without side effects.
+pub async fn refresh(
+    state: &AppState,
+    token: String,
+    meta: RequestMeta,
+) -> Result<TokenPair, AppError> {
+    let now = state.clock.now();
+    let idle = state.settings.auth.refresh_token_idle;
+    let state_for_tx = AppStateRef::from(state);
+    let outcome = state
+        .pool
+        .run(move |conn| {
+            conn.transaction::<_, AppError, _>(|conn| {
+                let hash = hash_token(&token);
+                let Some((rt, session)) = store::lock_refresh(conn, &hash)? else {
+                    return Ok(RefreshOutcome::Refused);
+                };
+                let Some(user) = crate::accounts::store::find(conn, session.user_id)? else {
+                    return Ok(RefreshOutcome::Refused);
+                };
+                let expired =
+                    session.expires_at <= now || clock::after(session.last_used_at, idle) <= now;
+                if session.revoked_at.is_some() || expired || !user.active {
+                    return Ok(RefreshOutcome::Refused);
+                }
+                if let Some(spent_at) = rt.spent_at {
+                    if clock::after(spent_at, REUSE_GRACE) > now {
+                        return Ok(RefreshOutcome::Refused);
+                    }
+                    store::revoke(conn, session.id, "refresh_token_reuse", now)?;
+                    state_for_tx.auditor.record(
+                        conn,
+                        &meta,
+                        Event {
+                            action: Action::AuthRefreshReuseDetected,
+                            outcome: Outcome::Denied,
+                            actor: Actor::user(user.id),
+                            target: Some(("session".into(), session.id.to_string())),
+                            metadata: serde_json::json!({ "spent_at": spent_at.unix_timestamp() }),
+                        },
+                    )?;
+                    return Ok(RefreshOutcome::ReuseDetected);
+                }
+                store::spend_refresh(conn, &hash, now)?;
+                let (new_token, new_hash) = new_refresh_token()?;
+                store::insert_refresh(conn, &new_hash, session.id, now)?;
+                store::touch(conn, session.id, now)?;
+                state_for_tx.auditor.record(
+                    conn,
+                    &meta,
+                    Event {
+                        action: Action::AuthRefreshRotated,
+                        outcome: Outcome::Success,
+                        actor: Actor::user(user.id),
+                        target: Some(("session".into(), session.id.to_string())),
+                        metadata: serde_json::json!({}),
+                    },
+                )?;
+                let pair =
+                    state_for_tx.token_pair(user.id, session.id, user.role(), new_token, now)?;
+                Ok(RefreshOutcome::Rotated(pair))
+            })
+        })
+        .await?;
+    match outcome {
+        RefreshOutcome::Rotated(pair) => Ok(pair),
+        RefreshOutcome::Refused | RefreshOutcome::ReuseDetected => Err(AppError::Unauthorized),
+    }
+}
+
+/// The parts of `AppState` a blocking transaction needs (cheap clones).
+#[derive(Clone)]
+pub(crate) struct AppStateRef {
+    pub auditor: crate::audit::Auditor,
+    pub jwt: std::sync::Arc<crate::crypto::jwt::JwtKeys>,
+}
+
+impl From<&AppState> for AppStateRef {
+    fn from(state: &AppState) -> Self {
+        AppStateRef {
+            auditor: state.auditor.clone(),
+            jwt: state.jwt.clone(),
+        }
+    }
+}
+
+impl AppStateRef {
+    pub fn token_pair(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        role: Role,
+        refresh_token: String,
+        now: OffsetDateTime,
+    ) -> Result<TokenPair, AppError> {
+        let (access_token, _) = self
+            .jwt
+            .sign(user_id, session_id, role.as_str(), now)
+            .map_err(|e| {
+                AppError::internal(anyhow::anyhow!("signing an access token failed: {e}"))
+            })?;
+        Ok(TokenPair {
+            access_token,
+            token_type: "Bearer",
+            expires_in: self.jwt.ttl().as_secs(),
+            refresh_token,
+            session_id,
+        })
+    }
+}
+
+/// Revokes one of the caller's own sessions. Another user's session id is indistinguishable from
+/// a missing one (404).
+pub async fn revoke_own(
+    state: &AppState,
+    principal: &Principal,
+    session_id: Uuid,
+    reason: &'static str,
+    meta: RequestMeta,
+) -> Result<(), AppError> {
+    let now = state.clock.now();
+    let user_id = principal.user_id;
+    let auditor = state.auditor.clone();
+    state
+        .pool
+        .run(move |conn| {
+            conn.transaction::<_, AppError, _>(|conn| {
+                let Some(session) = store::find_for_user(conn, user_id, session_id)? else {
+                    return Err(AppError::NotFound);
+                };
+                if store::revoke(conn, session.id, reason, now)? > 0 {
+                    auditor.record(
+                        conn,
+                        &meta,
+                        Event {
+                            action: if reason == "logout" {
+                                Action::AuthLogout
+                            } else {
+                                Action::SessionRevoked
+                            },
+                            outcome: Outcome::Success,
+                            actor: Actor::user(user_id),
+                            target: Some(("session".into(), session.id.to_string())),
+                            metadata: serde_json::json!({ "reason": reason }),
+                        },
+                    )?;
+                }
+                Ok(())
+            })
+        })
+        .await
+}
+
+/// Which sessions to revoke, by whom and why.
+pub struct RevokeAll<'a> {
+    pub user_id: Uuid,
+    /// A session to spare (the caller's own), if any.
+    pub keep: Option<Uuid>,
+    pub reason: &'a str,
+    pub actor: Actor,
+}
+
+/// Revokes every live session of the user except `keep`, inside the caller's transaction, with
+/// one audit record per session.
+pub fn revoke_all_in_tx(
+    conn: &mut PgConnection,
+    auditor: &crate::audit::Auditor,
+    meta: &RequestMeta,
+    what: RevokeAll<'_>,
+    now: OffsetDateTime,
+) -> Result<usize, AppError> {
+    let RevokeAll {
+        user_id,
+        keep,
+        reason,
+        actor,
+    } = what;
+    let revoked = store::revoke_all_except(conn, user_id, keep, reason, now)?;
+    for id in &revoked {
+        auditor.record(
+            conn,
+            meta,
+            Event {
+                action: Action::SessionRevoked,
+                outcome: Outcome::Success,
+                actor: actor.clone(),
+                target: Some(("session".into(), id.to_string())),
+                metadata: serde_json::json!({ "reason": reason }),
+            },
+        )?;
+    }
+    Ok(revoked.len())
+}
+
+pub async fn revoke_others(
+    state: &AppState,
+    principal: &Principal,
+    meta: RequestMeta,
+) -> Result<usize, AppError> {
+    let now = state.clock.now();
+    let user_id = principal.user_id;
+    let keep = principal.session_id();
+    let auditor = state.auditor.clone();
+    state
+        .pool
+        .run(move |conn| {
+            conn.transaction::<_, AppError, _>(|conn| {
+                revoke_all_in_tx(
+                    conn,
+                    &auditor,
+                    &meta,
+                    RevokeAll {
+                        user_id,
+                        keep,
+                        reason: "revoke_others",
+                        actor: Actor::user(user_id),
+                    },
+                    now,
+                )
+            })
+        })
+        .await
+}
+
+pub async fn list(
+    state: &AppState,
+    principal: &Principal,
+    cursor: Option<Uuid>,
+    limit: i64,
+) -> Result<(Vec<SessionView>, Option<Uuid>), AppError> {
+    let now = state.clock.now();
+    let user_id = principal.user_id;
+    let current = principal.session_id();
+    let rows = state
+        .pool
+        .run(move |conn| Ok(store::list_live(conn, user_id, now, cursor, limit + 1)?))
+        .await?;
+    let more = rows.len() as i64 > limit;
+    let items: Vec<SessionView> = rows
+        .iter()
+        .take(limit as usize)
+        .map(|s| SessionView::new(s, current))
+        .collect();
+    let next = if more {
+        items.last().map(|s| s.id)
+    } else {
+        None
+    };
+    Ok((items, next))
+}

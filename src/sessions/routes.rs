@@ -1,0 +1,112 @@
+//! Session endpoints: refresh, logout, list, revoke one, revoke the others.
+
+use actix_web::http::Method;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::auth::{Access, ApiRoutes, Permission, Principal, request_meta};
+use crate::http::error::AppError;
+use crate::http::pagination::{Page, PageQuery, uuid_cursor};
+
+pub fn routes(r: &mut ApiRoutes) {
+    r.add(
+        Method::POST,
+        "/api/v1/auth/refresh",
+        Access::Public,
+        refresh,
+    );
+    r.add(
+        Method::POST,
+        "/api/v1/auth/logout",
+        Access::Authenticated,
+        logout,
+    );
+    r.add(
+        Method::GET,
+        "/api/v1/auth/sessions",
+        Access::Permission(Permission::SessionsManage),
+        list_sessions,
+    );
+    r.add(
+        Method::DELETE,
+        "/api/v1/auth/sessions/{id}",
+        Access::Permission(Permission::SessionsManage),
+        revoke_session,
+    );
+    r.add(
+        Method::POST,
+        "/api/v1/auth/sessions/revoke-others",
+        Access::Permission(Permission::SessionsManage),
+        revoke_other_sessions,
+    );
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+async fn refresh(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<RefreshBody>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.into_inner();
+    let pair = super::refresh(&state, body.refresh_token, request_meta(&req)).await?;
+    Ok(HttpResponse::Ok().json(pair))
+}
+
+async fn logout(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, AppError> {
+    let Some(session_id) = principal.session_id() else {
+        return Err(AppError::Forbidden);
+    };
+    super::revoke_own(&state, &principal, session_id, "logout", request_meta(&req)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn list_sessions(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, AppError> {
+    let (items, next) =
+        super::list(&state, &principal, query.uuid_cursor()?, query.limit()?).await?;
+    Ok(HttpResponse::Ok().json(Page {
+        items,
+        next_cursor: next.map(uuid_cursor),
+    }))
+}
+
+async fn revoke_session(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)?;
+    super::revoke_own(
+        &state,
+        &principal,
+        id,
+        "revoked_by_user",
+        request_meta(&req),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn revoke_other_sessions(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, AppError> {
+    super::revoke_others(&state, &principal, request_meta(&req)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

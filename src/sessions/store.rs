@@ -1,0 +1,167 @@
+//! Diesel queries on `sessions` and `refresh_tokens`.
+
+use diesel::prelude::*;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::model::{NewSession, RefreshToken, Session};
+use crate::db::schema::{refresh_tokens, sessions, users};
+
+pub fn insert(conn: &mut PgConnection, session: &NewSession<'_>) -> QueryResult<Session> {
+    diesel::insert_into(sessions::table)
+        .values(session)
+        .returning(Session::as_returning())
+        .get_result(conn)
+}
+
+pub fn insert_refresh(
+    conn: &mut PgConnection,
+    hash: &[u8],
+    session_id: Uuid,
+    now: OffsetDateTime,
+) -> QueryResult<usize> {
+    diesel::insert_into(refresh_tokens::table)
+        .values((
+            refresh_tokens::token_hash.eq(hash),
+            refresh_tokens::session_id.eq(session_id),
+            refresh_tokens::created_at.eq(now),
+        ))
+        .execute(conn)
+}
+
+/// The refresh token and its session, both row-locked so two racing refreshes serialise.
+pub fn lock_refresh(
+    conn: &mut PgConnection,
+    hash: &[u8],
+) -> QueryResult<Option<(RefreshToken, Session)>> {
+    refresh_tokens::table
+        .inner_join(sessions::table)
+        .filter(refresh_tokens::token_hash.eq(hash))
+        .select((RefreshToken::as_select(), Session::as_select()))
+        .for_update()
+        .first(conn)
+        .optional()
+}
+
+pub fn spend_refresh(
+    conn: &mut PgConnection,
+    hash: &[u8],
+    now: OffsetDateTime,
+) -> QueryResult<usize> {
+    diesel::update(refresh_tokens::table.find(hash))
+        .set(refresh_tokens::spent_at.eq(Some(now)))
+        .execute(conn)
+}
+
+pub fn touch(conn: &mut PgConnection, id: Uuid, now: OffsetDateTime) -> QueryResult<usize> {
+    diesel::update(sessions::table.find(id))
+        .set(sessions::last_used_at.eq(now))
+        .execute(conn)
+}
+
+/// What the per-request check needs from a session and its user.
+#[derive(Debug, Queryable)]
+pub struct LiveCheck {
+    pub revoked_at: Option<OffsetDateTime>,
+    pub expires_at: OffsetDateTime,
+    pub last_used_at: OffsetDateTime,
+    pub role: String,
+    pub active: bool,
+}
+
+/// The per-request check: the session (by primary key) joined to its user (by primary key).
+pub fn live_check(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    session_id: Uuid,
+) -> QueryResult<Option<LiveCheck>> {
+    sessions::table
+        .inner_join(users::table)
+        .filter(sessions::id.eq(session_id))
+        .filter(sessions::user_id.eq(user_id))
+        .select((
+            sessions::revoked_at,
+            sessions::expires_at,
+            sessions::last_used_at,
+            users::role,
+            users::active,
+        ))
+        .first(conn)
+        .optional()
+}
+
+pub fn find_for_user(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    id: Uuid,
+) -> QueryResult<Option<Session>> {
+    sessions::table
+        .filter(sessions::id.eq(id))
+        .filter(sessions::user_id.eq(user_id))
+        .select(Session::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Live sessions of a user, newest first, keyset-paginated on the (time-ordered) v7 id.
+pub fn list_live(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    now: OffsetDateTime,
+    before: Option<Uuid>,
+    limit: i64,
+) -> QueryResult<Vec<Session>> {
+    let mut query = sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now))
+        .select(Session::as_select())
+        .order(sessions::id.desc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(before) = before {
+        query = query.filter(sessions::id.lt(before));
+    }
+    query.load(conn)
+}
+
+pub fn revoke(
+    conn: &mut PgConnection,
+    id: Uuid,
+    reason: &str,
+    now: OffsetDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        sessions::table
+            .find(id)
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set((
+        sessions::revoked_at.eq(Some(now)),
+        sessions::revoked_reason.eq(Some(reason)),
+    ))
+    .execute(conn)
+}
+
+/// Revokes every live session of the user except `keep`; returns the ids revoked.
+pub fn revoke_all_except(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+    reason: &str,
+    now: OffsetDateTime,
+) -> QueryResult<Vec<Uuid>> {
+    let keep = keep.unwrap_or(Uuid::nil());
+    diesel::update(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::id.ne(keep)),
+    )
+    .set((
+        sessions::revoked_at.eq(Some(now)),
+        sessions::revoked_reason.eq(Some(reason)),
+    ))
+    .returning(sessions::id)
+    .get_results(conn)
+}
