@@ -332,6 +332,10 @@ async fn record_failure(
 }
 
 pub async fn me(state: &AppState, principal: &Principal) -> Result<UserView, AppError> {
+    // Usually loaded by the request's authentication query already.
+    if let Some(user) = &principal.user {
+        return Ok(UserView::from(user.as_ref()));
+    }
     let id = principal.user_id;
     let user = state
         .pool

@@ -25,7 +25,7 @@ pub use self::format::ApiKeyHasher;
 use self::model::{ApiKeyRow, ApiKeyView, CreatedKey, KeyName, KeyStatus, NewApiKey, Scopes};
 use crate::app::AppState;
 use crate::audit::{Action, Actor, Event, Outcome, RequestMeta};
-use crate::auth::{Credential, Permission, Principal, Role};
+use crate::auth::{Credential, Permission, Principal};
 use crate::clock;
 use crate::config::Settings;
 use crate::http::error::{AppError, FieldError};
@@ -412,9 +412,9 @@ pub fn judge(
     const STAND_IN: [u8; format::HASH_LEN] = [0; format::HASH_LEN];
     let stored = found
         .as_ref()
-        .map_or(&STAND_IN[..], |(row, _, _)| row.key_hash.as_slice());
+        .map_or(&STAND_IN[..], |(row, _)| row.key_hash.as_slice());
     let matches = format::hashes_match(stored, computed);
-    let Some((row, role, active)) = found.filter(|_| matches) else {
+    let Some((row, user)) = found.filter(|_| matches) else {
         return Verdict::Refused {
             reason: Refusal::Unknown,
             key: None,
@@ -423,7 +423,7 @@ pub fn judge(
     let key = Some((row.id, row.user_id));
     let refusal = match row.status(now) {
         KeyStatus::Revoked => Some(Refusal::Revoked),
-        _ if !active => Some(Refusal::OwnerDisabled),
+        _ if !user.active => Some(Refusal::OwnerDisabled),
         KeyStatus::Expired => Some(Refusal::Expired),
         KeyStatus::Rotated => Some(Refusal::RotatedOut),
         KeyStatus::Active | KeyStatus::RotationGrace => None,
@@ -433,11 +433,12 @@ pub fn judge(
     }
     Verdict::Accepted(Principal {
         user_id: row.user_id,
-        role: role.parse().unwrap_or(Role::Demo),
+        role: user.role(),
         credential: Credential::ApiKey {
             key_id: row.id,
             scopes: row.permissions(),
         },
+        user: Some(std::sync::Arc::new(user)),
     })
 }
 
@@ -463,7 +464,7 @@ pub async fn authenticate(
         .pool
         .run(move |conn| {
             let found = store::find_for_auth(conn, &hash)?;
-            let stale = found.as_ref().is_some_and(|(row, _, _)| {
+            let stale = found.as_ref().is_some_and(|(row, _)| {
                 row.last_used_at
                     .is_none_or(|at| at <= now - LAST_USED_RESOLUTION)
             });
@@ -561,6 +562,8 @@ mod tests {
         }
     }
 
+    use crate::auth::Role;
+
     fn reason(verdict: Verdict) -> Option<Refusal> {
         match verdict {
             Verdict::Accepted(_) => None,
@@ -572,7 +575,23 @@ mod tests {
     fn judge_accepts_only_a_matching_live_key_of_an_active_owner() {
         let hasher = ApiKeyHasher::from_bytes(b"test");
         let hash = hasher.hash(&format::assemble("AbCdEfGhIjKlMnOpQrStUvWxYz012345"));
-        let found = |r: ApiKeyRow, active: bool| Some((r, "team_member".to_string(), active));
+        let found = |r: ApiKeyRow, active: bool| {
+            let now = OffsetDateTime::UNIX_EPOCH;
+            let owner = crate::accounts::model::User {
+                id: r.user_id,
+                username: "owner".into(),
+                email: "owner@example.org".into(),
+                password_hash: String::new(),
+                role: "team_member".into(),
+                active,
+                display_name: None,
+                failed_logins: 0,
+                locked_until: None,
+                created_at: now,
+                updated_at: now,
+            };
+            Some((r, owner))
+        };
 
         let Verdict::Accepted(principal) = judge(found(row(hash), true), &hash, NOW) else {
             panic!("a live key is accepted");
@@ -632,6 +651,7 @@ mod tests {
                 key_id: Uuid::now_v7(),
                 scopes: Permission::ALL.to_vec(),
             },
+            user: None,
         };
         for p in Permission::ALL {
             assert_eq!(principal.can(p), !p.is_admin_only(), "{p}");

@@ -282,6 +282,7 @@ mod tests {
             credential: Credential::Session {
                 session_id: Uuid::now_v7(),
             },
+            user: None,
         }
     }
 
@@ -323,6 +324,7 @@ mod tests {
                 key_id: Uuid::now_v7(),
                 scopes: vec![Permission::KeysManage, Permission::ProfileRead],
             },
+            user: None,
         };
         assert!(Scopes::parse(&strings(&["profile:read"]), &key).is_ok());
         assert!(Scopes::parse(&strings(&["profile:write"]), &key).is_err());

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::model::{ApiKeyRow, NewApiKey};
+use crate::accounts::model::User;
 use crate::db::schema::{api_keys, users};
 
 /// Authentication lookups issued since start. Tests read it to prove that malformed keys are
@@ -28,7 +29,7 @@ pub fn insert(conn: &mut PgConnection, key: &NewApiKey<'_>) -> QueryResult<ApiKe
 }
 
 /// What authentication needs: the key row and its owner's current role and state.
-pub type AuthRow = (ApiKeyRow, String, bool);
+pub type AuthRow = (ApiKeyRow, User);
 
 /// The key with this HMAC, joined to its owner (one indexed query).
 pub fn find_for_auth(conn: &mut PgConnection, hash: &[u8]) -> QueryResult<Option<AuthRow>> {
@@ -36,7 +37,7 @@ pub fn find_for_auth(conn: &mut PgConnection, hash: &[u8]) -> QueryResult<Option
     api_keys::table
         .inner_join(users::table)
         .filter(api_keys::key_hash.eq(hash))
-        .select((ApiKeyRow::as_select(), users::role, users::active))
+        .select((ApiKeyRow::as_select(), User::as_select()))
         .first(conn)
         .optional()
 }

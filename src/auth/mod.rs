@@ -58,6 +58,9 @@ pub struct Principal {
     /// The role as stored now (not as it was when the token was issued).
     pub role: Role,
     pub credential: Credential,
+    /// The user row loaded by the same query that authenticated the request (so handlers such as
+    /// `GET /me` need no second round trip). `None` only where a principal is built by hand.
+    pub user: Option<std::sync::Arc<crate::accounts::model::User>>,
 }
 
 impl Principal {
@@ -241,13 +244,14 @@ pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Princip
     let user_id = Uuid::parse_str(&claims.sub).map_err(|_| AppError::Unauthorized)?;
     let session_id = Uuid::parse_str(&claims.sid).map_err(|_| AppError::Unauthorized)?;
     let live = crate::sessions::live_session(state, user_id, session_id).await?;
-    let Some(role) = live else {
+    let Some(user) = live else {
         return Err(AppError::Unauthorized);
     };
     Ok(Principal {
         user_id,
-        role,
+        role: user.role(),
         credential: Credential::Session { session_id },
+        user: Some(std::sync::Arc::new(user)),
     })
 }
 

@@ -810,7 +810,10 @@ mod tests {
             .expect("openssl is needed to make a throw-away RSA key");
         assert!(output.status.success(), "openssl genrsa failed");
         let pem = String::from_utf8(output.stdout).expect("pem");
-        let body: String = pem.lines().filter(|line| !line.starts_with("-----")).collect();
+        let body: String = pem
+            .lines()
+            .filter(|line| !line.starts_with("-----"))
+            .collect();
         STANDARD.decode(body).expect("pem base64")
     }
 

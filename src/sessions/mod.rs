@@ -74,12 +74,12 @@ pub fn start(
 }
 
 /// Whether the session is live (not revoked, within its absolute and idle limits) and its user
-/// active; the user's current role if so. One indexed query.
+/// active; the user's current row if so. One query, by primary keys.
 pub async fn live_session(
     state: &AppState,
     user_id: Uuid,
     session_id: Uuid,
-) -> Result<Option<Role>, AppError> {
+) -> Result<Option<crate::accounts::model::User>, AppError> {
     let now = state.clock.now();
     let idle = state.settings.auth.refresh_token_idle;
     let row = state
@@ -90,8 +90,8 @@ pub async fn live_session(
         let live = row.revoked_at.is_none()
             && row.expires_at > now
             && clock::after(row.last_used_at, idle) > now
-            && row.active;
-        live.then(|| row.role.parse().unwrap_or(Role::Demo))
+            && row.user.active;
+        live.then_some(row.user)
     }))
 }
 

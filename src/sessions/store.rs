@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::model::{NewSession, RefreshToken, Session};
+use crate::accounts::model::User;
 use crate::db::schema::{refresh_tokens, sessions, users};
 
 pub fn insert(conn: &mut PgConnection, session: &NewSession<'_>) -> QueryResult<Session> {
@@ -59,14 +60,13 @@ pub fn touch(conn: &mut PgConnection, id: Uuid, now: OffsetDateTime) -> QueryRes
         .execute(conn)
 }
 
-/// What the per-request check needs from a session and its user.
+/// What the per-request check needs from a session, and its user's row.
 #[derive(Debug, Queryable)]
 pub struct LiveCheck {
     pub revoked_at: Option<OffsetDateTime>,
     pub expires_at: OffsetDateTime,
     pub last_used_at: OffsetDateTime,
-    pub role: String,
-    pub active: bool,
+    pub user: User,
 }
 
 /// The per-request check: the session (by primary key) joined to its user (by primary key).
@@ -83,8 +83,7 @@ pub fn live_check(
             sessions::revoked_at,
             sessions::expires_at,
             sessions::last_used_at,
-            users::role,
-            users::active,
+            User::as_select(),
         ))
         .first(conn)
         .optional()
