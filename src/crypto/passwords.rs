@@ -6,7 +6,7 @@
 //! a stored hash.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use argon2::{
     ARGON2ID_IDENT, Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _,
@@ -80,9 +80,10 @@ const BCRYPT_VERIFY_COSTS: std::ops::RangeInclusive<u32> = 4..=14;
 /// The 64 characters of bcrypt's own base64 alphabet.
 const BCRYPT_ALPHABET: &[u8] = b"./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
-/// Hashes and verifies passwords on `tokio::task::spawn_blocking`, at most `concurrency` at once
-/// with at most `queue` more waiting; anything beyond is refused at once with [`HashError::Busy`].
-/// Cheap to clone (one `Arc`).
+/// Hashes and verifies passwords on its own `concurrency` threads — started with a lowered
+/// scheduling priority (nice +10) so a login flood yields the CPU to the HTTP workers and the
+/// database — with at most `queue` more jobs waiting; anything beyond is refused at once with
+/// [`HashError::Busy`]. Cheap to clone (one `Arc`).
 #[derive(Clone)]
 pub struct PasswordHasher {
     inner: Arc<Inner>,
@@ -101,7 +102,51 @@ struct Inner {
     capacity: usize,
     concurrency: usize,
     queue: usize,
+    /// Hands jobs to the hashing threads; they stop when the hasher is dropped.
+    jobs: Mutex<std::sync::mpsc::Sender<Job>>,
 }
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Starts the hashing threads. Each lowers its own priority first: on Linux the nice value is per
+/// thread, and a lowered one needs no privilege.
+fn start_workers(count: usize) -> Result<std::sync::mpsc::Sender<Job>, HashError> {
+    let (sender, receiver) = std::sync::mpsc::channel::<Job>();
+    let receiver = Arc::new(Mutex::new(receiver));
+    for index in 0..count {
+        let receiver = Arc::clone(&receiver);
+        std::thread::Builder::new()
+            .name(format!("rampart-hash-{index}"))
+            .spawn(move || {
+                lower_priority();
+                loop {
+                    let job = {
+                        let guard = receiver.lock().unwrap_or_else(|p| p.into_inner());
+                        guard.recv()
+                    };
+                    match job {
+                        // A panicking job must not take the thread (and a slot) with it.
+                        Ok(job) => {
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                        }
+                        Err(_) => break,
+                    }
+                }
+            })
+            .map_err(|e| HashError::Internal(format!("cannot start a hashing thread: {e}")))?;
+    }
+    Ok(sender)
+}
+
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    // SAFETY: setpriority only reads its integer arguments; `who = 0` is the calling thread on
+    // Linux. Failure (e.g. a seccomp filter) leaves the default priority, which is still correct.
+    let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
 
 impl fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -147,6 +192,7 @@ impl PasswordHasher {
             capacity,
             concurrency,
             queue,
+            jobs: Mutex::new(start_workers(concurrency)?),
         };
         let dummy_password = hex::encode(crate::crypto::random::bytes(32).map_err(rng_error)?);
         inner.dummy_hash = inner.hash_now(dummy_password.as_bytes())?;
@@ -201,12 +247,22 @@ impl PasswordHasher {
             .await
             .map_err(|_| HashError::Internal("password hashing pool is closed".into()))?;
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
-            let _permits = (admitted, running);
-            span.in_scope(job)
-        })
-        .await
-        .map_err(|e| HashError::Internal(format!("password hashing task failed: {e}")))
+        let (done, result) = tokio::sync::oneshot::channel();
+        let task: Job = Box::new(move || {
+            let outcome = span.in_scope(job);
+            // Free the slots before answering, so the caller never sees its own job in flight.
+            drop((admitted, running));
+            let _ = done.send(outcome);
+        });
+        self.inner
+            .jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(task)
+            .map_err(|_| HashError::Internal("password hashing threads are gone".into()))?;
+        result
+            .await
+            .map_err(|_| HashError::Internal("password hashing task failed".into()))
     }
 }
 
