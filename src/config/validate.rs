@@ -210,32 +210,39 @@ pub fn estimated_bits(value: &str) -> f64 {
 /// sequences, repeats or dates: a human-chosen phrase, however long. (zxcvbn's guess count
 /// saturates at 2^64, so the share of recognised patterns is the useful signal for long values.)
 pub fn is_human_chosen(value: &str) -> bool {
-    // zxcvbn is run on 16-character windows: on a whole long value its guess count saturates
-    // and it stops reporting the patterns it sees. 64 characters are plenty to judge by.
+    // zxcvbn is run on overlapping 16-character windows (stride 8): on a whole long value its
+    // guess count saturates and it stops reporting the patterns it sees, and fixed windows would
+    // cut words in two. 64 characters are plenty to judge by.
     let chars: Vec<char> = value.chars().take(64).collect();
-    let recognised: usize = chars
-        .chunks(16)
-        .map(|chunk| {
-            let window: String = chunk.iter().collect();
-            zxcvbn::zxcvbn(&window, &[])
-                .sequence()
-                .iter()
-                .filter(|m| {
-                    // Short tokens and digit runs (dates, years) turn up in random hex too.
-                    m.token.chars().count() >= 4
-                        && matches!(
-                            m.pattern,
-                            MatchPattern::Dictionary(_)
-                                | MatchPattern::Spatial(_)
-                                | MatchPattern::Repeat(_)
-                                | MatchPattern::Sequence(_)
-                        )
-                })
-                .map(|m| m.token.chars().count())
-                .sum::<usize>()
-        })
-        .sum();
-    recognised * 2 >= chars.len()
+    let mut covered = vec![false; chars.len()];
+    let mut start = 0;
+    while start < chars.len() {
+        let end = (start + 16).min(chars.len());
+        let window: String = chars[start..end].iter().collect();
+        for m in zxcvbn::zxcvbn(&window, &[]).sequence() {
+            // Short tokens, short repeats (`7a7a`, `ebeb`) and digit runs (dates, years) turn up
+            // in random hex too: only longer human patterns count.
+            let len = m.token.chars().count();
+            let counts = match m.pattern {
+                MatchPattern::Dictionary(_)
+                | MatchPattern::Spatial(_)
+                | MatchPattern::Sequence(_) => len >= 4,
+                MatchPattern::Repeat(_) => len >= 6,
+                _ => false,
+            };
+            if counts {
+                for flag in covered.iter_mut().skip(start + m.i).take(m.j + 1 - m.i) {
+                    *flag = true;
+                }
+            }
+        }
+        if end == chars.len() {
+            break;
+        }
+        start += 8;
+    }
+    // At least 60%: phrases and walks are covered far beyond that; random keys nowhere near.
+    covered.iter().filter(|c| **c).count() * 5 >= chars.len() * 3
 }
 
 fn example_values() -> Vec<String> {
@@ -400,6 +407,12 @@ mod tests {
         ] {
             assert!(is_human_chosen(v), "{v}");
         }
+    }
+
+    #[test]
+    fn random_hex_with_short_repeats_is_not_a_phrase() {
+        // Seen as a false positive once: `7a7a` and `ebeb` are repeats, not a human pattern.
+        assert!(!is_human_chosen("7a7a1154e2ebeb8196ea253a1506667a"));
     }
 
     #[test]
