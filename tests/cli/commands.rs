@@ -175,3 +175,20 @@ fn help_is_available_for_every_command() {
         assert!(text.len() > 80, "{args:?} help too thin: {text}");
     }
 }
+
+#[test]
+fn development_serve_waits_for_the_database_then_exits_clearly() {
+    let mut env = base_env("postgres://postgres@127.0.0.1:1/nowhere");
+    env.insert("ENVIRONMENT".into(), "development".into());
+    env.insert("DATABASE_MIGRATE_ON_START".into(), "true".into());
+    env.insert("DATABASE_STARTUP_WAIT_SECONDS".into(), "2".into());
+    env.insert("PORT".into(), "0".into());
+    let out = rampart(&["serve"], &env);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("did not answer within 2 s"), "{stderr}");
+    assert!(
+        stderr.contains("DATABASE_URL"),
+        "the message says what to do: {stderr}"
+    );
+}
