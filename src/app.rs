@@ -148,6 +148,7 @@ fn run(listener: TcpListener, state: AppState, extra: ExtraRoutes) -> Result<Ser
             .configure(health::routes)
             .configure(|cfg| crate::auth::api_routes().register(cfg))
             .configure(crate::auth::jwks_route)
+            .configure(crate::http::openapi::routes)
             .configure(|cfg| extra(cfg))
             .wrap(from_fn(panic::catch_panic))
             .wrap(from_fn(limits::limit_body))

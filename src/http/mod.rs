@@ -9,6 +9,7 @@ pub mod headers;
 pub mod health;
 pub mod hosts;
 pub mod limits;
+pub mod openapi;
 pub mod pagination;
 pub mod panic;
 pub mod request_id;

@@ -46,3 +46,37 @@ async fn ready_is_503_while_migrations_are_pending() {
     assert_eq!(res.status(), 503);
     drop(db);
 }
+
+#[actix_web::test]
+async fn openapi_lists_every_route_with_its_access_rule_and_is_off_in_production() {
+    let app = app_without_database().spawn().await;
+    let res = app.get("/api/v1/openapi.json").await;
+    assert_eq!(res.status(), 200);
+    let doc: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for route in rampart::auth::api_routes().table() {
+        let op = &doc["paths"][route.path][route.method.as_str().to_ascii_lowercase()];
+        assert!(op.is_object(), "{} {} missing", route.method, route.path);
+    }
+    assert_eq!(
+        doc["paths"]["/api/v1/auth/login"]["post"]["security"],
+        serde_json::json!([])
+    );
+    let me = doc["paths"]["/api/v1/me"]["get"]["description"]
+        .as_str()
+        .unwrap();
+    assert!(me.contains("profile:read"), "{me}");
+
+    let prod = app_without_database()
+        .env("ENVIRONMENT", "production")
+        .env("CORS_ORIGINS", "https://app.example.org")
+        .spawn()
+        .await;
+    assert_eq!(prod.get("/api/v1/openapi.json").await.status(), 404);
+    let prod_on = app_without_database()
+        .env("ENVIRONMENT", "production")
+        .env("DOCS_ENABLED", "true")
+        .spawn()
+        .await;
+    assert_eq!(prod_on.get("/api/v1/openapi.json").await.status(), 200);
+}
