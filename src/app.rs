@@ -83,7 +83,6 @@ pub fn no_extra_routes() -> ExtraRoutes {
 pub struct Application {
     port: u16,
     server: Server,
-    pool: Pool,
 }
 
 impl Application {
@@ -100,25 +99,17 @@ impl Application {
         })?;
         let port = listener.local_addr().map_err(AppError::internal)?.port();
         let pool = Pool::new(&settings.database);
-        let state = AppState::new(Arc::new(settings), pool.clone(), options.clock)?;
+        let state = AppState::new(Arc::new(settings), pool, options.clock)?;
         let server = run(listener, state, options.extra)?;
-        Ok(Application { port, server, pool })
+        Ok(Application { port, server })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    pub fn pool(&self) -> &Pool {
-        &self.pool
-    }
-
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
-    }
-
-    pub fn into_server(self) -> Server {
-        self.server
     }
 }
 

@@ -132,10 +132,6 @@ impl Pool {
         self.suspect_epoch.fetch_add(1, Ordering::AcqRel);
     }
 
-    pub fn state(&self) -> r2d2::State {
-        self.inner.state()
-    }
-
     pub fn timeout(&self) -> Duration {
         self.inner.connection_timeout()
     }
