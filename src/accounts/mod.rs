@@ -331,6 +331,11 @@ async fn record_failure(
         .await
 }
 
+/// A user row by id, inside the caller's connection (for other features' transactions).
+pub fn find_user(conn: &mut diesel::PgConnection, id: Uuid) -> Result<Option<User>, AppError> {
+    Ok(store::find(conn, id)?)
+}
+
 pub async fn me(state: &AppState, principal: &Principal) -> Result<UserView, AppError> {
     // Usually loaded by the request's authentication query already.
     if let Some(user) = &principal.user {
@@ -394,16 +399,39 @@ pub async fn change_password(
     meta: RequestMeta,
 ) -> Result<(), AppError> {
     let id = principal.user_id;
-    let user = state
-        .pool
-        .run(move |conn| Ok(store::find(conn, id)?))
-        .await?
-        .ok_or(AppError::Unauthorized)?;
+    // The row came with the request's authentication; look it up only if it did not.
+    let user = match &principal.user {
+        Some(user) => user.as_ref().clone(),
+        None => state
+            .pool
+            .run(move |conn| Ok(store::find(conn, id)?))
+            .await?
+            .ok_or(AppError::Unauthorized)?,
+    };
+    // A stolen access token must not become an unlimited password oracle: wrong current passwords
+    // count towards the same lockout as failed logins.
+    let now = state.clock.now();
+    if let Some(until) = user.locked_until.filter(|until| *until > now) {
+        return Err(AppError::TooManyRequests {
+            retry_after: u64::try_from((until - now).whole_seconds())
+                .unwrap_or(1)
+                .max(1),
+        });
+    }
     let verification = state
         .hasher
         .verify(current, Some(user.password_hash.clone()))
         .await?;
     if !verification.matches {
+        record_failure(
+            state,
+            Some(id),
+            &user.username,
+            FailureReason::BadPassword,
+            now,
+            meta,
+        )
+        .await?;
         return Err(AppError::Validation(vec![FieldError::new(
             "current_password",
             "is incorrect",

@@ -119,7 +119,7 @@ pub async fn refresh(
                 let Some((rt, session)) = store::lock_refresh(conn, &hash)? else {
                     return Ok(RefreshOutcome::Refused);
                 };
-                let Some(user) = crate::accounts::store::find(conn, session.user_id)? else {
+                let Some(user) = crate::accounts::find_user(conn, session.user_id)? else {
                     return Ok(RefreshOutcome::Refused);
                 };
                 let expired =

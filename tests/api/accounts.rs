@@ -558,3 +558,32 @@ async fn health_answers_while_32_logins_hash() {
         latencies.last().unwrap()
     );
 }
+
+#[actix_web::test]
+async fn wrong_current_passwords_count_towards_lockout() {
+    let app = spawn_app().await;
+    let t = app.user("nadia").await;
+    let attempt = |current: &'static str| {
+        let app = &app;
+        let token = t.access.clone();
+        async move {
+            app.client
+                .post(app.url("/api/v1/me/password"))
+                .bearer_auth(token)
+                .json(&json!({"current_password": current, "new_password": "another fine passphrase 31"}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(attempt("a wrong guess here").await.status(), 422);
+    }
+    // A stolen token is no password oracle: the account is now locked for logins and for this.
+    let res = attempt(PASSWORD).await;
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().get("retry-after").is_some());
+    assert_eq!(app.login_as("nadia", PASSWORD).await.status(), 401);
+    app.clock.advance(Duration::from_secs(61));
+    assert_eq!(attempt(PASSWORD).await.status(), 204);
+}
