@@ -9,6 +9,7 @@
 #   make run       start a database and the dev server (scripts/run-dev)
 #   make bench     scripts/bench
 #   make db-up     make sure a Postgres superuser URL works -> target/rampart-db.env
+#   make redis-up  make sure a Redis answers (shared rate-limit tests) -> target/rampart-redis.env
 #   make db-stop   stop the project-local Postgres cluster (never a system one)
 #
 # Env knobs are documented in the scripts (DATABASE_URL, RAMPART_BROWSER_TESTS,
@@ -22,6 +23,7 @@ SHELL := /bin/bash
 export PATH := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin:$(PATH)
 
 DB_ENV := target/rampart-db.env
+REDIS_ENV := target/rampart-redis.env
 
 # Export the URL db-up found as RAMPART_PG_ADMIN_URL and, for the test suite,
 # TEST_DATABASE_URL. The URL is read out of the env file rather than sourced:
@@ -29,6 +31,8 @@ DB_ENV := target/rampart-db.env
 # would execute.
 load_db = RAMPART_PG_ADMIN_URL="$$(sed -n 's/^RAMPART_PG_ADMIN_URL=//p' $(DB_ENV))"; \
 	export RAMPART_PG_ADMIN_URL TEST_DATABASE_URL="$$RAMPART_PG_ADMIN_URL";
+load_redis = TEST_REDIS_URL="$$(sed -n 's/^RAMPART_REDIS_URL=//p' $(REDIS_ENV))"; \
+	export TEST_REDIS_URL;
 
 # $(call step,LABEL,COMMAND): run COMMAND and print its wall time. Each recipe
 # line is a fresh bash, so $$SECONDS is the time spent on this line. The time
@@ -49,7 +53,7 @@ run_tests = if cargo nextest --version >/dev/null 2>&1; then \
 		cargo test --no-fail-fast; \
 	fi
 
-.PHONY: help test lint run bench db-up db-stop
+.PHONY: help test lint run bench db-up db-stop redis-up
 
 help:
 	@sed -n '/^#   make/s/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -57,10 +61,11 @@ help:
 test:
 	$(call step,ensure-tools,scripts/ensure-tools)
 	$(call step,db-up,scripts/db-up)
+	$(call step,redis-up,scripts/redis-up)
 	$(call step,cargo fmt --check,cargo fmt --check)
 	$(call step,cargo deny,cargo deny check licenses bans sources)
 	$(call step,cargo clippy,cargo clippy --all-targets -- -D warnings)
-	$(call step,tests,$(load_db) $(run_tests))
+	$(call step,tests,$(load_db) $(load_redis) $(run_tests))
 
 # Lint needs no database and no browser; ensure-tools is a no-op when
 # cargo-deny is already installed.
@@ -81,3 +86,7 @@ db-up:
 
 db-stop:
 	@scripts/db-up --stop
+	@scripts/redis-up --stop
+
+redis-up:
+	@scripts/redis-up

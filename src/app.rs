@@ -2,7 +2,7 @@
 //! `TcpListener` (port 0 in tests).
 //!
 //! Middleware, outermost first: request context (id, client IP) → tracing → security headers →
-//! problem rendering → Host check → CORS → body limit → panic containment → routes.
+//! problem rendering → Host check → CORS → rate limit → body limit → panic containment → routes.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -24,6 +24,7 @@ use crate::http::headers::SecurityHeaders;
 use crate::http::hosts::AllowedHosts;
 use crate::http::limits::BodyLimit;
 use crate::http::{cors, error, headers, health, hosts, limits, panic, request_id, request_log};
+use crate::rate_limit::Limiter;
 
 /// Shared, read-only state handed to handlers.
 pub struct AppState {
@@ -83,6 +84,7 @@ pub fn no_extra_routes() -> ExtraRoutes {
 pub struct Application {
     port: u16,
     server: Server,
+    limiter: Option<Arc<Limiter>>,
 }
 
 impl Application {
@@ -99,13 +101,26 @@ impl Application {
         })?;
         let port = listener.local_addr().map_err(AppError::internal)?.port();
         let pool = Pool::new(&settings.database);
-        let state = AppState::new(Arc::new(settings), pool, options.clock)?;
-        let server = run(listener, state, options.extra)?;
-        Ok(Application { port, server })
+        let state = web::Data::new(AppState::new(Arc::new(settings), pool, options.clock)?);
+        let limiter = rate_limiter(&state.settings, &state)?;
+        let server = run(listener, state, limiter.clone(), options.extra)?;
+        Ok(Application {
+            port,
+            server,
+            limiter,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Round-trips once to the store of the shared rate limits (Redis), when there is one.
+    pub async fn check_shared_rate_limits(&self) -> Result<(), String> {
+        match &self.limiter {
+            Some(limiter) => limiter.check_shared_store().await,
+            None => Ok(()),
+        }
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
@@ -113,10 +128,35 @@ impl Application {
     }
 }
 
-fn run(listener: TcpListener, state: AppState, extra: ExtraRoutes) -> Result<Server, AppError> {
+/// The per-IP limiter, with its sweeper and audit reporter running (`None` when
+/// RATE_LIMIT_ENABLED=false). Built once: every worker spends from the same budgets.
+fn rate_limiter(
+    settings: &Settings,
+    state: &web::Data<AppState>,
+) -> Result<Option<Arc<Limiter>>, AppError> {
+    if !settings.rate_limit.enabled {
+        return Ok(None);
+    }
+    let limiter = Arc::new(
+        Limiter::new(&settings.rate_limit, state.clock.clone())
+            .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?,
+    );
+    limiter.spawn_sweeper();
+    limiter.set_reporter(crate::rate_limit::report::spawn(
+        state.pool.clone(),
+        state.auditor.clone(),
+    ));
+    Ok(Some(limiter))
+}
+
+fn run(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    limiter: Option<Arc<Limiter>>,
+    extra: ExtraRoutes,
+) -> Result<Server, AppError> {
     // Built once, outside the factory: every worker shares the same state (and limits).
     let settings = state.settings.clone();
-    let state = web::Data::new(state);
     let proxies = Arc::new(TrustedProxies(settings.trusted_proxies.clone()));
     let header_config = Arc::new(SecurityHeaders {
         enabled: settings.security_headers_enabled,
@@ -134,6 +174,7 @@ fn run(listener: TcpListener, state: AppState, extra: ExtraRoutes) -> Result<Ser
             .app_data(header_config.clone())
             .app_data(allowed_hosts.clone())
             .app_data(body_limit.clone())
+            .app_data(limiter.clone())
             .app_data(limits::json_config(max_body))
             .app_data(limits::payload_config(max_body))
             .configure(health::routes)
@@ -143,6 +184,7 @@ fn run(listener: TcpListener, state: AppState, extra: ExtraRoutes) -> Result<Ser
             .configure(|cfg| extra(cfg))
             .wrap(from_fn(panic::catch_panic))
             .wrap(from_fn(limits::limit_body))
+            .wrap(from_fn(crate::rate_limit::middleware::limit))
             .wrap(cors::cors(&cors_settings))
             .wrap(from_fn(hosts::check_host))
             .wrap(from_fn(error::render_problems))

@@ -31,6 +31,12 @@ impl Clock {
     }
 }
 
+/// RFC 3339 text of `at` (its Unix timestamp in the impossible case that formatting fails).
+pub fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
+
 /// `at + by`, saturating instead of panicking on absurd configured durations.
 pub fn after(at: OffsetDateTime, by: std::time::Duration) -> OffsetDateTime {
     time::Duration::try_from(by)

@@ -11,6 +11,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod http;
+pub mod rate_limit;
 pub mod serve;
 pub mod sessions;
 pub mod telemetry;

@@ -53,6 +53,16 @@ pub fn serve(settings: Settings) -> Result<(), ServeError> {
     system.block_on(async move {
         let app =
             Application::build(settings.clone()).map_err(|e| ServeError::Startup(e.to_string()))?;
+        // Shared limits that silently became per-instance would be a weaker service than the
+        // operator configured: production refuses to start without its Redis.
+        if let Err(error) = app.check_shared_rate_limits().await {
+            if settings.is_production() {
+                return Err(ServeError::Startup(format!(
+                    "REDIS_URL is set but the shared rate limits are unavailable: {error}"
+                )));
+            }
+            tracing::warn!(error = %error, "REDIS_URL is set but Redis does not answer; limits are per instance until it does");
+        }
         tracing::info!(
             address = %settings.bind_address(),
             port = app.port(),

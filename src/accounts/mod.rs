@@ -336,6 +336,88 @@ pub fn find_user(conn: &mut diesel::PgConnection, id: Uuid) -> Result<Option<Use
     Ok(store::find(conn, id)?)
 }
 
+/// Audit events a data export carries at most, per direction (done by / done to the user).
+const EXPORT_AUDIT_EVENTS: i64 = 500;
+
+/// Everything rampart holds about the caller, as one JSON document: profile, sessions, API keys
+/// (metadata only) and the audit events they did or that were done to their account. Spends the
+/// daily `data_exports` quota and is audited, both in the same transaction.
+pub async fn export(
+    state: &AppState,
+    principal: &Principal,
+    meta: RequestMeta,
+) -> Result<serde_json::Value, AppError> {
+    use crate::rate_limit::quota::{self, QuotaKind};
+    let now = state.clock.now();
+    let quotas = state.settings.quotas.clone();
+    let auditor = state.auditor.clone();
+    let caller = principal.clone();
+    let tx_meta = meta.clone();
+    let result = state
+        .pool
+        .run(move |conn| {
+            conn.transaction::<_, AppError, _>(|conn| {
+                quota::consume(conn, &quotas, &caller, QuotaKind::DataExports, now)?;
+                let id = caller.user_id;
+                let user = store::find(conn, id)?.ok_or(AppError::NotFound)?;
+                let sessions = sessions::all_for_user(conn, id, caller.session_id())?;
+                let api_keys = crate::api_keys::all_for_user(conn, id, now)?;
+                let (events, truncated) = audit_events_of(conn, id)?;
+                auditor.record(
+                    conn,
+                    &tx_meta,
+                    Event::new(Action::DataExported, Outcome::Success, caller.actor())
+                        .target("user", id)
+                        .metadata(serde_json::json!({
+                            "sessions": sessions.len(),
+                            "api_keys": api_keys.len(),
+                            "audit_events": events.len(),
+                        })),
+                )?;
+                Ok(serde_json::json!({
+                    "exported_at": clock::rfc3339(now),
+                    "user": UserView::from(&user),
+                    "sessions": sessions,
+                    "api_keys": api_keys,
+                    "audit_events": events,
+                    "audit_events_truncated": truncated,
+                }))
+            })
+        })
+        .await;
+    quota::audited(state, principal, meta, result).await
+}
+
+/// The newest audit events the user did (as themselves) or that were done to their account.
+fn audit_events_of(
+    conn: &mut diesel::PgConnection,
+    user_id: Uuid,
+) -> Result<(Vec<crate::audit::AuditEntry>, bool), AppError> {
+    use crate::audit::{ActorType, AuditQuery};
+    let by = crate::audit::list(
+        conn,
+        &AuditQuery {
+            actor_type: Some(ActorType::User),
+            actor_id: Some(user_id.to_string()),
+            limit: EXPORT_AUDIT_EVENTS,
+            ..AuditQuery::default()
+        },
+    )?;
+    let about = crate::audit::list(
+        conn,
+        &AuditQuery {
+            target: Some(("user".into(), user_id.to_string())),
+            limit: EXPORT_AUDIT_EVENTS,
+            ..AuditQuery::default()
+        },
+    )?;
+    let truncated = by.next_before_id.is_some() || about.next_before_id.is_some();
+    let mut events: Vec<_> = by.items.into_iter().chain(about.items).collect();
+    events.sort_by_key(|e| std::cmp::Reverse(e.id));
+    events.dedup_by_key(|e| e.id);
+    Ok((events, truncated))
+}
+
 pub async fn me(state: &AppState, principal: &Principal) -> Result<UserView, AppError> {
     // Usually loaded by the request's authentication query already.
     if let Some(user) = &principal.user {

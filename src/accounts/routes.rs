@@ -30,6 +30,12 @@ pub fn routes(r: &mut ApiRoutes) {
         update_me,
     );
     r.add(
+        Method::GET,
+        "/api/v1/me/export",
+        Access::Permission(Permission::DataExport),
+        export_me,
+    );
+    r.add(
         Method::POST,
         "/api/v1/me/password",
         Access::Permission(Permission::ProfileWrite),
@@ -90,6 +96,21 @@ async fn get_me(
     principal: Principal,
 ) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(super::me(&state, &principal).await?))
+}
+
+/// The caller's data as a JSON download (daily quota `data_exports`).
+async fn export_me(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, AppError> {
+    let document = super::export(&state, &principal, request_meta(&req)).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            "attachment; filename=\"rampart-export.json\"",
+        ))
+        .json(document))
 }
 
 /// Only display fields: anything else (role, active, email …) is refused as an unknown field.

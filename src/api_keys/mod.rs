@@ -27,8 +27,10 @@ use crate::app::AppState;
 use crate::audit::{Action, Actor, Event, Outcome, RequestMeta};
 use crate::auth::{Credential, Permission, Principal};
 use crate::clock;
+use crate::clock::rfc3339;
 use crate::config::Settings;
 use crate::http::error::{AppError, FieldError};
+use crate::rate_limit::quota::{self, QuotaKind};
 
 /// `last_used_at` is refreshed when older than this.
 pub const LAST_USED_RESOLUTION: time::Duration = time::Duration::minutes(1);
@@ -56,19 +58,6 @@ pub fn hasher_from(settings: &Settings) -> Result<ApiKeyHasher, AppError> {
 /// Timestamps are stored with microsecond precision; hand out the same value that is stored.
 fn micros(at: OffsetDateTime) -> OffsetDateTime {
     at - time::Duration::nanoseconds(i64::from(at.nanosecond() % 1000))
-}
-
-/// Who the audit log names for a request: the key itself when the caller used one.
-fn actor_of(principal: &Principal) -> Actor {
-    match principal.credential {
-        Credential::ApiKey { key_id, .. } => Actor::api_key(key_id),
-        Credential::Session { .. } => Actor::user(principal.user_id),
-    }
-}
-
-fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| at.unix_timestamp().to_string())
 }
 
 /// A create request as received (validated here).
@@ -114,9 +103,12 @@ pub async fn create(
     let expires_at = lifetime.map(|d| now.saturating_add(d));
     let max = i64::from(state.settings.api_keys.max_per_user);
     let user_id = principal.user_id;
-    let actor = actor_of(principal);
+    let actor = principal.actor();
     let auditor = state.auditor.clone();
-    let row = state
+    let quotas = state.settings.quotas.clone();
+    let caller = principal.clone();
+    let tx_meta = meta.clone();
+    let result = state
         .pool
         .run(move |conn| {
             conn.transaction::<_, AppError, _>(|conn| {
@@ -127,6 +119,7 @@ pub async fn create(
                         format!("at most {max} live keys per user; revoke one first"),
                     )]));
                 }
+                quota::consume(conn, &quotas, &caller, QuotaKind::ApiKeysCreated, now)?;
                 let row = store::insert(
                     conn,
                     &NewApiKey {
@@ -142,7 +135,7 @@ pub async fn create(
                 )?;
                 auditor.record(
                     conn,
-                    &meta,
+                    &tx_meta,
                     Event::new(Action::ApiKeyCreated, Outcome::Success, actor)
                         .target("api_key", row.id)
                         .metadata(json!({
@@ -156,7 +149,8 @@ pub async fn create(
                 Ok(row)
             })
         })
-        .await?;
+        .await;
+    let row = quota::audited(state, principal, meta, result).await?;
     Ok(created(row, generated.key))
 }
 
@@ -199,6 +193,20 @@ pub async fn list(
     Ok((items, next))
 }
 
+/// Every key of the user (metadata only; for their data export), inside the caller's connection.
+pub fn all_for_user(
+    conn: &mut diesel::PgConnection,
+    user_id: Uuid,
+    now: OffsetDateTime,
+) -> Result<Vec<ApiKeyView>, AppError> {
+    Ok(
+        store::list_for_user(conn, user_id, None, crate::sessions::EXPORT_LIMIT)?
+            .iter()
+            .map(|row| ApiKeyView::new(row, now))
+            .collect(),
+    )
+}
+
 /// Revokes one of the caller's keys. Idempotent; another user's key is indistinguishable from a
 /// missing one (404).
 pub async fn revoke_own(
@@ -209,7 +217,7 @@ pub async fn revoke_own(
 ) -> Result<(), AppError> {
     let now = micros(state.clock.now());
     let user_id = principal.user_id;
-    let actor = actor_of(principal);
+    let actor = principal.actor();
     let auditor = state.auditor.clone();
     state
         .pool
@@ -351,7 +359,7 @@ pub async fn rotate(
                 auditor.record(
                     conn,
                     &meta,
-                    Event::new(Action::ApiKeyRotated, Outcome::Success, actor_of(&caller))
+                    Event::new(Action::ApiKeyRotated, Outcome::Success, caller.actor())
                         .target("api_key", old.id)
                         .metadata(json!({
                             "user_id": user_id,

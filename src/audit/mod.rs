@@ -44,10 +44,11 @@
 //!
 //! # Noise control: aggregation that keeps the chain immutable
 //! [`Auditor::record_aggregated`] is for events an attacker can repeat at will (a rate-limited
-//! IP hammering). Per (action, IP, minute) the *first* occurrence is written as an ordinary
+//! IP hammering). Per (action, IP, scope, minute) — the scope being e.g. the rate-limit policy of
+//! [`Auditor::record_aggregated_as`], empty otherwise — the *first* occurrence is written as an ordinary
 //! chained row whose metadata records the window (`aggregate.window_start`,
 //! `aggregate.window_seconds`); the others only increment `event_count` in `audit_aggregates`,
-//! keyed (action, ip, window_start) and linked to that row. Readers ([`list`], [`get`]) add the
+//! keyed (action, ip, scope, window_start) and linked to that row. Readers ([`list`], [`get`]) add the
 //! running count to the row's metadata as `count`. Chained rows are never updated, so the chain
 //! stays verifiable; the count itself is outside the chain (it is a rate, not evidence), and the
 //! table's trigger only lets it grow. The flood costs one row per minute per (action, IP).
@@ -79,6 +80,7 @@ pub use model::{
     Outcome, RequestMeta, parse_before,
 };
 
+use crate::clock::rfc3339;
 use crate::config::Settings;
 use chain::{ChainReport, ChainStart, Verifier};
 
@@ -220,11 +222,6 @@ fn minute_start(at: OffsetDateTime) -> OffsetDateTime {
         .unwrap_or(at)
 }
 
-fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| at.unix_timestamp().to_string())
-}
-
 impl Auditor {
     pub fn new(key: AuditKey, enabled: bool) -> Auditor {
         Auditor {
@@ -332,6 +329,20 @@ impl Auditor {
         meta: &RequestMeta,
         event: Event,
     ) -> QueryResult<Option<i64>> {
+        self.record_aggregated_as(conn, meta, event, "", 1)
+    }
+
+    /// `record_aggregated` per (action, IP, `scope`, minute), counting `occurrences` at once (a
+    /// caller that has already coalesced a burst). The scope — a rate-limit policy, a quota kind
+    /// — is recorded in the row's `aggregate.scope`.
+    pub fn record_aggregated_as(
+        &self,
+        conn: &mut PgConnection,
+        meta: &RequestMeta,
+        event: Event,
+        scope: &str,
+        occurrences: i64,
+    ) -> QueryResult<Option<i64>> {
         if !self.enabled {
             return Ok(None);
         }
@@ -345,23 +356,32 @@ impl Auditor {
         let window = minute_start(now);
         let net = IpNet::from(ip.to_canonical());
         let action = event.action.as_str();
+        let scope = scrub::bound_text(scope, 64);
+        let occurrences = occurrences.max(1);
         let mut row = prepare(meta, &event);
         if let Value::Object(map) = &mut row.metadata {
-            map.insert(
-                "aggregate".into(),
-                json!({
-                    "window_start": rfc3339(window),
-                    "window_seconds": AGGREGATE_WINDOW_SECONDS,
-                }),
-            );
+            let mut aggregate = json!({
+                "window_start": rfc3339(window),
+                "window_seconds": AGGREGATE_WINDOW_SECONDS,
+            });
+            if !scope.is_empty() {
+                aggregate["scope"] = json!(scope);
+            }
+            map.insert("aggregate".into(), aggregate);
         }
+        let key = store::AggregateKey {
+            action,
+            ip: net,
+            scope: &scope,
+            window_start: window,
+        };
         conn.transaction(|conn| {
-            let (_, linked) = store::bump_aggregate(conn, action, net, window, now)?;
+            let (_, linked) = store::bump_aggregate(conn, &key, occurrences, now)?;
             if let Some(id) = linked {
                 return Ok(Some(id));
             }
             let id = self.append(conn, row)?;
-            store::link_aggregate(conn, action, net, window, id)?;
+            store::link_aggregate(conn, &key, id)?;
             Ok(Some(id))
         })
     }

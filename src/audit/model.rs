@@ -283,9 +283,10 @@ pub struct AuditRow {
 
 /// A row for readers (console, API, tests): aggregated rows carry their running `count` in
 /// `metadata`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct AuditEntry {
     pub id: i64,
+    #[serde(with = "time::serde::rfc3339")]
     pub occurred_at: OffsetDateTime,
     pub actor_type: String,
     pub actor_id: Option<String>,

@@ -114,32 +114,41 @@ pub fn insert_checkpoint(
         .get_result(conn)
 }
 
-/// Counts one more occurrence of (action, ip) in the minute starting at `window_start`; returns
-/// the new count and the chained row standing for the window (`None` for the first occurrence,
-/// whose row the caller writes and then links with `link_aggregate`).
+/// The key of one aggregation window.
+pub struct AggregateKey<'a> {
+    pub action: &'a str,
+    pub ip: IpNet,
+    pub scope: &'a str,
+    pub window_start: OffsetDateTime,
+}
+
+/// Counts `occurrences` more of the key's event; returns the new count and the chained row
+/// standing for the window (`None` for the first occurrence, whose row the caller writes and then
+/// links with `link_aggregate`).
 pub fn bump_aggregate(
     conn: &mut PgConnection,
-    action: &str,
-    ip: IpNet,
-    window_start: OffsetDateTime,
+    key: &AggregateKey<'_>,
+    occurrences: i64,
     now: OffsetDateTime,
 ) -> QueryResult<(i64, Option<i64>)> {
     diesel::insert_into(audit_aggregates::table)
         .values((
-            audit_aggregates::action.eq(action),
-            audit_aggregates::ip.eq(ip),
-            audit_aggregates::window_start.eq(window_start),
-            audit_aggregates::event_count.eq(1i64),
+            audit_aggregates::action.eq(key.action),
+            audit_aggregates::ip.eq(key.ip),
+            audit_aggregates::scope.eq(key.scope),
+            audit_aggregates::window_start.eq(key.window_start),
+            audit_aggregates::event_count.eq(occurrences),
             audit_aggregates::last_seen_at.eq(now),
         ))
         .on_conflict((
             audit_aggregates::action,
             audit_aggregates::ip,
+            audit_aggregates::scope,
             audit_aggregates::window_start,
         ))
         .do_update()
         .set((
-            audit_aggregates::event_count.eq(audit_aggregates::event_count + 1i64),
+            audit_aggregates::event_count.eq(audit_aggregates::event_count + occurrences),
             audit_aggregates::last_seen_at.eq(now),
         ))
         .returning((audit_aggregates::event_count, audit_aggregates::log_id))
@@ -148,15 +157,18 @@ pub fn bump_aggregate(
 
 pub fn link_aggregate(
     conn: &mut PgConnection,
-    action: &str,
-    ip: IpNet,
-    window_start: OffsetDateTime,
+    key: &AggregateKey<'_>,
     log_id: i64,
 ) -> QueryResult<()> {
-    diesel::update(audit_aggregates::table.find((action.to_string(), ip, window_start)))
-        .set(audit_aggregates::log_id.eq(log_id))
-        .execute(conn)
-        .map(|_| ())
+    diesel::update(audit_aggregates::table.find((
+        key.action.to_string(),
+        key.ip,
+        key.scope.to_string(),
+        key.window_start,
+    )))
+    .set(audit_aggregates::log_id.eq(log_id))
+    .execute(conn)
+    .map(|_| ())
 }
 
 type EntryRow = (AuditRow, Option<i64>);

@@ -77,6 +77,14 @@ impl Principal {
         }
     }
 
+    /// Who the audit log names for this caller: the key itself when the caller used one.
+    pub fn actor(&self) -> crate::audit::Actor {
+        match self.credential {
+            Credential::ApiKey { key_id, .. } => crate::audit::Actor::api_key(key_id),
+            Credential::Session { .. } => crate::audit::Actor::user(self.user_id),
+        }
+    }
+
     pub fn session_id(&self) -> Option<Uuid> {
         match self.credential {
             Credential::Session { session_id } => Some(session_id),

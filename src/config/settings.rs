@@ -59,6 +59,17 @@ pub const KNOWN_KEYS: &[&str] = &[
     "RATE_LIMIT_ENABLED",
     "RATE_LIMIT_PER_MINUTE",
     "RATE_LIMIT_PER_HOUR",
+    "RATE_LIMIT_LOGIN_PER_MINUTE",
+    "RATE_LIMIT_REGISTER_PER_MINUTE",
+    "RATE_LIMIT_REFRESH_PER_MINUTE",
+    "RATE_LIMIT_PASSWORD_PER_MINUTE",
+    "RATE_LIMIT_MAX_TRACKED_CLIENTS",
+    "REDIS_URL",
+    "REDIS_KEY_PREFIX",
+    "QUOTA_MESSAGES_PER_DAY",
+    "QUOTA_API_KEYS_PER_DAY",
+    "QUOTA_EXPORTS_PER_DAY",
+    "QUOTA_OVERRIDES",
     "TRUSTED_PROXIES",
     "LOG_LEVEL",
     "LOG_FORMAT",
@@ -244,12 +255,46 @@ pub struct ApiKeySettings {
     pub rotation_grace: Duration,
 }
 
+/// Per-IP limits (DESIGN §3). Every limit is a count per window; the per-route ones apply on top of
+/// the global ones.
 #[derive(Debug, Clone)]
 pub struct RateLimitSettings {
     pub enabled: bool,
     pub per_minute: u32,
     pub per_hour: u32,
+    pub login_per_minute: u32,
+    pub register_per_minute: u32,
+    pub refresh_per_minute: u32,
+    pub password_per_minute: u32,
+    /// Client keys the in-memory limiter tracks before it coarsens keys (IPv4 /24, IPv6 /48).
+    pub max_tracked_clients: usize,
+    /// When set, the per-IP limits are shared by every instance through this Redis.
+    pub redis_url: Option<SecretString>,
+    pub redis_key_prefix: String,
 }
+
+/// Daily per-principal quotas (`None`: unlimited).
+#[derive(Debug, Clone)]
+pub struct QuotaSettings {
+    pub messages_sent_per_day: Option<u32>,
+    pub api_keys_created_per_day: Option<u32>,
+    pub data_exports_per_day: Option<u32>,
+    /// `scope:kind=n|unlimited` entries: a role's own limit, or (`api_key:`) a limit each API key
+    /// has in addition to its owner's.
+    pub overrides: Vec<QuotaOverride>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaOverride {
+    /// `admin`, `team_member`, `demo` or `api_key`.
+    pub scope: String,
+    /// `messages_sent`, `api_keys_created` or `data_exports`.
+    pub kind: String,
+    pub limit: Option<u32>,
+}
+
+pub const QUOTA_SCOPES: &[&str] = &["admin", "team_member", "demo", "api_key"];
+pub const QUOTA_KINDS: &[&str] = &["messages_sent", "api_keys_created", "data_exports"];
 
 /// The effective configuration. Built once at start and shared read-only.
 #[derive(Debug, Clone)]
@@ -268,6 +313,7 @@ pub struct Settings {
     pub security_headers_enabled: bool,
     pub max_body_bytes: usize,
     pub rate_limit: RateLimitSettings,
+    pub quotas: QuotaSettings,
     pub trusted_proxies: Vec<IpNet>,
     pub log_level: String,
     pub log_format: LogFormat,
@@ -442,6 +488,59 @@ impl Settings {
             (
                 "RATE_LIMIT_PER_HOUR".into(),
                 self.rate_limit.per_hour.to_string(),
+            ),
+            (
+                "RATE_LIMIT_LOGIN_PER_MINUTE".into(),
+                self.rate_limit.login_per_minute.to_string(),
+            ),
+            (
+                "RATE_LIMIT_REGISTER_PER_MINUTE".into(),
+                self.rate_limit.register_per_minute.to_string(),
+            ),
+            (
+                "RATE_LIMIT_REFRESH_PER_MINUTE".into(),
+                self.rate_limit.refresh_per_minute.to_string(),
+            ),
+            (
+                "RATE_LIMIT_PASSWORD_PER_MINUTE".into(),
+                self.rate_limit.password_per_minute.to_string(),
+            ),
+            (
+                "RATE_LIMIT_MAX_TRACKED_CLIENTS".into(),
+                self.rate_limit.max_tracked_clients.to_string(),
+            ),
+            (
+                "REDIS_URL".into(),
+                self.rate_limit
+                    .redis_url
+                    .as_ref()
+                    .map(|u| redact_url_password(u.expose_secret()))
+                    .unwrap_or_default(),
+            ),
+            (
+                "REDIS_KEY_PREFIX".into(),
+                self.rate_limit.redis_key_prefix.clone(),
+            ),
+            (
+                "QUOTA_MESSAGES_PER_DAY".into(),
+                quota_text(self.quotas.messages_sent_per_day),
+            ),
+            (
+                "QUOTA_API_KEYS_PER_DAY".into(),
+                quota_text(self.quotas.api_keys_created_per_day),
+            ),
+            (
+                "QUOTA_EXPORTS_PER_DAY".into(),
+                quota_text(self.quotas.data_exports_per_day),
+            ),
+            (
+                "QUOTA_OVERRIDES".into(),
+                self.quotas
+                    .overrides
+                    .iter()
+                    .map(|o| format!("{}:{}={}", o.scope, o.kind, quota_text(o.limit)))
+                    .collect::<Vec<_>>()
+                    .join(","),
             ),
             (
                 "TRUSTED_PROXIES".into(),
@@ -801,14 +900,6 @@ impl Layered {
                 "must be at least 1024",
             ));
         }
-        let per_minute: u32 = self.number("RATE_LIMIT_PER_MINUTE", 60)?;
-        let per_hour: u32 = self.number("RATE_LIMIT_PER_HOUR", 1000)?;
-        if per_minute == 0 || per_hour == 0 {
-            return Err(ConfigError::invalid(
-                "RATE_LIMIT_PER_MINUTE",
-                "RATE_LIMIT_PER_MINUTE and RATE_LIMIT_PER_HOUR must be at least 1 (use RATE_LIMIT_ENABLED=false to switch limits off)",
-            ));
-        }
 
         let sources = self
             .values
@@ -863,11 +954,8 @@ impl Layered {
                 .collect(),
             security_headers_enabled: self.boolean("SECURITY_HEADERS_ENABLED", true)?,
             max_body_bytes,
-            rate_limit: RateLimitSettings {
-                enabled: self.boolean("RATE_LIMIT_ENABLED", true)?,
-                per_minute,
-                per_hour,
-            },
+            rate_limit: self.rate_limit_settings()?,
+            quotas: self.quota_settings()?,
             trusted_proxies,
             log_level: self.nonempty("LOG_LEVEL")?.unwrap_or_else(|| "info".into()),
             log_format,
@@ -948,6 +1036,96 @@ impl Layered {
         })
     }
 
+    fn rate_limit_settings(&self) -> Result<RateLimitSettings, ConfigError> {
+        let limit = |key: &str, default: u32| -> Result<u32, ConfigError> {
+            let n: u32 = self.number(key, default)?;
+            if n == 0 {
+                return Err(ConfigError::invalid(
+                    key,
+                    "must be at least 1 (use RATE_LIMIT_ENABLED=false to switch limits off)",
+                ));
+            }
+            Ok(n)
+        };
+        let max_tracked_clients: usize =
+            self.number("RATE_LIMIT_MAX_TRACKED_CLIENTS", 1_000_000)?;
+        if max_tracked_clients < 1000 {
+            return Err(ConfigError::invalid(
+                "RATE_LIMIT_MAX_TRACKED_CLIENTS",
+                "must be at least 1000",
+            ));
+        }
+        let redis_url = self.secret("REDIS_URL")?;
+        if let Some(url) = &redis_url {
+            let scheme_ok = url::Url::parse(url.expose_secret())
+                .is_ok_and(|u| matches!(u.scheme(), "redis" | "rediss" | "redis+unix"));
+            if !scheme_ok {
+                return Err(ConfigError::invalid(
+                    "REDIS_URL",
+                    "must be a redis://, rediss:// or redis+unix:// URL",
+                ));
+            }
+        }
+        Ok(RateLimitSettings {
+            enabled: self.boolean("RATE_LIMIT_ENABLED", true)?,
+            per_minute: limit("RATE_LIMIT_PER_MINUTE", 60)?,
+            per_hour: limit("RATE_LIMIT_PER_HOUR", 1000)?,
+            login_per_minute: limit("RATE_LIMIT_LOGIN_PER_MINUTE", 10)?,
+            register_per_minute: limit("RATE_LIMIT_REGISTER_PER_MINUTE", 5)?,
+            refresh_per_minute: limit("RATE_LIMIT_REFRESH_PER_MINUTE", 30)?,
+            password_per_minute: limit("RATE_LIMIT_PASSWORD_PER_MINUTE", 5)?,
+            max_tracked_clients,
+            redis_url,
+            redis_key_prefix: self
+                .nonempty("REDIS_KEY_PREFIX")?
+                .unwrap_or_else(|| "rampart:rl:".into()),
+        })
+    }
+
+    /// A daily quota: a number, or `unlimited`.
+    fn quota(&self, key: &str, default: u32) -> Result<Option<u32>, ConfigError> {
+        match self.string(key)? {
+            None => Ok(Some(default)),
+            Some(raw) => parse_quota(raw.trim())
+                .ok_or_else(|| ConfigError::invalid(key, "must be a whole number or `unlimited`")),
+        }
+    }
+
+    fn quota_settings(&self) -> Result<QuotaSettings, ConfigError> {
+        let mut overrides = Vec::new();
+        for item in self.list("QUOTA_OVERRIDES")? {
+            let parsed = item.split_once(':').and_then(|(scope, rest)| {
+                let (kind, limit) = rest.split_once('=')?;
+                let (scope, kind) = (scope.trim(), kind.trim());
+                (QUOTA_SCOPES.contains(&scope) && QUOTA_KINDS.contains(&kind)).then_some(())?;
+                Some(QuotaOverride {
+                    scope: scope.to_string(),
+                    kind: kind.to_string(),
+                    limit: parse_quota(limit.trim())?,
+                })
+            });
+            match parsed {
+                Some(o) => overrides.push(o),
+                None => {
+                    return Err(ConfigError::invalid(
+                        "QUOTA_OVERRIDES",
+                        format!(
+                            "`{item}` is not scope:kind=n|unlimited (scopes: {}; kinds: {})",
+                            QUOTA_SCOPES.join(", "),
+                            QUOTA_KINDS.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(QuotaSettings {
+            messages_sent_per_day: self.quota("QUOTA_MESSAGES_PER_DAY", 100)?,
+            api_keys_created_per_day: self.quota("QUOTA_API_KEYS_PER_DAY", 20)?,
+            data_exports_per_day: self.quota("QUOTA_EXPORTS_PER_DAY", 5)?,
+            overrides,
+        })
+    }
+
     fn api_key_settings(&self) -> Result<ApiKeySettings, ConfigError> {
         let max_per_user: u32 = self.number("API_KEY_MAX_PER_USER", 25)?;
         if max_per_user == 0 {
@@ -997,6 +1175,17 @@ impl Layered {
         url.query_pairs_mut().append_pair("sslmode", &sslmode);
         Ok(url.to_string())
     }
+}
+
+fn parse_quota(raw: &str) -> Option<Option<u32>> {
+    if raw.eq_ignore_ascii_case("unlimited") {
+        return Some(None);
+    }
+    raw.parse::<u32>().ok().map(Some)
+}
+
+fn quota_text(limit: Option<u32>) -> String {
+    limit.map_or_else(|| "unlimited".to_string(), |n| n.to_string())
 }
 
 fn parse_bool(key: &str, s: &str) -> Result<bool, ConfigError> {

@@ -20,13 +20,14 @@ diesel::table! {
 }
 
 diesel::table! {
-    audit_aggregates (action, ip, window_start) {
+    audit_aggregates (action, ip, scope, window_start) {
         action -> Text,
         ip -> Inet,
         window_start -> Timestamptz,
         event_count -> Int8,
         last_seen_at -> Timestamptz,
         log_id -> Nullable<Int8>,
+        scope -> Text,
     }
 }
 
@@ -59,6 +60,16 @@ diesel::table! {
         metadata -> Jsonb,
         prev_hash -> Bytea,
         hash -> Bytea,
+    }
+}
+
+diesel::table! {
+    quota_usage (subject_type, subject_id, kind, day) {
+        subject_type -> Text,
+        subject_id -> Uuid,
+        kind -> Text,
+        day -> Date,
+        used -> Int4,
     }
 }
 
@@ -111,6 +122,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_aggregates,
     audit_checkpoints,
     audit_logs,
+    quota_usage,
     refresh_tokens,
     sessions,
     users,

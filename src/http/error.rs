@@ -14,6 +14,7 @@ use actix_web::{HttpMessage, HttpResponse, ResponseError};
 use serde::Serialize;
 
 use super::request_id::RequestId;
+use crate::clock::rfc3339;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 const TYPE_BASE: &str = "https://rampart.dev/problems/";
@@ -54,6 +55,14 @@ pub enum AppError {
     UnsupportedMediaType,
     #[error("too many requests")]
     TooManyRequests { retry_after: u64 },
+    #[error("daily quota {quota} exhausted")]
+    QuotaExceeded {
+        quota: &'static str,
+        limit: u32,
+        reset_at: time::OffsetDateTime,
+        /// Seconds from the refusal to `reset_at`.
+        retry_after: u64,
+    },
     #[error("{reason} unavailable")]
     Unavailable {
         retry_after: u64,
@@ -101,6 +110,18 @@ impl AppError {
                 "rate-limited",
                 format!("Too many requests; retry after {retry_after} seconds."),
             ),
+            AppError::QuotaExceeded {
+                quota,
+                limit,
+                reset_at,
+                ..
+            } => (
+                "quota-exceeded",
+                format!(
+                    "The daily quota `{quota}` ({limit} a day) is used up; it resets at {}.",
+                    rfc3339(*reset_at)
+                ),
+            ),
             AppError::Unavailable { retry_after, .. } => (
                 "unavailable",
                 format!(
@@ -129,6 +150,7 @@ impl AppError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             AppError::TooManyRequests { retry_after }
+            | AppError::QuotaExceeded { retry_after, .. }
             | AppError::Unavailable { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
@@ -160,7 +182,9 @@ impl ResponseError for AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::TooManyRequests { .. } | AppError::QuotaExceeded { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -326,6 +326,21 @@ pub async fn revoke_others(
         .await
 }
 
+/// Every session of the user (for their data export), inside the caller's connection.
+pub fn all_for_user(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    current: Option<Uuid>,
+) -> Result<Vec<SessionView>, AppError> {
+    Ok(store::all_for_user(conn, user_id, EXPORT_LIMIT)?
+        .iter()
+        .map(|s| SessionView::new(s, current))
+        .collect())
+}
+
+/// Rows of one kind a data export carries at most.
+pub const EXPORT_LIMIT: i64 = 10_000;
+
 pub async fn list(
     state: &AppState,
     principal: &Principal,

@@ -55,6 +55,14 @@ pub struct SessionView {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub current: bool,
+    /// Only in exports and the console (the API lists live sessions only).
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub revoked_at: Option<OffsetDateTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_reason: Option<String>,
 }
 
 impl SessionView {
@@ -67,6 +75,8 @@ impl SessionView {
             ip: s.ip.clone(),
             user_agent: s.user_agent.clone(),
             current: Some(s.id) == current,
+            revoked_at: s.revoked_at,
+            revoked_reason: s.revoked_reason.clone(),
         }
     }
 }

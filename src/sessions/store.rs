@@ -124,6 +124,20 @@ pub fn list_live(
     query.load(conn)
 }
 
+/// Every session of a user, revoked and expired ones included, newest first (at most `limit`).
+pub fn all_for_user(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    limit: i64,
+) -> QueryResult<Vec<Session>> {
+    sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .select(Session::as_select())
+        .order(sessions::id.desc())
+        .limit(limit)
+        .load(conn)
+}
+
 pub fn revoke(
     conn: &mut PgConnection,
     id: Uuid,

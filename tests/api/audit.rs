@@ -1226,3 +1226,42 @@ fn cli_audit_prune_removes_old_rows_and_verify_still_passes() {
     assert!(stderr.contains("refused"), "{stderr}");
     assert!(stderr.contains("row 7: deleted"), "{stderr}");
 }
+
+#[test]
+fn scoped_aggregates_count_per_scope_and_take_coalesced_occurrences() {
+    let db = TestDb::new();
+    let mut conn = db.connect();
+    let clock = Arc::new(AtomicI64::new(T0 + 10));
+    let auditor = auditor_at(&clock);
+    let login = auditor
+        .record_aggregated_as(&mut conn, &meta(), rate_limited(), "login", 7)
+        .unwrap()
+        .unwrap();
+    let again = auditor
+        .record_aggregated_as(&mut conn, &meta(), rate_limited(), "login", 3)
+        .unwrap()
+        .unwrap();
+    let global = auditor
+        .record_aggregated_as(&mut conn, &meta(), rate_limited(), "global", 1)
+        .unwrap()
+        .unwrap();
+    let unscoped = auditor
+        .record_aggregated(&mut conn, &meta(), rate_limited())
+        .unwrap()
+        .unwrap();
+    assert_eq!(login, again);
+    assert_eq!(audit_rows(&mut conn), 3, "one row per scope");
+    assert!(login != global && global != unscoped);
+    let entry = audit::get(&mut conn, login).unwrap().unwrap();
+    assert_eq!(entry.metadata["count"], 10);
+    assert_eq!(entry.metadata["aggregate"]["scope"], "login");
+    let entry = audit::get(&mut conn, unscoped).unwrap().unwrap();
+    assert!(entry.metadata["aggregate"].get("scope").is_none());
+    // The scope is part of the immutable key.
+    let error = error_of(
+        &mut conn,
+        "UPDATE audit_aggregates SET scope = 'other' WHERE scope = 'login'",
+    );
+    assert!(error.contains("only event_count may grow"), "{error}");
+    assert!(verified(&mut conn, &auditor).is_ok());
+}

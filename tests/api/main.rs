@@ -12,5 +12,7 @@ mod errors;
 mod health;
 mod http_hardening;
 mod permissions;
+mod quotas;
+mod rate_limit;
 mod sessions;
 mod tokens;

@@ -192,3 +192,30 @@ fn development_serve_waits_for_the_database_then_exits_clearly() {
         "the message says what to do: {stderr}"
     );
 }
+
+#[test]
+fn production_serve_refuses_to_start_when_its_shared_rate_limit_store_is_down() {
+    let out = rampart(&["keygen"], &BTreeMap::new());
+    let mut env: BTreeMap<String, String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    env.insert("ENVIRONMENT".into(), "production".into());
+    env.insert("CORS_ORIGINS".into(), "https://app.example.org".into());
+    env.insert(
+        "DATABASE_URL".into(),
+        "postgres://rampart@127.0.0.1:1/rampart".into(),
+    );
+    env.insert("PORT".into(), "0".into());
+    env.insert("REDIS_URL".into(), "redis://127.0.0.1:1/".into());
+    let out = rampart(&["serve"], &env);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("REDIS_URL is set but the shared rate limits are unavailable"),
+        "{stderr}"
+    );
+}

@@ -111,6 +111,14 @@ fn bad_values_are_errors_naming_the_variable() {
         ("TRUSTED_PROXIES", "10.0.0.0/99"),
         ("ENVIRONMENT", "staging"),
         ("LOG_FORMAT", "xml"),
+        ("RATE_LIMIT_PER_MINUTE", "0"),
+        ("RATE_LIMIT_LOGIN_PER_MINUTE", "-1"),
+        ("RATE_LIMIT_MAX_TRACKED_CLIENTS", "10"),
+        ("REDIS_URL", "http://cache.internal:6379"),
+        ("QUOTA_EXPORTS_PER_DAY", "lots"),
+        ("QUOTA_OVERRIDES", "admin:data_exports"),
+        ("QUOTA_OVERRIDES", "root:data_exports=3"),
+        ("QUOTA_OVERRIDES", "admin:downloads=3"),
     ] {
         let mut env = good_env();
         env.insert(key.into(), value.into());
@@ -123,6 +131,55 @@ fn bad_values_are_errors_naming_the_variable() {
         .to_string();
         assert!(err.contains(key), "{key}: {err}");
     }
+}
+
+#[test]
+fn rate_limit_and_quota_settings_have_the_documented_defaults_and_parse_overrides() {
+    let mut env = good_env();
+    env.retain(|k, _| !k.starts_with("RATE_LIMIT_"));
+    let s = load(env);
+    let r = &s.rate_limit;
+    assert!(r.enabled);
+    assert_eq!(
+        (
+            r.per_minute,
+            r.per_hour,
+            r.login_per_minute,
+            r.register_per_minute
+        ),
+        (60, 1000, 10, 5)
+    );
+    assert_eq!((r.refresh_per_minute, r.password_per_minute), (30, 5));
+    assert!(r.redis_url.is_none());
+    let q = &s.quotas;
+    assert_eq!(
+        (
+            q.messages_sent_per_day,
+            q.api_keys_created_per_day,
+            q.data_exports_per_day
+        ),
+        (Some(100), Some(20), Some(5))
+    );
+    let mut env = good_env();
+    env.insert("QUOTA_MESSAGES_PER_DAY".into(), "unlimited".into());
+    env.insert(
+        "QUOTA_OVERRIDES".into(),
+        "demo:messages_sent=10, api_key:data_exports=unlimited".into(),
+    );
+    let s = load(env);
+    assert_eq!(s.quotas.messages_sent_per_day, None);
+    assert_eq!(s.quotas.overrides.len(), 2);
+    assert_eq!(s.quotas.overrides[0].limit, Some(10));
+    assert_eq!(s.quotas.overrides[1].limit, None);
+    let shown = s.redacted_lines().join("\n");
+    assert!(
+        shown.contains("QUOTA_MESSAGES_PER_DAY=unlimited"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("QUOTA_OVERRIDES=demo:messages_sent=10,api_key:data_exports=unlimited"),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -378,7 +435,13 @@ fn redacted_lines_hide_every_secret_and_the_database_password() {
         "DATABASE_URL".into(),
         "postgres://svc:hunter2-db-pass@db.example.org/app".into(),
     );
+    env.insert(
+        "REDIS_URL".into(),
+        "redis://:hunter3-redis-pass@cache.internal:6379/0".into(),
+    );
     let s = load(env.clone());
+    assert!(!s.redacted_lines().join("\n").contains("hunter3-redis-pass"));
+    assert!(!format!("{s:?}").contains("hunter3-redis-pass"));
     let text = s.redacted_lines().join("\n");
     for key in rampart::config::settings::SECRET_KEYS {
         assert!(

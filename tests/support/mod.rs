@@ -26,6 +26,18 @@ pub fn base_env(database_url: &str) -> BTreeMap<String, String> {
     // changing what is tested; the benchmarks measure the real ones.
     env.insert("ARGON2_MEMORY_KIB".into(), "8192".into());
     env.insert("ARGON2_ITERATIONS".into(), "1".into());
+    // The limiter stays on in every test (its headers and its middleware are part of what is
+    // tested), with budgets no ordinary test reaches; the rate-limit tests set their own.
+    for key in [
+        "RATE_LIMIT_PER_MINUTE",
+        "RATE_LIMIT_PER_HOUR",
+        "RATE_LIMIT_LOGIN_PER_MINUTE",
+        "RATE_LIMIT_REGISTER_PER_MINUTE",
+        "RATE_LIMIT_REFRESH_PER_MINUTE",
+        "RATE_LIMIT_PASSWORD_PER_MINUTE",
+    ] {
+        env.insert(key.into(), "1000000".into());
+    }
     for line in rampart::crypto::random::env_block().unwrap().lines() {
         if let Some((k, v)) = line.split_once('=')
             && !k.starts_with('#')
@@ -57,6 +69,8 @@ pub struct TestApp {
     pub settings: Settings,
     /// The app's clock: `app.clock.advance(..)` moves time for every time-based rule.
     pub clock: Clock,
+    /// The environment the app was built from (for a second instance like it).
+    pub settings_env: BTreeMap<String, String>,
 }
 
 pub struct AppBuilder {
@@ -83,6 +97,7 @@ impl AppBuilder {
         if std::env::var("TEST_LOG").is_ok_and(|v| v == "1") {
             let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
         }
+        let settings_env = self.env.clone();
         let settings = settings_from(self.env);
         let clock = Clock::system();
         let options = Options {
@@ -103,6 +118,7 @@ impl AppBuilder {
             db: self.db,
             settings,
             clock,
+            settings_env,
         }
     }
 }
@@ -124,6 +140,23 @@ pub fn app_without_database() -> AppBuilder {
         extra: no_extra_routes(),
         db: None,
     }
+}
+
+/// Another instance on `other`'s database (the database stays `other`'s to drop).
+pub fn app_sharing_database(other: &TestApp) -> AppBuilder {
+    let url = other.db.as_ref().expect("a database").url.clone();
+    let mut env = other.settings_env.clone();
+    env.insert("DATABASE_URL".into(), url);
+    AppBuilder {
+        env,
+        extra: no_extra_routes(),
+        db: None,
+    }
+}
+
+/// The Redis the shared-limit tests use (`make test` makes sure one answers).
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 pub async fn spawn_app() -> TestApp {
