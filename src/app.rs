@@ -36,6 +36,9 @@ pub struct AppState {
     pub auditor: Auditor,
     /// HMAC-SHA256 keyed with API_KEY_HASH_SECRET (derived once, cloned per verification).
     pub api_key_hasher: crate::api_keys::ApiKeyHasher,
+    /// The console's CSRF key (from SESSION_SECRET) and cookie names.
+    pub console_key: crate::console::session::ConsoleKey,
+    pub console_cookies: crate::console::session::CookieNames,
 }
 
 impl AppState {
@@ -44,6 +47,8 @@ impl AppState {
             jwt: Arc::new(crate::auth::jwt_keys(&settings)?),
             hasher: crate::accounts::cli::hasher_from(&settings)?,
             api_key_hasher: crate::api_keys::hasher_from(&settings)?,
+            console_key: crate::console::session::ConsoleKey::from_settings(&settings)?,
+            console_cookies: crate::console::session::CookieNames::for_settings(&settings),
             auditor: {
                 let clock = clock.clone();
                 Auditor::from_settings(&settings)
@@ -181,6 +186,7 @@ fn run(
             .configure(|cfg| crate::auth::api_routes().register(cfg))
             .configure(crate::auth::jwks_route)
             .configure(crate::http::openapi::routes)
+            .configure(crate::console::mount)
             .configure(|cfg| extra(cfg))
             .wrap(from_fn(panic::catch_panic))
             .wrap(from_fn(limits::limit_body))

@@ -3,6 +3,7 @@
 //! issued through `sessions`; every security event is audited in the same transaction as its
 //! change. Never returns or logs a password hash.
 
+pub mod admin;
 pub mod cli;
 pub mod model;
 pub mod routes;
@@ -154,6 +155,8 @@ enum FailureReason {
     BadPassword,
     Disabled,
     Locked,
+    /// The console admits admins only; the password was right.
+    NotAdmin,
 }
 
 impl FailureReason {
@@ -163,6 +166,7 @@ impl FailureReason {
             FailureReason::BadPassword => "bad_password",
             FailureReason::Disabled => "disabled",
             FailureReason::Locked => "locked",
+            FailureReason::NotAdmin => "not_admin",
         }
     }
 }
@@ -184,14 +188,40 @@ pub fn lockout_duration(
     Some(base.saturating_mul(1u32 << doublings).min(max))
 }
 
-/// Username-or-email + password → a new session. Every failure is the same `Unauthorized`, and
-/// costs one password verification whether or not the account exists.
-pub async fn login(
+/// Where a password sign-in comes from: the API, or the admin console (its own audit actions,
+/// and only admins get in). Both share one lockout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignIn {
+    Api,
+    Console,
+}
+
+impl SignIn {
+    fn failed(self) -> Action {
+        match self {
+            SignIn::Api => Action::AuthLoginFailed,
+            SignIn::Console => Action::AdminLoginFailed,
+        }
+    }
+}
+
+/// A user whose password was just verified, with the stronger hash to store if theirs was weak.
+pub struct Verified {
+    pub user: User,
+    pub upgraded_hash: Option<String>,
+}
+
+/// Checks username-or-email + password with the lockout rules. Every failure is the same
+/// `Unauthorized` (audited with its real reason) and costs one password verification whether or
+/// not the account exists. The caller records the success with [`record_success`] in the
+/// transaction that starts its session.
+pub async fn verify_credentials(
     state: &AppState,
     login: String,
     password: SecretString,
-    meta: RequestMeta,
-) -> Result<(TokenPair, User), AppError> {
+    meta: &RequestMeta,
+    sign_in: SignIn,
+) -> Result<Verified, AppError> {
     let lookup = login.clone();
     let user = state
         .pool
@@ -214,6 +244,9 @@ pub async fn login(
         Some(_) if locked => Some(FailureReason::Locked),
         Some(_) if !verification.matches => Some(FailureReason::BadPassword),
         Some(u) if !u.active => Some(FailureReason::Disabled),
+        Some(u) if sign_in == SignIn::Console && u.role() != Role::Admin => {
+            Some(FailureReason::NotAdmin)
+        }
         Some(_) => None,
     };
     if let Some(reason) = failure {
@@ -223,7 +256,8 @@ pub async fn login(
             &login,
             reason,
             now,
-            meta,
+            meta.clone(),
+            sign_in.failed(),
         )
         .await?;
         return Err(AppError::Unauthorized);
@@ -232,18 +266,51 @@ pub async fn login(
         return Err(AppError::Unauthorized);
     };
     // Upgrade bcrypt or weak argon2 hashes now that the password is known to be right.
-    let upgraded = if verification.needs_rehash {
+    let upgraded_hash = if verification.needs_rehash {
         Some(state.hasher.hash(password).await?)
     } else {
         None
     };
+    Ok(Verified {
+        user,
+        upgraded_hash,
+    })
+}
+
+/// A successful sign-in, inside the caller's transaction: clears the failure count and stores
+/// the upgraded hash, if any.
+pub fn record_success(
+    conn: &mut diesel::PgConnection,
+    verified: &Verified,
+    now: OffsetDateTime,
+) -> Result<(), AppError> {
+    store::record_success(
+        conn,
+        verified.user.id,
+        verified.upgraded_hash.as_deref(),
+        now,
+    )?;
+    Ok(())
+}
+
+/// Username-or-email + password → a new session. Every failure is the same `Unauthorized`, and
+/// costs one password verification whether or not the account exists.
+pub async fn login(
+    state: &AppState,
+    login: String,
+    password: SecretString,
+    meta: RequestMeta,
+) -> Result<(TokenPair, User), AppError> {
+    let verified = verify_credentials(state, login, password, &meta, SignIn::Api).await?;
+    let now = state.clock.now();
     let tx_state = AppStateRef::from(state);
     let session_ttl = state.settings.auth.refresh_token_ttl;
     let pair = state
         .pool
         .run(move |conn| {
             conn.transaction::<_, AppError, _>(|conn| {
-                store::record_success(conn, user.id, upgraded.as_deref(), now)?;
+                record_success(conn, &verified, now)?;
+                let user = verified.user;
                 let (session, refresh) = sessions::start(conn, user.id, &meta, now, session_ttl)?;
                 tx_state.auditor.record(
                     conn,
@@ -253,7 +320,9 @@ pub async fn login(
                         outcome: Outcome::Success,
                         actor: Actor::user(user.id),
                         target: Some(("session".into(), session.id.to_string())),
-                        metadata: serde_json::json!({ "hash_upgraded": upgraded.is_some() }),
+                        metadata: serde_json::json!({
+                            "hash_upgraded": verified.upgraded_hash.is_some()
+                        }),
                     },
                 )?;
                 let pair = tx_state.token_pair(user.id, session.id, user.role(), refresh, now)?;
@@ -271,6 +340,7 @@ async fn record_failure(
     reason: FailureReason,
     now: OffsetDateTime,
     meta: RequestMeta,
+    action: Action,
 ) -> Result<(), AppError> {
     let auth = state.settings.auth.clone();
     let auditor = state.auditor.clone();
@@ -292,7 +362,7 @@ async fn record_failure(
                     conn,
                     &meta,
                     Event {
-                        action: Action::AuthLoginFailed,
+                        action,
                         outcome: Outcome::Failure,
                         actor: actor.clone(),
                         target: user_id.map(|id| ("user".into(), id.to_string())),
@@ -362,7 +432,7 @@ pub async fn export(
                 let user = store::find(conn, id)?.ok_or(AppError::NotFound)?;
                 let sessions = sessions::all_for_user(conn, id, caller.session_id())?;
                 let api_keys = crate::api_keys::all_for_user(conn, id, now)?;
-                let (events, truncated) = audit_events_of(conn, id)?;
+                let (events, truncated) = audit_events_of(conn, id, EXPORT_AUDIT_EVENTS)?;
                 auditor.record(
                     conn,
                     &tx_meta,
@@ -389,9 +459,10 @@ pub async fn export(
 }
 
 /// The newest audit events the user did (as themselves) or that were done to their account.
-fn audit_events_of(
+pub fn audit_events_of(
     conn: &mut diesel::PgConnection,
     user_id: Uuid,
+    limit: i64,
 ) -> Result<(Vec<crate::audit::AuditEntry>, bool), AppError> {
     use crate::audit::{ActorType, AuditQuery};
     let by = crate::audit::list(
@@ -399,7 +470,7 @@ fn audit_events_of(
         &AuditQuery {
             actor_type: Some(ActorType::User),
             actor_id: Some(user_id.to_string()),
-            limit: EXPORT_AUDIT_EVENTS,
+            limit,
             ..AuditQuery::default()
         },
     )?;
@@ -407,7 +478,7 @@ fn audit_events_of(
         conn,
         &AuditQuery {
             target: Some(("user".into(), user_id.to_string())),
-            limit: EXPORT_AUDIT_EVENTS,
+            limit,
             ..AuditQuery::default()
         },
     )?;
@@ -512,6 +583,7 @@ pub async fn change_password(
             FailureReason::BadPassword,
             now,
             meta,
+            Action::AuthLoginFailed,
         )
         .await?;
         return Err(AppError::Validation(vec![FieldError::new(

@@ -41,6 +41,39 @@ pub fn routes(r: &mut ApiRoutes) {
         Access::Permission(Permission::ProfileWrite),
         change_password,
     );
+    let manage = Access::Permission(Permission::UsersManage);
+    r.add(Method::GET, "/api/v1/admin/users", manage, list_users);
+    r.add(Method::GET, "/api/v1/admin/users/{id}", manage, get_user);
+    r.add(
+        Method::POST,
+        "/api/v1/admin/users/{id}/disable",
+        manage,
+        disable_user,
+    );
+    r.add(
+        Method::POST,
+        "/api/v1/admin/users/{id}/enable",
+        manage,
+        enable_user,
+    );
+    r.add(
+        Method::POST,
+        "/api/v1/admin/users/{id}/unlock",
+        manage,
+        unlock_user,
+    );
+    r.add(
+        Method::POST,
+        "/api/v1/admin/users/{id}/sign-out",
+        manage,
+        sign_out_user,
+    );
+    r.add(
+        Method::POST,
+        "/api/v1/admin/users/{id}/role",
+        manage,
+        change_user_role,
+    );
 }
 
 #[derive(Deserialize)]
@@ -159,4 +192,189 @@ async fn change_password(
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+// --- admin ------------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct UserListParams {
+    q: Option<String>,
+    role: Option<String>,
+    status: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `?q=&role=&status=&cursor=&limit=`: users, newest first (username/email prefix search).
+async fn list_users(
+    state: web::Data<AppState>,
+    params: web::Query<UserListParams>,
+) -> Result<HttpResponse, AppError> {
+    use super::admin::{UserFilter, UserStatus};
+    use crate::http::error::FieldError;
+    use crate::http::pagination::{PageQuery, uuid_cursor};
+    let p = params.into_inner();
+    let mut errors = Vec::new();
+    let role = p.role.as_deref().filter(|r| !r.is_empty()).and_then(|r| {
+        r.parse::<crate::auth::Role>()
+            .map_err(|_| {
+                errors.push(FieldError::new(
+                    "role",
+                    "must be admin, team_member or demo",
+                ))
+            })
+            .ok()
+    });
+    let status = p.status.as_deref().filter(|s| !s.is_empty()).and_then(|s| {
+        let parsed = UserStatus::parse(s);
+        if parsed.is_none() {
+            errors.push(FieldError::new(
+                "status",
+                "must be active, disabled or locked",
+            ));
+        }
+        parsed
+    });
+    let page = PageQuery {
+        cursor: p.cursor,
+        limit: p.limit,
+    };
+    let (before, limit) = match (page.uuid_cursor(), page.limit()) {
+        (Ok(before), Ok(limit)) => (before, limit),
+        (Err(AppError::Validation(mut e)), _) | (_, Err(AppError::Validation(mut e))) => {
+            errors.append(&mut e);
+            (None, 0)
+        }
+        (Err(e), _) | (_, Err(e)) => return Err(e),
+    };
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    let result = super::admin::list(
+        &state,
+        UserFilter {
+            prefix: p.q.map(|q| q.trim().chars().take(254).collect()),
+            role,
+            status,
+            before,
+            after: None,
+            limit,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(crate::http::pagination::Page {
+        items: result.items,
+        next_cursor: result.older.map(uuid_cursor),
+    }))
+}
+
+fn user_id(path: web::Path<String>) -> Result<uuid::Uuid, AppError> {
+    uuid::Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)
+}
+
+async fn get_user(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Ok().json(super::admin::get(&state, user_id(path)?).await?))
+}
+
+/// An admin action's optional body: `{"reason": …}` (and `{"role": …}` for role changes).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ActionBody {
+    reason: Option<String>,
+    role: Option<String>,
+}
+
+async fn act(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    path: web::Path<String>,
+    body: web::Bytes,
+    which: &str,
+) -> Result<HttpResponse, AppError> {
+    use super::admin::{AdminActor, Change, parse_reason};
+    let id = user_id(path)?;
+    let body: ActionBody = crate::http::limits::optional_json(&body)?;
+    let change = match which {
+        "disable" => Change::Disable {
+            reason: parse_reason(body.reason.as_deref(), true)?.unwrap_or_default(),
+        },
+        "enable" => Change::Enable {
+            reason: parse_reason(body.reason.as_deref(), false)?,
+        },
+        "unlock" => Change::Unlock {
+            reason: parse_reason(body.reason.as_deref(), false)?,
+        },
+        "sign-out" => Change::SignOutEverywhere {
+            reason: parse_reason(body.reason.as_deref(), false)?,
+        },
+        _ => Change::SetRole {
+            role: body
+                .role
+                .as_deref()
+                .and_then(|r| r.parse().ok())
+                .ok_or_else(|| {
+                    AppError::Validation(vec![crate::http::error::FieldError::new(
+                        "role",
+                        "must be admin, team_member or demo",
+                    )])
+                })?,
+        },
+    };
+    let admin = AdminActor::from_principal(&principal)?;
+    let view = super::admin::apply(&state, &admin, id, change, request_meta(&req)).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+async fn disable_user(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    act(state, req, principal, path, body, "disable").await
+}
+
+async fn enable_user(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    act(state, req, principal, path, body, "enable").await
+}
+
+async fn unlock_user(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    act(state, req, principal, path, body, "unlock").await
+}
+
+async fn sign_out_user(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    act(state, req, principal, path, body, "sign-out").await
+}
+
+async fn change_user_role(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    act(state, req, principal, path, body, "role").await
 }

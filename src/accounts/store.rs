@@ -149,3 +149,136 @@ pub fn any_admin(conn: &mut PgConnection) -> QueryResult<bool> {
     ))
     .get_result(conn)
 }
+
+/// Filters of the admin user list (all optional; keyset on the time-ordered id, newest first).
+#[derive(Debug, Clone, Default)]
+pub struct UserQuery {
+    /// Username or email prefix, matched case-insensitively.
+    pub prefix: Option<String>,
+    pub role: Option<String>,
+    pub active: Option<bool>,
+    /// Locked at `now` (Some(true)) or not (Some(false)).
+    pub locked_at: Option<(bool, OffsetDateTime)>,
+    pub before: Option<Uuid>,
+    pub after: Option<Uuid>,
+}
+
+/// `%`, `_` and `\` taken literally in a LIKE pattern.
+fn like_prefix(prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// Up to `limit` users matching `query`: newest first, or (with `after`) the oldest newer ones.
+pub fn list(conn: &mut PgConnection, query: &UserQuery, limit: i64) -> QueryResult<Vec<User>> {
+    let mut q = users::table.select(User::as_select()).into_boxed();
+    if let Some(prefix) = &query.prefix {
+        let pattern = like_prefix(&prefix.to_lowercase());
+        q = q.filter(
+            sql::<Bool>("(lower(username) LIKE ")
+                .bind::<Text, _>(pattern.clone())
+                .sql(" ESCAPE '\\' OR email LIKE ")
+                .bind::<Text, _>(pattern)
+                .sql(" ESCAPE '\\')"),
+        );
+    }
+    if let Some(role) = &query.role {
+        q = q.filter(users::role.eq(role.clone()));
+    }
+    if let Some(active) = query.active {
+        q = q.filter(users::active.eq(active));
+    }
+    match query.locked_at {
+        Some((true, now)) => q = q.filter(users::locked_until.gt(now)),
+        Some((false, now)) => {
+            q = q.filter(
+                users::locked_until
+                    .is_null()
+                    .or(users::locked_until.le(now)),
+            )
+        }
+        None => {}
+    }
+    if let Some(before) = query.before {
+        q = q.filter(users::id.lt(before));
+    }
+    if let Some(after) = query.after {
+        q.filter(users::id.gt(after))
+            .order(users::id.asc())
+            .limit(limit)
+            .load(conn)
+    } else {
+        q.order(users::id.desc()).limit(limit).load(conn)
+    }
+}
+
+/// One user, row-locked for an admin change.
+pub fn lock(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<User>> {
+    users::table
+        .find(id)
+        .select(User::as_select())
+        .for_update()
+        .first(conn)
+        .optional()
+}
+
+pub fn set_role(
+    conn: &mut PgConnection,
+    id: Uuid,
+    role: &str,
+    now: OffsetDateTime,
+) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((users::role.eq(role), users::updated_at.eq(now)))
+        .execute(conn)
+}
+
+/// Ends a lockout: no failures counted, not locked.
+pub fn unlock(conn: &mut PgConnection, id: Uuid, now: OffsetDateTime) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::failed_logins.eq(0),
+            users::locked_until.eq(None::<OffsetDateTime>),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)
+}
+
+/// (all, active, disabled, locked at `now`) user counts.
+pub fn counts(conn: &mut PgConnection, now: OffsetDateTime) -> QueryResult<(i64, i64, i64, i64)> {
+    use diesel::dsl::count_star;
+    let all: i64 = users::table.select(count_star()).first(conn)?;
+    let active: i64 = users::table
+        .filter(users::active.eq(true))
+        .select(count_star())
+        .first(conn)?;
+    let locked: i64 = users::table
+        .filter(users::locked_until.gt(now))
+        .select(count_star())
+        .first(conn)?;
+    Ok((all, active, all - active, locked))
+}
+
+/// Usernames of the given ids (missing ids are left out).
+pub fn usernames(conn: &mut PgConnection, ids: &[Uuid]) -> QueryResult<Vec<(Uuid, String)>> {
+    users::table
+        .filter(users::id.eq_any(ids))
+        .select((users::id, users::username))
+        .load(conn)
+}
+
+/// A user by exact username (case-insensitive).
+pub fn find_by_username(conn: &mut PgConnection, username: &str) -> QueryResult<Option<User>> {
+    users::table
+        .select(User::as_select())
+        .filter(sql::<Bool>("lower(username) = ").bind::<Text, _>(username.to_lowercase()))
+        .first(conn)
+        .optional()
+}

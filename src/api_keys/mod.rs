@@ -207,6 +207,82 @@ pub fn all_for_user(
     )
 }
 
+/// A key as an admin sees it: its metadata and its owner.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AdminKeyView {
+    #[serde(flatten)]
+    pub key: ApiKeyView,
+    pub owner_id: Uuid,
+    pub owner_username: String,
+}
+
+/// One page of every user's keys, newest first, with the cursors of the neighbouring pages.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyPage {
+    pub items: Vec<AdminKeyView>,
+    pub older: Option<Uuid>,
+    pub newer: Option<Uuid>,
+}
+
+/// Every user's keys matching `query` (admins only; metadata only).
+pub async fn admin_list(
+    state: &AppState,
+    query: store::KeyQuery,
+    limit: i64,
+) -> Result<KeyPage, AppError> {
+    let now = state.clock.now();
+    let limit = limit.clamp(1, 100);
+    let paging_newer = query.after.is_some();
+    let before = query.before;
+    let mut rows = state
+        .pool
+        .run(move |conn| Ok(store::list_all(conn, &query, now, limit + 1)?))
+        .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    if paging_newer {
+        rows.reverse();
+    }
+    let items: Vec<AdminKeyView> = rows
+        .iter()
+        .map(|(row, owner)| AdminKeyView {
+            key: ApiKeyView::new(row, now),
+            owner_id: row.user_id,
+            owner_username: owner.clone(),
+        })
+        .collect();
+    let (older, newer) =
+        crate::accounts::admin::neighbours(&items, |k| k.key.id, more, paging_newer, before);
+    Ok(KeyPage {
+        items,
+        older,
+        newer,
+    })
+}
+
+/// One key of any user, as an admin sees it.
+pub async fn admin_get(state: &AppState, id: Uuid) -> Result<AdminKeyView, AppError> {
+    let now = state.clock.now();
+    let (row, owner) = state
+        .pool
+        .run(move |conn| Ok(store::find_with_owner(conn, id)?))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok(AdminKeyView {
+        key: ApiKeyView::new(&row, now),
+        owner_id: row.user_id,
+        owner_username: owner,
+    })
+}
+
+/// Keys that accept requests now, across all users (for the dashboard).
+pub fn count_accepting(
+    conn: &mut diesel::PgConnection,
+    now: OffsetDateTime,
+) -> Result<i64, AppError> {
+    Ok(store::count_accepting(conn, now)?)
+}
+
 /// Revokes one of the caller's keys. Idempotent; another user's key is indistinguishable from a
 /// missing one (404).
 pub async fn revoke_own(
@@ -249,13 +325,12 @@ pub async fn revoke_own(
 /// An admin revokes any user's key, with a reason the owner will see. Idempotent.
 pub async fn revoke_any(
     state: &AppState,
-    admin: &Principal,
+    admin_id: Uuid,
     id: Uuid,
     reason: String,
     meta: RequestMeta,
 ) -> Result<(), AppError> {
     let now = micros(state.clock.now());
-    let admin_id = admin.user_id;
     let auditor = state.auditor.clone();
     state
         .pool

@@ -15,7 +15,6 @@ use crate::http::error::FieldError;
 /// Longest lifetime a client may ask for.
 pub const MAX_EXPIRES_IN_DAYS: i64 = 3650;
 pub const MAX_NAME_CHARS: usize = 100;
-pub const MAX_REASON_CHARS: usize = 500;
 
 /// One `api_keys` row exactly as stored (the hash, never the key).
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
@@ -78,6 +77,28 @@ pub enum KeyStatus {
 }
 
 impl KeyStatus {
+    pub const ALL: [KeyStatus; 5] = [
+        KeyStatus::Active,
+        KeyStatus::RotationGrace,
+        KeyStatus::Rotated,
+        KeyStatus::Expired,
+        KeyStatus::Revoked,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "active",
+            KeyStatus::RotationGrace => "rotation_grace",
+            KeyStatus::Rotated => "rotated",
+            KeyStatus::Expired => "expired",
+            KeyStatus::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<KeyStatus> {
+        KeyStatus::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
     /// Whether a request authenticated with the key is accepted.
     pub fn accepts_requests(self) -> bool {
         matches!(self, KeyStatus::Active | KeyStatus::RotationGrace)
@@ -252,24 +273,6 @@ impl ApiKeyView {
     }
 }
 
-/// An admin's reason for revoking someone's key: 1–500 characters, no control characters.
-pub fn parse_reason(raw: &str) -> Result<String, FieldError> {
-    let reason = raw.trim();
-    if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
-        return Err(FieldError::new(
-            "reason",
-            format!("must be 1 to {MAX_REASON_CHARS} characters"),
-        ));
-    }
-    if reason.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(FieldError::new(
-            "reason",
-            "must not contain control characters",
-        ));
-    }
-    Ok(reason.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,9 +342,12 @@ mod tests {
         assert!(KeyName::parse("   ").is_err());
         assert!(KeyName::parse(&"x".repeat(101)).is_err());
         assert!(KeyName::parse("tab\there").is_err());
+        use crate::audit::parse_reason;
         assert!(parse_reason("leaked in a public repo").is_ok());
         assert!(parse_reason("").is_err());
         assert!(parse_reason(&"r".repeat(501)).is_err());
+        assert_eq!(parse_reason(" two\r\nlines ").unwrap(), "two\nlines");
+        assert!(parse_reason("bell\u{7}").is_err());
     }
 
     #[test]

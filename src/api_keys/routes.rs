@@ -36,6 +36,12 @@ pub fn routes(r: &mut ApiRoutes) {
         rotate_api_key,
     );
     r.add(
+        Method::GET,
+        "/api/v1/admin/api-keys",
+        Access::Permission(Permission::KeysRevokeAny),
+        admin_list_api_keys,
+    );
+    r.add(
         Method::POST,
         "/api/v1/admin/api-keys/{id}/revoke",
         Access::Permission(Permission::KeysRevokeAny),
@@ -124,8 +130,54 @@ async fn admin_revoke_api_key(
     body: web::Json<AdminRevokeBody>,
 ) -> Result<HttpResponse, AppError> {
     let id = key_id(path)?;
-    let reason = super::model::parse_reason(&body.into_inner().reason)
+    let reason = crate::audit::parse_reason(&body.into_inner().reason)
         .map_err(|e| AppError::Validation(vec![e]))?;
-    super::revoke_any(&state, &principal, id, reason, request_meta(&req)).await?;
+    super::revoke_any(&state, principal.user_id, id, reason, request_meta(&req)).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+struct AdminListParams {
+    owner: Option<uuid::Uuid>,
+    status: Option<String>,
+    prefix: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `?owner=&status=&prefix=&cursor=&limit=`: every user's keys, newest first (metadata only).
+async fn admin_list_api_keys(
+    state: web::Data<AppState>,
+    params: web::Query<AdminListParams>,
+) -> Result<HttpResponse, AppError> {
+    let p = params.into_inner();
+    let status = match p.status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(raw) => Some(super::model::KeyStatus::parse(raw).ok_or_else(|| {
+            AppError::Validation(vec![crate::http::error::FieldError::new(
+                "status",
+                "must be active, rotation_grace, rotated, expired or revoked",
+            )])
+        })?),
+    };
+    let page = PageQuery {
+        cursor: p.cursor,
+        limit: p.limit,
+    };
+    let result = super::admin_list(
+        &state,
+        super::store::KeyQuery {
+            owner: p.owner,
+            status,
+            prefix: p.prefix.filter(|s| !s.is_empty()),
+            before: page.uuid_cursor()?,
+            after: None,
+        },
+        page.limit()?,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(Page {
+        items: result.items,
+        next_cursor: result.older.map(uuid_cursor),
+    }))
 }

@@ -163,3 +163,113 @@ pub fn list_for_user(
     }
     query.load(conn)
 }
+
+/// Filters of the admin key list (keyset on the time-ordered id, newest first).
+#[derive(Debug, Clone, Default)]
+pub struct KeyQuery {
+    pub owner: Option<Uuid>,
+    pub status: Option<super::model::KeyStatus>,
+    /// The display prefix, or its start (`rk_AbC`).
+    pub prefix: Option<String>,
+    pub before: Option<Uuid>,
+    pub after: Option<Uuid>,
+}
+
+/// Keys of every user matching `query` at `now`, each with its owner's username.
+pub fn list_all(
+    conn: &mut PgConnection,
+    query: &KeyQuery,
+    now: OffsetDateTime,
+    limit: i64,
+) -> QueryResult<Vec<(ApiKeyRow, String)>> {
+    use super::model::KeyStatus;
+    let mut q = api_keys::table
+        .inner_join(users::table)
+        .select((ApiKeyRow::as_select(), users::username))
+        .into_boxed();
+    if let Some(owner) = query.owner {
+        q = q.filter(api_keys::user_id.eq(owner));
+    }
+    if let Some(prefix) = &query.prefix {
+        // Prefixes are `rk_` + base62: nothing to escape once anything else is refused.
+        let clean: String = prefix
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(11)
+            .collect();
+        q = q.filter(api_keys::prefix.like(format!("{clean}%")));
+    }
+    let not_revoked = api_keys::revoked_at.is_null();
+    let not_expired = api_keys::expires_at
+        .is_null()
+        .or(api_keys::expires_at.gt(now));
+    match query.status {
+        None => {}
+        Some(KeyStatus::Revoked) => q = q.filter(api_keys::revoked_at.is_not_null()),
+        Some(KeyStatus::Expired) => q = q.filter(not_revoked).filter(api_keys::expires_at.le(now)),
+        Some(KeyStatus::Active) => {
+            q = q
+                .filter(not_revoked)
+                .filter(not_expired)
+                .filter(api_keys::rotated_to.is_null())
+        }
+        Some(KeyStatus::RotationGrace) => {
+            q = q
+                .filter(not_revoked)
+                .filter(not_expired)
+                .filter(api_keys::rotated_to.is_not_null())
+                .filter(api_keys::grace_until.gt(now))
+        }
+        Some(KeyStatus::Rotated) => {
+            q = q
+                .filter(not_revoked)
+                .filter(not_expired)
+                .filter(api_keys::rotated_to.is_not_null())
+                .filter(api_keys::grace_until.le(now))
+        }
+    }
+    if let Some(before) = query.before {
+        q = q.filter(api_keys::id.lt(before));
+    }
+    if let Some(after) = query.after {
+        q.filter(api_keys::id.gt(after))
+            .order(api_keys::id.asc())
+            .limit(limit)
+            .load(conn)
+    } else {
+        q.order(api_keys::id.desc()).limit(limit).load(conn)
+    }
+}
+
+/// Keys of every user that accept requests at `now` (active or in a rotation's grace).
+pub fn count_accepting(conn: &mut PgConnection, now: OffsetDateTime) -> QueryResult<i64> {
+    api_keys::table
+        .filter(api_keys::revoked_at.is_null())
+        .filter(
+            api_keys::expires_at
+                .is_null()
+                .or(api_keys::expires_at.gt(now)),
+        )
+        .filter(
+            api_keys::rotated_to
+                .is_null()
+                .or(api_keys::grace_until.gt(now)),
+        )
+        .inner_join(users::table)
+        .filter(users::active.eq(true))
+        .count()
+        .get_result(conn)
+}
+
+/// One key with its owner's username (admin views).
+pub fn find_with_owner(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> QueryResult<Option<(ApiKeyRow, String)>> {
+    api_keys::table
+        .inner_join(users::table)
+        .filter(api_keys::id.eq(id))
+        .select((ApiKeyRow::as_select(), users::username))
+        .first(conn)
+        .optional()
+}

@@ -3,8 +3,8 @@
 //! **Boundary.** Other features record events only through [`Auditor`] (with [`Event`], [`Actor`],
 //! [`RequestMeta`] and the one [`Action`] enum) and read them only through [`list`] / [`get`];
 //! nothing else touches the audit tables. This module never decides whether an action is
-//! allowed, never reads another feature's tables, and has no HTTP routes (the console mounts
-//! its own).
+//! allowed and never reads another feature's tables; its routes are the admin API's read-only
+//! `GET /api/v1/admin/audit-logs` and `…/verify` (the console mounts its own pages).
 //!
 //! # Writing: the record commits or rolls back with the change
 //! [`Auditor::record`] takes the connection the caller has an open transaction on, so the change
@@ -61,6 +61,7 @@
 
 pub mod chain;
 pub mod model;
+pub mod routes;
 pub mod scrub;
 pub mod store;
 
@@ -76,8 +77,8 @@ use time::OffsetDateTime;
 
 pub use chain::{AuditKey, Failure, FailureKind};
 pub use model::{
-    Action, Actor, ActorType, AuditEntry, AuditPage, AuditQuery, AuditRow, Checkpoint, Event,
-    Outcome, RequestMeta, parse_before,
+    Action, Actor, ActorType, AuditEntry, AuditFilter, AuditPage, AuditQuery, AuditRow, Checkpoint,
+    Event, Outcome, RequestMeta, parse_before, parse_reason,
 };
 
 use crate::clock::rfc3339;
@@ -686,10 +687,23 @@ pub fn list(conn: &mut PgConnection, query: &AuditQuery) -> QueryResult<AuditPag
     let mut rows = store::list(conn, query, limit + 1)?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let next_before_id = if more {
-        rows.last().map(|(row, _)| row.id)
+    let newer_page = query.after_id.is_some();
+    if newer_page {
+        rows.reverse();
+    }
+    let first = rows.first().map(|(row, _)| row.id);
+    let last = rows.last().map(|(row, _)| row.id);
+    let (next_before_id, prev_after_id) = if newer_page {
+        // Reading upwards: older rows exist below (we came from there); newer ones if `more`.
+        (
+            last.or(query.after_id.map(|a| a + 1)),
+            first.filter(|_| more),
+        )
     } else {
-        None
+        (
+            last.filter(|_| more),
+            first.filter(|_| query.before_id.is_some()),
+        )
     };
     Ok(AuditPage {
         items: rows
@@ -697,7 +711,79 @@ pub fn list(conn: &mut PgConnection, query: &AuditQuery) -> QueryResult<AuditPag
             .map(|(row, count)| AuditEntry::from_row(row, count))
             .collect(),
         next_before_id,
+        prev_after_id,
     })
+}
+
+/// How many times each of `actions` happened since `since`, aggregated occurrences included.
+pub fn occurrences_since(
+    conn: &mut PgConnection,
+    actions: &[Action],
+    since: OffsetDateTime,
+) -> QueryResult<Vec<(Action, i64)>> {
+    let names: Vec<&str> = actions.iter().map(|a| a.as_str()).collect();
+    Ok(store::occurrences_since(conn, &names, since)?
+        .into_iter()
+        .filter_map(|(name, n)| Action::parse(&name).map(|a| (a, n)))
+        .collect())
+}
+
+/// Per UTC hour since `since`: (hour, action, occurrences) for each of `actions` that happened.
+pub fn hourly_since(
+    conn: &mut PgConnection,
+    actions: &[Action],
+    since: OffsetDateTime,
+) -> QueryResult<Vec<(OffsetDateTime, Action, i64)>> {
+    let names: Vec<&str> = actions.iter().map(|a| a.as_str()).collect();
+    Ok(store::hourly_since(conn, &names, since)?
+        .into_iter()
+        .filter_map(|(hour, name, n)| Action::parse(&name).map(|a| (hour, a, n)))
+        .collect())
+}
+
+/// The newest `audit.verified` row: the last recorded check of the chain.
+pub fn last_verification(conn: &mut PgConnection) -> QueryResult<Option<AuditEntry>> {
+    Ok(store::latest_of(conn, Action::AuditVerified.as_str())?
+        .map(|(row, count)| AuditEntry::from_row(row, count)))
+}
+
+/// Walks the chain and records the result as `audit.verified` by `actor` (the admin API and the
+/// console's "verify now").
+pub async fn verify_recorded(
+    state: &crate::app::AppState,
+    actor: Actor,
+    meta: RequestMeta,
+) -> Result<VerifyReport, crate::http::error::AppError> {
+    let auditor = state.auditor.clone();
+    state
+        .pool
+        .run(move |conn| {
+            let report = auditor.verify(conn)?;
+            auditor.record_verification(conn, &meta, actor, &report)?;
+            Ok(report)
+        })
+        .await
+}
+
+impl VerifyReport {
+    /// The report as the admin API returns it.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "ok": self.is_ok(),
+            "rows_verified": self.rows_verified,
+            "head": self.head.as_ref().map(|(id, hash)| json!({ "id": id, "hash": hash })),
+            "checkpoint": self.checkpoint.as_ref().map(|c| json!({
+                "id": c.id,
+                "last_pruned_id": c.last_pruned_id,
+                "pruned_before": rfc3339(c.pruned_before),
+            })),
+            "failure": self.failure.as_ref().map(|f| json!({
+                "kind": f.kind.as_str(),
+                "row_id": f.row_id,
+                "message": f.message,
+            })),
+        })
+    }
 }
 
 /// One row by id; an aggregated row carries `count`.

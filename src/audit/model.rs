@@ -298,8 +298,9 @@ pub struct AuditEntry {
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
     pub metadata: Value,
-    /// Hex of the row's chain hash.
+    /// Hex of the row's chain hash, and of the hash it is chained to.
     pub hash: String,
+    pub prev_hash: String,
 }
 
 impl AuditEntry {
@@ -322,6 +323,7 @@ impl AuditEntry {
             request_id: row.request_id,
             metadata,
             hash: hex::encode(&row.hash),
+            prev_hash: hex::encode(&row.prev_hash),
         }
     }
 
@@ -361,15 +363,23 @@ pub struct NewCheckpoint {
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
     pub action: Option<Action>,
+    /// Any of these actions (empty: no restriction); an action prefix expands to this list.
+    pub actions: Vec<Action>,
     pub actor_type: Option<ActorType>,
     pub actor_id: Option<String>,
     pub target: Option<(String, String)>,
+    /// A target id whatever its type.
+    pub target_id: Option<String>,
+    pub outcome: Option<Outcome>,
     /// A single address or a network (`10.0.0.0/8`).
     pub ip: Option<IpNet>,
     pub since: Option<OffsetDateTime>,
     pub until: Option<OffsetDateTime>,
     /// Only rows with a smaller id (the previous page's `next_before_id`).
     pub before_id: Option<i64>,
+    /// Only rows with a larger id: the page of newer rows just above this id (oldest first in
+    /// the query, returned newest first).
+    pub after_id: Option<i64>,
     /// 1..=500; 50 when 0.
     pub limit: i64,
 }
@@ -377,8 +387,179 @@ pub struct AuditQuery {
 #[derive(Debug, Clone)]
 pub struct AuditPage {
     pub items: Vec<AuditEntry>,
-    /// Pass as `before_id` for the next page; `None` on the last page.
+    /// Pass as `before_id` for the next (older) page; `None` on the last page.
     pub next_before_id: Option<i64>,
+    /// Pass as `after_id` for the previous (newer) page; `None` on the first page.
+    pub prev_after_id: Option<i64>,
+}
+
+/// The audit filters as a client writes them (query string of the admin API and the console).
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// An action (`auth.login.failed`) or a prefix ending in `.` or `.*` (`auth.`).
+    pub action: Option<String>,
+    /// An actor id, an actor type (`system`, `anonymous`…), or `type:id`.
+    pub actor: Option<String>,
+    /// A target id, or `type:id`.
+    pub target: Option<String>,
+    pub outcome: Option<String>,
+    /// An address or a CIDR network.
+    pub ip: Option<String>,
+    /// RFC 3339, `YYYY-MM-DD`, or `YYYY-MM-DDTHH:MM` (UTC).
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+fn non_empty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+impl AuditFilter {
+    /// The query these filters stand for, or one message per bad field.
+    pub fn to_query(&self) -> Result<AuditQuery, Vec<crate::http::error::FieldError>> {
+        use crate::http::error::FieldError;
+        let mut errors = Vec::new();
+        let mut query = AuditQuery::default();
+        if let Some(action) = non_empty(&self.action) {
+            let prefix = action.strip_suffix('*').unwrap_or(action);
+            if prefix.ends_with('.') {
+                query.actions = Action::ALL
+                    .iter()
+                    .copied()
+                    .filter(|a| a.as_str().starts_with(prefix))
+                    .collect();
+                if query.actions.is_empty() {
+                    errors.push(FieldError::new(
+                        "action",
+                        "no action starts with this prefix",
+                    ));
+                }
+            } else {
+                match Action::parse(action) {
+                    Some(a) => query.action = Some(a),
+                    None => errors.push(FieldError::new(
+                        "action",
+                        "is not a known action (or a prefix ending in `.`)",
+                    )),
+                }
+            }
+        }
+        if let Some(actor) = non_empty(&self.actor) {
+            match actor.split_once(':') {
+                Some((kind, id)) => match ActorType::parse(kind) {
+                    Some(kind) => {
+                        query.actor_type = Some(kind);
+                        query.actor_id = Some(id.to_string());
+                    }
+                    None => errors.push(FieldError::new("actor", "has an unknown actor type")),
+                },
+                None => match ActorType::parse(actor) {
+                    Some(kind) => query.actor_type = Some(kind),
+                    None => query.actor_id = Some(actor.to_string()),
+                },
+            }
+        }
+        if let Some(target) = non_empty(&self.target) {
+            match target.split_once(':') {
+                Some((kind, id)) => query.target = Some((kind.to_string(), id.to_string())),
+                None => query.target_id = Some(target.to_string()),
+            }
+        }
+        if let Some(outcome) = non_empty(&self.outcome) {
+            match Outcome::parse(outcome) {
+                Some(o) => query.outcome = Some(o),
+                None => errors.push(FieldError::new(
+                    "outcome",
+                    "must be success, failure or denied",
+                )),
+            }
+        }
+        if let Some(ip) = non_empty(&self.ip) {
+            let net = ip
+                .parse::<IpNet>()
+                .map(|n| n.trunc())
+                .or_else(|_| ip.parse::<IpAddr>().map(IpNet::from));
+            match net {
+                Ok(net) => query.ip = Some(net),
+                Err(_) => errors.push(FieldError::new(
+                    "ip",
+                    "is not an IP address or CIDR network",
+                )),
+            }
+        }
+        for (field, raw, slot) in [
+            ("from", &self.from, &mut query.since),
+            ("to", &self.to, &mut query.until),
+        ] {
+            if let Some(raw) = non_empty(raw) {
+                match parse_time(raw) {
+                    Some(at) => *slot = Some(at),
+                    None => errors.push(FieldError::new(
+                        field,
+                        "is not a date (YYYY-MM-DD), a date and time, or an RFC 3339 timestamp",
+                    )),
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(query)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The filters as query-string pairs (empty ones left out), for links that keep them.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        [
+            ("action", &self.action),
+            ("actor", &self.actor),
+            ("target", &self.target),
+            ("outcome", &self.outcome),
+            ("ip", &self.ip),
+            ("from", &self.from),
+            ("to", &self.to),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| non_empty(v).map(|v| (k, v.to_string())))
+        .collect()
+    }
+}
+
+/// RFC 3339, `YYYY-MM-DD` (midnight UTC), or an HTML `datetime-local` value (UTC).
+fn parse_time(raw: &str) -> Option<OffsetDateTime> {
+    if let Ok(at) = parse_before(raw) {
+        return Some(at);
+    }
+    let local = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]");
+    let with_seconds =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    time::PrimitiveDateTime::parse(raw, &local)
+        .or_else(|_| time::PrimitiveDateTime::parse(raw, &with_seconds))
+        .ok()
+        .map(|t| t.assume_utc())
+}
+
+/// Longest reason an admin may give for an action.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// An admin's reason for an action, as the audit log records it: 1–500 characters after
+/// trimming, line breaks allowed (a form's CRLF becomes LF), no other control characters.
+pub fn parse_reason(raw: &str) -> Result<String, crate::http::error::FieldError> {
+    use crate::http::error::FieldError;
+    let reason = raw.trim().replace("\r\n", "\n");
+    if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+        return Err(FieldError::new(
+            "reason",
+            format!("must be 1 to {MAX_REASON_CHARS} characters"),
+        ));
+    }
+    if reason.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(FieldError::new(
+            "reason",
+            "must not contain control characters",
+        ));
+    }
+    Ok(reason)
 }
 
 /// Parses a `--before` argument: `YYYY-MM-DD` (midnight UTC) or an RFC 3339 timestamp.
@@ -428,6 +609,53 @@ mod tests {
         for outcome in Outcome::ALL {
             assert_eq!(Outcome::parse(outcome.as_str()), Some(*outcome));
         }
+    }
+
+    #[test]
+    fn filters_parse_prefixes_actors_targets_networks_and_times() {
+        let filter = AuditFilter {
+            action: Some("auth.login.*".into()),
+            actor: Some("system".into()),
+            target: Some("user:0190".into()),
+            outcome: Some("denied".into()),
+            ip: Some("10.1.2.3/8".into()),
+            from: Some("2026-01-02".into()),
+            to: Some("2026-01-02T10:30".into()),
+        };
+        let q = filter.to_query().unwrap();
+        assert_eq!(
+            q.actions,
+            vec![Action::AuthLoginSucceeded, Action::AuthLoginFailed]
+        );
+        assert_eq!(q.actor_type, Some(ActorType::System));
+        assert_eq!(q.target, Some(("user".into(), "0190".into())));
+        assert_eq!(q.outcome, Some(Outcome::Denied));
+        assert_eq!(q.ip.unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!(q.since, Some(time::macros::datetime!(2026-01-02 0:00 UTC)));
+        assert_eq!(q.until, Some(time::macros::datetime!(2026-01-02 10:30 UTC)));
+        let q = AuditFilter {
+            action: Some("api_key.created".into()),
+            actor: Some("0190-abc".into()),
+            target: Some("0190-def".into()),
+            ..Default::default()
+        }
+        .to_query()
+        .unwrap();
+        assert_eq!(q.action, Some(Action::ApiKeyCreated));
+        assert_eq!(q.actor_id.as_deref(), Some("0190-abc"));
+        assert_eq!(q.target_id.as_deref(), Some("0190-def"));
+        let errors = AuditFilter {
+            action: Some("nope".into()),
+            actor: Some("robot:1".into()),
+            outcome: Some("maybe".into()),
+            ip: Some("300.1.1.1".into()),
+            from: Some("yesterday".into()),
+            ..Default::default()
+        }
+        .to_query()
+        .unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, vec!["action", "actor", "outcome", "ip", "from"]);
     }
 
     #[test]

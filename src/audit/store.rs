@@ -186,6 +186,10 @@ pub fn list(conn: &mut PgConnection, query: &AuditQuery, limit: i64) -> QueryRes
     if let Some(action) = query.action {
         q = q.filter(audit_logs::action.eq(action.as_str()));
     }
+    if !query.actions.is_empty() {
+        let names: Vec<&str> = query.actions.iter().map(|a| a.as_str()).collect();
+        q = q.filter(audit_logs::action.eq_any(names));
+    }
     if let Some(kind) = query.actor_type {
         q = q.filter(audit_logs::actor_type.eq(kind.as_str()));
     }
@@ -196,6 +200,12 @@ pub fn list(conn: &mut PgConnection, query: &AuditQuery, limit: i64) -> QueryRes
         q = q
             .filter(audit_logs::target_type.eq(kind.clone()))
             .filter(audit_logs::target_id.eq(id.clone()));
+    }
+    if let Some(id) = &query.target_id {
+        q = q.filter(audit_logs::target_id.eq(id.clone()));
+    }
+    if let Some(outcome) = query.outcome {
+        q = q.filter(audit_logs::outcome.eq(outcome.as_str()));
     }
     if let Some(net) = query.ip {
         // `<<=`: in the network (or equal to it); Postgres turns it into a range on the btree.
@@ -210,6 +220,13 @@ pub fn list(conn: &mut PgConnection, query: &AuditQuery, limit: i64) -> QueryRes
     if let Some(before) = query.before_id {
         q = q.filter(audit_logs::id.lt(before));
     }
+    if let Some(after) = query.after_id {
+        return q
+            .filter(audit_logs::id.gt(after))
+            .order(audit_logs::id.asc())
+            .limit(limit)
+            .load(conn);
+    }
     q.order(audit_logs::id.desc()).limit(limit).load(conn)
 }
 
@@ -221,6 +238,75 @@ pub fn get(conn: &mut PgConnection, id: i64) -> QueryResult<Option<EntryRow>> {
             audit_aggregates::event_count.nullable(),
         ))
         .filter(audit_logs::id.eq(id))
+        .first(conn)
+        .optional()
+}
+
+/// How many times each of `actions` happened since `since`, counting every occurrence an
+/// aggregated row stands for.
+pub fn occurrences_since(
+    conn: &mut PgConnection,
+    actions: &[&str],
+    since: OffsetDateTime,
+) -> QueryResult<Vec<(String, i64)>> {
+    use diesel::sql_types::{Array, Timestamptz};
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        action: String,
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT l.action, COALESCE(sum(COALESCE(a.event_count, 1)), 0)::bigint AS n \
+         FROM audit_logs l LEFT JOIN audit_aggregates a ON a.log_id = l.id \
+         WHERE l.occurred_at >= $1 AND l.action = ANY($2) GROUP BY l.action",
+    )
+    .bind::<Timestamptz, _>(since)
+    .bind::<Array<Text>, _>(actions)
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| (r.action, r.n)).collect())
+}
+
+/// Per hour since `since` (hours start on the hour, UTC): how many times each of `actions`
+/// happened.
+pub fn hourly_since(
+    conn: &mut PgConnection,
+    actions: &[&str],
+    since: OffsetDateTime,
+) -> QueryResult<Vec<(OffsetDateTime, String, i64)>> {
+    use diesel::sql_types::{Array, Timestamptz};
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Timestamptz)]
+        hour: OffsetDateTime,
+        #[diesel(sql_type = Text)]
+        action: String,
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT date_trunc('hour', l.occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour, \
+                l.action, COALESCE(sum(COALESCE(a.event_count, 1)), 0)::bigint AS n \
+         FROM audit_logs l LEFT JOIN audit_aggregates a ON a.log_id = l.id \
+         WHERE l.occurred_at >= $1 AND l.action = ANY($2) GROUP BY 1, 2",
+    )
+    .bind::<Timestamptz, _>(since)
+    .bind::<Array<Text>, _>(actions)
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| (r.hour, r.action, r.n)).collect())
+}
+
+/// The newest row of `action`, if any.
+pub fn latest_of(conn: &mut PgConnection, action: &str) -> QueryResult<Option<EntryRow>> {
+    audit_logs::table
+        .left_join(audit_aggregates::table)
+        .select((
+            AuditRow::as_select(),
+            audit_aggregates::event_count.nullable(),
+        ))
+        .filter(audit_logs::action.eq(action))
+        .order(audit_logs::id.desc())
         .first(conn)
         .optional()
 }

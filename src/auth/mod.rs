@@ -165,6 +165,7 @@ pub fn api_routes() -> ApiRoutes {
     crate::accounts::routes::routes(&mut routes);
     crate::sessions::routes::routes(&mut routes);
     crate::api_keys::routes::routes(&mut routes);
+    crate::audit::routes::routes(&mut routes);
     routes
 }
 

@@ -95,6 +95,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "LOCKOUT_MAX_SECONDS",
     "API_KEY_MAX_PER_USER",
     "API_KEY_ROTATION_GRACE_HOURS",
+    "ADMIN_SESSION_IDLE_MINUTES",
+    "ADMIN_SESSION_ABSOLUTE_HOURS",
 ];
 
 /// The secrets, by variable name, in the order they are reported.
@@ -273,6 +275,15 @@ pub struct RateLimitSettings {
     pub redis_key_prefix: String,
 }
 
+/// The admin console's server-side sessions.
+#[derive(Debug, Clone)]
+pub struct ConsoleSettings {
+    /// A session unused this long is over.
+    pub idle: Duration,
+    /// A session is over this long after sign-in, however busy.
+    pub absolute: Duration,
+}
+
 /// Daily per-principal quotas (`None`: unlimited).
 #[derive(Debug, Clone)]
 pub struct QuotaSettings {
@@ -321,6 +332,7 @@ pub struct Settings {
     pub docs_enabled: bool,
     pub auth: AuthSettings,
     pub api_keys: ApiKeySettings,
+    pub console: ConsoleSettings,
     /// Whether DOCS_ENABLED was given explicitly (production keeps docs off unless it was).
     pub docs_explicit: bool,
     /// Where each non-default value came from, for `config show`.
@@ -656,6 +668,14 @@ impl Settings {
                 "API_KEY_ROTATION_GRACE_HOURS".into(),
                 (self.api_keys.rotation_grace.as_secs() / 3600).to_string(),
             ),
+            (
+                "ADMIN_SESSION_IDLE_MINUTES".into(),
+                (self.console.idle.as_secs() / 60).to_string(),
+            ),
+            (
+                "ADMIN_SESSION_ABSOLUTE_HOURS".into(),
+                (self.console.absolute.as_secs() / 3600).to_string(),
+            ),
         ]);
         out.into_iter()
             .map(|(k, v)| match self.sources.get(&k) {
@@ -963,6 +983,7 @@ impl Layered {
             docs_enabled,
             auth: self.auth_settings()?,
             api_keys: self.api_key_settings()?,
+            console: self.console_settings()?,
             docs_explicit,
             sources,
         })
@@ -1033,6 +1054,21 @@ impl Layered {
             lockout_threshold: self.number("LOCKOUT_THRESHOLD", 5)?.max(1),
             lockout_base: Duration::from_secs(self.number("LOCKOUT_BASE_SECONDS", 60)?),
             lockout_max: Duration::from_secs(self.number("LOCKOUT_MAX_SECONDS", 900)?),
+        })
+    }
+
+    fn console_settings(&self) -> Result<ConsoleSettings, ConfigError> {
+        let idle: u64 = self.number("ADMIN_SESSION_IDLE_MINUTES", 30)?;
+        let absolute: u64 = self.number("ADMIN_SESSION_ABSOLUTE_HOURS", 8)?;
+        if idle == 0 || absolute == 0 {
+            return Err(ConfigError::invalid(
+                "ADMIN_SESSION_IDLE_MINUTES",
+                "ADMIN_SESSION_IDLE_MINUTES and ADMIN_SESSION_ABSOLUTE_HOURS must be at least 1",
+            ));
+        }
+        Ok(ConsoleSettings {
+            idle: Duration::from_secs(idle.saturating_mul(60)),
+            absolute: Duration::from_secs(absolute.saturating_mul(3600)),
         })
     }
 

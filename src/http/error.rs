@@ -262,6 +262,49 @@ impl Problem {
     }
 }
 
+/// The readable page a console user gets for an error (the API gets problem+json).
+#[derive(askama::Template)]
+#[template(path = "console/error.html")]
+pub struct ErrorPage<'a> {
+    pub status: u16,
+    pub title: &'a str,
+    pub message: &'a str,
+    pub request_id: Option<&'a str>,
+}
+
+/// A generic message for an error status on a console page.
+fn page_message(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::NOT_FOUND => "There is nothing at this address.",
+        StatusCode::FORBIDDEN => "You may not do this. Nothing was changed.",
+        StatusCode::METHOD_NOT_ALLOWED => "This page cannot be used that way.",
+        StatusCode::TOO_MANY_REQUESTS => {
+            "Too many requests from your address. Wait a little (see Retry-After) and try again."
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => "What was sent is too large.",
+        s if s.is_server_error() => {
+            "Something went wrong on our side. Nothing was changed; try again, and quote the \
+             reference below if it keeps happening."
+        }
+        _ => "The request could not be handled.",
+    }
+}
+
+/// An HTML error page with `status` (Retry-After and the like are the caller's to add).
+pub fn html_page(status: StatusCode, message: &str, request_id: Option<&str>) -> HttpResponse {
+    use askama::Template;
+    let page = ErrorPage {
+        status: status.as_u16(),
+        title: status.canonical_reason().unwrap_or("Error"),
+        message,
+        request_id,
+    };
+    let body = page.render().unwrap_or_else(|_| message.to_string());
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body)
+}
+
 /// Middleware: every error response leaves as problem+json with the request id, and every 5xx
 /// cause is logged (with the request id, through the request span) instead of being sent.
 ///
@@ -272,6 +315,7 @@ pub async fn render_problems(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let request_id = req.extensions().get::<RequestId>().map(|id| id.0.clone());
+    let console = super::headers::is_console_path(req.path());
     match next.call(req).await {
         Ok(res) => {
             if res.status().is_server_error() {
@@ -285,22 +329,22 @@ pub async fn render_problems(
             let (req, response) = res.map_into_boxed_body().into_parts();
             Ok(ServiceResponse::new(
                 req,
-                render(response, request_id.as_deref()),
+                render(response, request_id.as_deref(), console),
             ))
         }
         Err(mut error) => {
             if error.as_response_error().status_code().is_server_error() {
                 tracing::error!(error = ?error, "request failed");
             }
-            error.add_response_mapper(move |res| render(res, request_id.as_deref()));
+            error.add_response_mapper(move |res| render(res, request_id.as_deref(), console));
             Err(error)
         }
     }
 }
 
-/// Turns an error response into problem+json (keeping status and headers); leaves successes and
-/// console HTML pages alone.
-fn render(res: HttpResponse, request_id: Option<&str>) -> HttpResponse {
+/// Turns an error response into problem+json — or, on console paths, a readable HTML page —
+/// keeping status and headers; leaves successes and pages already rendered alone.
+fn render(res: HttpResponse, request_id: Option<&str>, console: bool) -> HttpResponse {
     let status = res.status();
     if !status.is_client_error() && !status.is_server_error() {
         return res;
@@ -312,6 +356,15 @@ fn render(res: HttpResponse, request_id: Option<&str>) -> HttpResponse {
         .is_some_and(|ct| ct.starts_with("text/html"));
     if is_html {
         return res;
+    }
+    if console {
+        let mut page = html_page(status, page_message(status), request_id);
+        for (name, value) in res.headers() {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                page.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        return page;
     }
     let mut problem = res
         .extensions()

@@ -85,3 +85,20 @@ fn data_error_message(e: &serde_json::Error) -> String {
         None => text,
     }
 }
+
+/// A JSON body that may be left out: empty (or blank) is `T::default()`, anything else must be
+/// valid JSON of `T` (422 with a field error otherwise). For admin actions whose body only
+/// carries an optional reason.
+pub fn optional_json<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+) -> Result<T, super::error::AppError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        super::error::AppError::Validation(vec![super::error::FieldError::new(
+            "body",
+            format!("is not a valid JSON object ({e})"),
+        )])
+    })
+}

@@ -35,16 +35,9 @@ impl PageQuery {
             .as_deref()
             .filter(|c| !c.is_empty())
             .map(|c| {
-                URL_SAFE_NO_PAD
-                    .decode(c)
-                    .ok()
-                    .and_then(|bytes| Uuid::from_slice(&bytes).ok())
-                    .ok_or_else(|| {
-                        AppError::Validation(vec![FieldError::new(
-                            "cursor",
-                            "is not a valid cursor",
-                        )])
-                    })
+                parse_uuid_cursor(c).ok_or_else(|| {
+                    AppError::Validation(vec![FieldError::new("cursor", "is not a valid cursor")])
+                })
             })
             .transpose()
     }
@@ -52,6 +45,25 @@ impl PageQuery {
 
 pub fn uuid_cursor(id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+/// The UUID in a cursor made by [`uuid_cursor`], if it is one.
+pub fn parse_uuid_cursor(cursor: &str) -> Option<Uuid> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| Uuid::from_slice(&bytes).ok())
+}
+
+/// An opaque cursor for a numeric key (audit row ids).
+pub fn id_cursor(id: i64) -> String {
+    URL_SAFE_NO_PAD.encode(id.to_be_bytes())
+}
+
+/// The id in a cursor made by [`id_cursor`], if it is one.
+pub fn parse_id_cursor(cursor: &str) -> Option<i64> {
+    let bytes: [u8; 8] = URL_SAFE_NO_PAD.decode(cursor).ok()?.try_into().ok()?;
+    Some(i64::from_be_bytes(bytes)).filter(|id| *id > 0)
 }
 
 #[derive(Debug, Serialize)]

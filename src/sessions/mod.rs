@@ -367,3 +367,129 @@ pub async fn list(
     };
     Ok((items, next))
 }
+
+/// A live session as an admin sees it: the session and whose it is.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdminSessionView {
+    #[serde(flatten)]
+    pub session: SessionView,
+    pub user_id: Uuid,
+    pub username: String,
+}
+
+/// One page of live sessions across users, newest first, with the neighbouring pages' cursors.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionPage {
+    pub items: Vec<AdminSessionView>,
+    pub older: Option<Uuid>,
+    pub newer: Option<Uuid>,
+}
+
+/// Live sessions of every user (or of `user`), for admins.
+pub async fn admin_list(
+    state: &AppState,
+    user: Option<Uuid>,
+    page: (Option<Uuid>, Option<Uuid>),
+    limit: i64,
+) -> Result<SessionPage, AppError> {
+    let now = state.clock.now();
+    let idle_since = clock::before(now, state.settings.auth.refresh_token_idle);
+    let limit = limit.clamp(1, 100);
+    let (before, after) = page;
+    let mut rows = state
+        .pool
+        .run(move |conn| {
+            Ok(store::list_live_all(
+                conn,
+                user,
+                now,
+                idle_since,
+                page,
+                limit + 1,
+            )?)
+        })
+        .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    if after.is_some() {
+        rows.reverse();
+    }
+    let items: Vec<AdminSessionView> = rows
+        .iter()
+        .map(|(s, username)| AdminSessionView {
+            session: SessionView::new(s, None),
+            user_id: s.user_id,
+            username: username.clone(),
+        })
+        .collect();
+    let (older, newer) =
+        crate::accounts::admin::neighbours(&items, |s| s.session.id, more, after.is_some(), before);
+    Ok(SessionPage {
+        items,
+        older,
+        newer,
+    })
+}
+
+/// One session of any user, as an admin sees it.
+pub async fn admin_get(state: &AppState, id: Uuid) -> Result<AdminSessionView, AppError> {
+    let (session, username) = state
+        .pool
+        .run(move |conn| Ok(store::find_with_user(conn, id)?))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok(AdminSessionView {
+        session: SessionView::new(&session, None),
+        user_id: session.user_id,
+        username,
+    })
+}
+
+/// Live sessions across users (for the dashboard).
+pub fn count_live(
+    conn: &mut PgConnection,
+    now: OffsetDateTime,
+    idle: std::time::Duration,
+) -> Result<i64, AppError> {
+    Ok(store::count_live(conn, now, clock::before(now, idle))?)
+}
+
+/// An admin revokes any session (idempotent; audited with the admin as actor).
+pub async fn admin_revoke(
+    state: &AppState,
+    admin_id: Uuid,
+    session_id: Uuid,
+    reason: Option<String>,
+    meta: RequestMeta,
+) -> Result<(), AppError> {
+    let now = state.clock.now();
+    let auditor = state.auditor.clone();
+    state
+        .pool
+        .run(move |conn| {
+            conn.transaction::<_, AppError, _>(|conn| {
+                let Some(session) = store::find(conn, session_id)? else {
+                    return Err(AppError::NotFound);
+                };
+                if store::revoke(conn, session.id, "revoked_by_admin", now)? > 0 {
+                    auditor.record(
+                        conn,
+                        &meta,
+                        Event::new(
+                            Action::SessionRevoked,
+                            Outcome::Success,
+                            Actor::admin(admin_id),
+                        )
+                        .target("session", session.id)
+                        .metadata(serde_json::json!({
+                            "reason": "revoked_by_admin",
+                            "note": reason,
+                            "user_id": session.user_id,
+                        })),
+                    )?;
+                }
+                Ok(())
+            })
+        })
+        .await
+}

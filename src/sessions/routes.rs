@@ -36,6 +36,18 @@ pub fn routes(r: &mut ApiRoutes) {
         revoke_session,
     );
     r.add(
+        Method::GET,
+        "/api/v1/admin/sessions",
+        Access::Permission(Permission::UsersManage),
+        admin_list_sessions,
+    );
+    r.add(
+        Method::POST,
+        "/api/v1/admin/sessions/{id}/revoke",
+        Access::Permission(Permission::UsersManage),
+        admin_revoke_session,
+    );
+    r.add(
         Method::POST,
         "/api/v1/auth/sessions/revoke-others",
         Access::Permission(Permission::SessionsManage),
@@ -108,5 +120,50 @@ async fn revoke_other_sessions(
     principal: Principal,
 ) -> Result<HttpResponse, AppError> {
     super::revoke_others(&state, &principal, request_meta(&req)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+struct AdminListParams {
+    user: Option<Uuid>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `?user=&cursor=&limit=`: live sessions of every user (or one), newest first.
+async fn admin_list_sessions(
+    state: web::Data<AppState>,
+    params: web::Query<AdminListParams>,
+) -> Result<HttpResponse, AppError> {
+    let p = params.into_inner();
+    let page = PageQuery {
+        cursor: p.cursor,
+        limit: p.limit,
+    };
+    let result =
+        super::admin_list(&state, p.user, (page.uuid_cursor()?, None), page.limit()?).await?;
+    Ok(HttpResponse::Ok().json(Page {
+        items: result.items,
+        next_cursor: result.older.map(uuid_cursor),
+    }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AdminRevokeBody {
+    reason: Option<String>,
+}
+
+async fn admin_revoke_session(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let id = Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)?;
+    let body: AdminRevokeBody = crate::http::limits::optional_json(&body)?;
+    let reason = crate::accounts::admin::parse_reason(body.reason.as_deref(), false)?;
+    super::admin_revoke(&state, principal.user_id, id, reason, request_meta(&req)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -178,3 +178,69 @@ pub fn revoke_all_except(
     .returning(sessions::id)
     .get_results(conn)
 }
+
+/// Live sessions of every user (or one), newest first, each with its user's name: not revoked,
+/// within the absolute limit, and used since `idle_since`.
+pub fn list_live_all(
+    conn: &mut PgConnection,
+    user: Option<Uuid>,
+    now: OffsetDateTime,
+    idle_since: OffsetDateTime,
+    page: (Option<Uuid>, Option<Uuid>),
+    limit: i64,
+) -> QueryResult<Vec<(Session, String)>> {
+    let (before, after) = page;
+    let mut q = sessions::table
+        .inner_join(users::table)
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now))
+        .filter(sessions::last_used_at.gt(idle_since))
+        .select((Session::as_select(), users::username))
+        .into_boxed();
+    if let Some(user) = user {
+        q = q.filter(sessions::user_id.eq(user));
+    }
+    if let Some(before) = before {
+        q = q.filter(sessions::id.lt(before));
+    }
+    if let Some(after) = after {
+        q.filter(sessions::id.gt(after))
+            .order(sessions::id.asc())
+            .limit(limit)
+            .load(conn)
+    } else {
+        q.order(sessions::id.desc()).limit(limit).load(conn)
+    }
+}
+
+pub fn count_live(
+    conn: &mut PgConnection,
+    now: OffsetDateTime,
+    idle_since: OffsetDateTime,
+) -> QueryResult<i64> {
+    sessions::table
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now))
+        .filter(sessions::last_used_at.gt(idle_since))
+        .count()
+        .get_result(conn)
+}
+
+pub fn find(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<Session>> {
+    sessions::table
+        .find(id)
+        .select(Session::as_select())
+        .for_update()
+        .first(conn)
+        .optional()
+}
+
+/// One session with its user's name (admin views).
+pub fn find_with_user(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<(Session, String)>> {
+    sessions::table
+        .inner_join(users::table)
+        .filter(sessions::id.eq(id))
+        .select((Session::as_select(), users::username))
+        .first(conn)
+        .optional()
+}

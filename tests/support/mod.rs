@@ -234,11 +234,12 @@ impl TestApp {
         }
     }
 
-    /// Runs SQL on the app's database (as the superuser the tests connect with).
-    pub fn sql(&self, statement: &str) {
-        use diesel::RunQueryDsl;
+    /// Runs SQL (one or more statements) on the app's database, as the superuser the tests
+    /// connect with.
+    pub fn sql(&self, statements: &str) {
+        use diesel::connection::SimpleConnection;
         let mut conn = self.db.as_ref().unwrap().connect();
-        diesel::sql_query(statement).execute(&mut conn).unwrap();
+        conn.batch_execute(statements).unwrap();
     }
 }
 

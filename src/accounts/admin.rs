@@ -1,0 +1,387 @@
+//! What admins do to accounts — list and search, disable and enable (with a reason), unlock, sign
+//! out everywhere, change a role — for the admin API and the console alike (one copy of every
+//! rule). Each change is one transaction with its audit record, the admin as actor.
+//!
+//! Rules: the SUPER_ADMIN_EMAIL account can be neither disabled nor demoted here; only the super
+//! admin changes roles; nobody disables or demotes themselves (the last way back in).
+
+use diesel::Connection;
+use serde::Serialize;
+use serde_json::json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::model::User;
+use super::store::{self, UserQuery};
+use crate::app::AppState;
+use crate::audit::{Action, Actor, Event, Outcome, RequestMeta};
+use crate::auth::{Principal, Role};
+use crate::http::error::{AppError, FieldError};
+use crate::sessions;
+
+/// What an admin sees of an account (more than the user's own view: lockout state, super admin).
+#[derive(Debug, Clone, Serialize)]
+pub struct AdminUserView {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    pub role: String,
+    pub active: bool,
+    pub display_name: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub failed_logins: i32,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub locked_until: Option<OffsetDateTime>,
+    pub locked: bool,
+    pub super_admin: bool,
+}
+
+impl AdminUserView {
+    pub fn new(user: &User, super_admin_email: Option<&str>, now: OffsetDateTime) -> Self {
+        AdminUserView {
+            id: user.id,
+            username: user.username.clone(),
+            email: user.email.clone(),
+            role: user.role.clone(),
+            active: user.active,
+            display_name: user.display_name.clone(),
+            created_at: user.created_at,
+            failed_logins: user.failed_logins,
+            locked_until: user.locked_until,
+            locked: user.locked_until.is_some_and(|until| until > now),
+            super_admin: super_admin_email == Some(user.email.as_str()),
+        }
+    }
+}
+
+/// The admin doing something: who (for the audit log) and whether they are the super admin.
+#[derive(Debug, Clone)]
+pub struct AdminActor {
+    pub user_id: Uuid,
+    pub email: String,
+}
+
+impl AdminActor {
+    pub fn from_user(user: &User) -> AdminActor {
+        AdminActor {
+            user_id: user.id,
+            email: user.email.clone(),
+        }
+    }
+
+    /// The admin behind an API request (its authentication loaded the user row).
+    pub fn from_principal(principal: &Principal) -> Result<AdminActor, AppError> {
+        principal
+            .user
+            .as_deref()
+            .map(AdminActor::from_user)
+            .ok_or(AppError::Unauthorized)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserStatus {
+    Active,
+    Disabled,
+    Locked,
+}
+
+impl UserStatus {
+    pub fn parse(raw: &str) -> Option<UserStatus> {
+        match raw {
+            "active" => Some(UserStatus::Active),
+            "disabled" => Some(UserStatus::Disabled),
+            "locked" => Some(UserStatus::Locked),
+            _ => None,
+        }
+    }
+}
+
+/// Filters of the user list, as validated from a query string.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    pub prefix: Option<String>,
+    pub role: Option<Role>,
+    pub status: Option<UserStatus>,
+    pub before: Option<Uuid>,
+    pub after: Option<Uuid>,
+    pub limit: i64,
+}
+
+/// One page of users: newest first; `older`/`newer` are the cursors of the neighbouring pages.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserPage {
+    pub items: Vec<AdminUserView>,
+    pub older: Option<Uuid>,
+    pub newer: Option<Uuid>,
+}
+
+pub async fn list(state: &AppState, filter: UserFilter) -> Result<UserPage, AppError> {
+    let now = state.clock.now();
+    let limit = filter.limit.clamp(1, 100);
+    let query = UserQuery {
+        prefix: filter.prefix.clone().filter(|p| !p.is_empty()),
+        role: filter.role.map(|r| r.as_str().to_string()),
+        active: match filter.status {
+            Some(UserStatus::Active) => Some(true),
+            Some(UserStatus::Disabled) => Some(false),
+            _ => None,
+        },
+        locked_at: match filter.status {
+            Some(UserStatus::Locked) => Some((true, now)),
+            Some(UserStatus::Active) => Some((false, now)),
+            _ => None,
+        },
+        before: filter.before,
+        after: filter.after,
+    };
+    let mut rows = state
+        .pool
+        .run(move |conn| Ok(store::list(conn, &query, limit + 1)?))
+        .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let paging_newer = filter.after.is_some();
+    if paging_newer {
+        rows.reverse();
+    }
+    let super_admin = state.settings.super_admin_email.as_deref();
+    let items: Vec<AdminUserView> = rows
+        .iter()
+        .map(|u| AdminUserView::new(u, super_admin, now))
+        .collect();
+    let (older, newer) = neighbours(&items, |u| u.id, more, paging_newer, filter.before);
+    Ok(UserPage {
+        items,
+        older,
+        newer,
+    })
+}
+
+/// The cursors of the pages around one page of a newest-first keyset list. `more` says whether
+/// the query found rows beyond the page in the direction it read.
+pub fn neighbours<T>(
+    items: &[T],
+    id: impl Fn(&T) -> Uuid,
+    more: bool,
+    paging_newer: bool,
+    before: Option<Uuid>,
+) -> (Option<Uuid>, Option<Uuid>) {
+    let first = items.first().map(&id);
+    let last = items.last().map(&id);
+    if paging_newer {
+        (last, if more { first } else { None })
+    } else {
+        (
+            if more { last } else { None },
+            if before.is_some() { first } else { None },
+        )
+    }
+}
+
+pub async fn get(state: &AppState, id: Uuid) -> Result<AdminUserView, AppError> {
+    let now = state.clock.now();
+    let user = state
+        .pool
+        .run(move |conn| Ok(store::find(conn, id)?))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok(AdminUserView::new(
+        &user,
+        state.settings.super_admin_email.as_deref(),
+        now,
+    ))
+}
+
+/// Usernames of the given user ids, for readable tables.
+pub fn usernames(
+    conn: &mut diesel::PgConnection,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, String>, AppError> {
+    Ok(store::usernames(conn, ids)?.into_iter().collect())
+}
+
+/// A user id from a username or an id (the console's and API's "owner" filters).
+pub fn resolve_user(conn: &mut diesel::PgConnection, raw: &str) -> Result<Option<Uuid>, AppError> {
+    if let Ok(id) = Uuid::parse_str(raw.trim()) {
+        return Ok(Some(id));
+    }
+    Ok(store::find_by_username(conn, raw.trim())?.map(|u| u.id))
+}
+
+/// (all, active, disabled, locked) user counts, for the dashboard.
+pub fn counts(
+    conn: &mut diesel::PgConnection,
+    now: OffsetDateTime,
+) -> Result<(i64, i64, i64, i64), AppError> {
+    Ok(store::counts(conn, now)?)
+}
+
+/// An admin's reason (see `audit::parse_reason`), optional unless `required`; a blank one is
+/// no reason.
+pub fn parse_reason(raw: Option<&str>, required: bool) -> Result<Option<String>, AppError> {
+    match raw.map(str::trim).filter(|r| !r.is_empty()) {
+        None if required => Err(AppError::Validation(vec![FieldError::new(
+            "reason",
+            "is required",
+        )])),
+        None => Ok(None),
+        Some(r) => crate::audit::parse_reason(r)
+            .map(Some)
+            .map_err(|e| AppError::Validation(vec![e])),
+    }
+}
+
+/// The admin changes that exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Disable { reason: String },
+    Enable { reason: Option<String> },
+    Unlock { reason: Option<String> },
+    SignOutEverywhere { reason: Option<String> },
+    SetRole { role: Role },
+}
+
+impl Change {
+    fn action(&self) -> Action {
+        match self {
+            Change::Disable { .. } => Action::UserDisabled,
+            Change::Enable { .. } => Action::UserEnabled,
+            Change::Unlock { .. } => Action::UserUnlocked,
+            Change::SignOutEverywhere { .. } => Action::UserSignedOutEverywhere,
+            Change::SetRole { .. } => Action::UserRoleChanged,
+        }
+    }
+}
+
+fn refused(message: &str) -> AppError {
+    AppError::Conflict(vec![FieldError::new("id", message)])
+}
+
+/// Applies `change` to user `id` for `admin`: checks the rules, changes the row, ends sessions
+/// where the change calls for it, and audits — all in one transaction.
+pub async fn apply(
+    state: &AppState,
+    admin: &AdminActor,
+    id: Uuid,
+    change: Change,
+    meta: RequestMeta,
+) -> Result<AdminUserView, AppError> {
+    let super_admin_email = state.settings.super_admin_email.clone();
+    let actor_is_super = super_admin_email.as_deref() == Some(admin.email.as_str());
+    if matches!(change, Change::SetRole { .. }) && !actor_is_super {
+        return Err(AppError::Forbidden);
+    }
+    let now = state.clock.now();
+    let auditor = state.auditor.clone();
+    let admin_id = admin.user_id;
+    let user = state
+        .pool
+        .run(move |conn| {
+            conn.transaction::<_, AppError, _>(|conn| {
+                let Some(user) = store::lock(conn, id)? else {
+                    return Err(AppError::NotFound);
+                };
+                let target_is_super = super_admin_email.as_deref() == Some(user.email.as_str());
+                let mut metadata = json!({ "username": user.username });
+                match &change {
+                    Change::Disable { reason } => {
+                        if target_is_super {
+                            return Err(refused("is the super admin, who cannot be disabled"));
+                        }
+                        if user.id == admin_id {
+                            return Err(refused(
+                                "is your own account; it cannot be disabled by you",
+                            ));
+                        }
+                        store::set_active(conn, id, false, now)?;
+                        metadata["reason"] = json!(reason);
+                        metadata["sessions_revoked"] = json!(end_sessions(
+                            conn,
+                            &auditor,
+                            &meta,
+                            id,
+                            admin_id,
+                            "user_disabled",
+                            now
+                        )?);
+                    }
+                    Change::Enable { reason } => {
+                        store::set_active(conn, id, true, now)?;
+                        metadata["reason"] = json!(reason);
+                    }
+                    Change::Unlock { reason } => {
+                        metadata["was_locked_until"] =
+                            json!(user.locked_until.map(crate::clock::rfc3339));
+                        metadata["failed_logins"] = json!(user.failed_logins);
+                        store::unlock(conn, id, now)?;
+                        metadata["reason"] = json!(reason);
+                    }
+                    Change::SignOutEverywhere { reason } => {
+                        metadata["reason"] = json!(reason);
+                        metadata["sessions_revoked"] = json!(end_sessions(
+                            conn,
+                            &auditor,
+                            &meta,
+                            id,
+                            admin_id,
+                            "signed_out_by_admin",
+                            now
+                        )?);
+                    }
+                    Change::SetRole { role } => {
+                        if target_is_super && *role != Role::Admin {
+                            return Err(refused("is the super admin, who cannot be demoted"));
+                        }
+                        if user.id == admin_id && *role != Role::Admin {
+                            return Err(refused("is your own account; you cannot demote yourself"));
+                        }
+                        store::set_role(conn, id, role.as_str(), now)?;
+                        metadata["from"] = json!(user.role);
+                        metadata["to"] = json!(role.as_str());
+                    }
+                }
+                auditor.record(
+                    conn,
+                    &meta,
+                    Event::new(change.action(), Outcome::Success, Actor::admin(admin_id))
+                        .target("user", id)
+                        .metadata(metadata),
+                )?;
+                store::find(conn, id)?.ok_or(AppError::NotFound)
+            })
+        })
+        .await?;
+    Ok(AdminUserView::new(
+        &user,
+        state.settings.super_admin_email.as_deref(),
+        now,
+    ))
+}
+
+/// Ends every API session (each audited) and console session of the user; returns how many API
+/// sessions were revoked.
+fn end_sessions(
+    conn: &mut diesel::PgConnection,
+    auditor: &crate::audit::Auditor,
+    meta: &RequestMeta,
+    user_id: Uuid,
+    admin_id: Uuid,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<usize, AppError> {
+    crate::console::end_sessions_of(conn, user_id)?;
+    sessions::revoke_all_in_tx(
+        conn,
+        auditor,
+        meta,
+        sessions::RevokeAll {
+            user_id,
+            keep: None,
+            reason,
+            actor: Actor::admin(admin_id),
+        },
+        now,
+    )
+}

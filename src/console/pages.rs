@@ -1,0 +1,428 @@
+//! The console's askama page structs (templates/console/*.html mirror them) and the small view
+//! types they show. Everything here is already formatted text: templates escape it and decide
+//! nothing.
+
+use askama::Template;
+use time::OffsetDateTime;
+
+use crate::audit::AuditEntry;
+use crate::http::error::FieldError;
+
+/// What every page around its content needs: title, section, the signed-in admin, the CSRF
+/// token of the sign-out form, and a flash message left by the previous action.
+#[derive(Debug, Clone)]
+pub struct Chrome {
+    pub title: String,
+    pub section: &'static str,
+    pub admin: Option<String>,
+    pub csrf: String,
+    pub flash: Option<Flash>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Flash {
+    /// `ok` or `error` (a CSS class suffix).
+    pub kind: &'static str,
+    pub text: String,
+}
+
+/// `2026-11-29 14:03:12 UTC`.
+pub fn when(at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+}
+
+pub fn when_opt(at: Option<OffsetDateTime>) -> String {
+    at.map(when).unwrap_or_default()
+}
+
+/// A query string from pairs, values percent-encoded (`a=1&b=x%20y`).
+pub fn query_string<'a>(pairs: impl IntoIterator<Item = (&'a str, String)>) -> String {
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        out.append_pair(k, &v);
+    }
+    out.finish()
+}
+
+/// `path` with `pairs` as its query (no `?` when there are none).
+pub fn link<'a>(path: &str, pairs: impl IntoIterator<Item = (&'a str, String)>) -> String {
+    let query = query_string(pairs);
+    if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
+/// The first message for `field`, if any.
+pub fn error_for(errors: &[FieldError], field: &str) -> Option<String> {
+    errors
+        .iter()
+        .find(|e| e.field == field)
+        .map(|e| e.message.clone())
+}
+
+#[derive(Template)]
+#[template(path = "console/login.html")]
+pub struct LoginPage {
+    pub chrome: Chrome,
+    pub login: String,
+    pub nonce: String,
+    pub error: Option<&'static str>,
+}
+
+/// One audit row for a table or a detail page.
+#[derive(Debug, Clone)]
+pub struct AuditRowView {
+    pub id: i64,
+    pub time: String,
+    pub actor: String,
+    pub actor_type: String,
+    pub actor_id: String,
+    pub action: String,
+    pub outcome: String,
+    pub target: String,
+    pub target_type: String,
+    pub target_id: String,
+    pub ip: String,
+    pub user_agent: String,
+    pub request_id: String,
+    pub count: Option<i64>,
+    pub hash: String,
+}
+
+impl AuditRowView {
+    /// `names` maps user ids to usernames, for readable actors and targets.
+    pub fn new(e: &AuditEntry, names: &std::collections::HashMap<uuid::Uuid, String>) -> Self {
+        let named = |id: Option<&str>| {
+            id.and_then(|id| uuid::Uuid::parse_str(id).ok())
+                .and_then(|id| names.get(&id).cloned())
+        };
+        let actor_id = e.actor_id.clone().unwrap_or_default();
+        let actor = match named(e.actor_id.as_deref()) {
+            Some(name) => format!("{name} ({})", e.actor_type),
+            None if actor_id.is_empty() => e.actor_type.clone(),
+            None => format!("{} {}", e.actor_type, short(&actor_id)),
+        };
+        let target_id = e.target_id.clone().unwrap_or_default();
+        let target_type = e.target_type.clone().unwrap_or_default();
+        let target = match named(e.target_id.as_deref()) {
+            Some(name) if target_type == "user" => format!("user {name}"),
+            _ if target_id.is_empty() => String::new(),
+            _ => format!("{target_type} {}", short(&target_id)),
+        };
+        AuditRowView {
+            id: e.id,
+            time: when(e.occurred_at),
+            actor,
+            actor_type: e.actor_type.clone(),
+            actor_id,
+            action: e.action.clone(),
+            outcome: e.outcome.clone(),
+            target,
+            target_type,
+            target_id,
+            ip: e.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            user_agent: e.user_agent.clone().unwrap_or_default(),
+            request_id: e.request_id.clone().unwrap_or_default(),
+            count: e.metadata.get("count").and_then(|c| c.as_i64()),
+            hash: e.hash.clone(),
+        }
+    }
+}
+
+/// The first 8 characters of an id (the title attribute shows it whole).
+fn short(id: &str) -> String {
+    id.chars().take(8).collect()
+}
+
+/// Where the audit chain stands, from the newest `audit.verified` row.
+#[derive(Debug, Clone)]
+pub struct ChainStatus {
+    pub checked: bool,
+    pub ok: bool,
+    pub rows_verified: i64,
+    pub head_id: Option<i64>,
+    pub failure: Option<String>,
+    pub when: String,
+}
+
+impl ChainStatus {
+    pub fn from_entry(entry: Option<&AuditEntry>) -> ChainStatus {
+        let Some(e) = entry else {
+            return ChainStatus {
+                checked: false,
+                ok: false,
+                rows_verified: 0,
+                head_id: None,
+                failure: None,
+                when: String::new(),
+            };
+        };
+        let m = &e.metadata;
+        let failure = m.get("failure").map(|f| {
+            format!(
+                "row {}: {} — {}",
+                f.get("row_id").and_then(|v| v.as_i64()).unwrap_or_default(),
+                f.get("kind").and_then(|v| v.as_str()).unwrap_or("broken"),
+                f.get("message")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+            )
+        });
+        ChainStatus {
+            checked: true,
+            ok: e.outcome == "success",
+            rows_verified: m.get("rows_verified").and_then(|v| v.as_i64()).unwrap_or(0),
+            head_id: m.get("head_id").and_then(|v| v.as_i64()),
+            failure,
+            when: when(e.occurred_at),
+        }
+    }
+}
+
+/// The filter form's values as typed (shown back, even when invalid).
+#[derive(Debug, Clone, Default)]
+pub struct AuditForm {
+    pub action: String,
+    pub actor: String,
+    pub target: String,
+    pub outcome: String,
+    pub ip: String,
+    pub from: String,
+    pub to: String,
+    pub errors: Vec<FieldError>,
+}
+
+impl AuditForm {
+    pub fn error(&self, field: &str) -> Option<String> {
+        error_for(&self.errors, field)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/audit.html")]
+pub struct AuditPage {
+    pub chrome: Chrome,
+    pub form: AuditForm,
+    pub actions: Vec<&'static str>,
+    pub rows: Vec<AuditRowView>,
+    pub older: Option<String>,
+    pub newer: Option<String>,
+    pub export: String,
+    pub chain: ChainStatus,
+    pub filtered: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/audit_entry.html")]
+pub struct AuditEntryPage {
+    pub chrome: Chrome,
+    pub row: AuditRowView,
+    pub metadata: String,
+    pub prev_hash: String,
+}
+
+/// Dashboard figures.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    pub users: i64,
+    pub active: i64,
+    pub disabled: i64,
+    pub locked: i64,
+    pub live_sessions: i64,
+    pub live_keys: i64,
+    pub failed_logins: i64,
+    pub lockouts: i64,
+    pub rate_limited: i64,
+    pub refresh_reuse: i64,
+}
+
+#[derive(Template)]
+#[template(path = "console/dashboard.html")]
+pub struct DashboardPage {
+    pub chrome: Chrome,
+    pub stats: Stats,
+    pub chart: super::chart::Chart,
+}
+
+/// One user for tables.
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub role: String,
+    pub active: bool,
+    pub locked: bool,
+    pub locked_until: String,
+    pub failed_logins: i32,
+    pub created: String,
+    pub super_admin: bool,
+}
+
+impl UserRow {
+    pub fn new(u: &crate::accounts::admin::AdminUserView) -> Self {
+        UserRow {
+            id: u.id.to_string(),
+            username: u.username.clone(),
+            email: u.email.clone(),
+            role: u.role.clone(),
+            active: u.active,
+            locked: u.locked,
+            locked_until: when_opt(u.locked_until),
+            failed_logins: u.failed_logins,
+            created: when(u.created_at),
+            super_admin: u.super_admin,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/users.html")]
+pub struct UsersPage {
+    pub chrome: Chrome,
+    pub q: String,
+    pub role: String,
+    pub status: String,
+    pub rows: Vec<UserRow>,
+    pub older: Option<String>,
+    pub newer: Option<String>,
+    pub filtered: bool,
+}
+
+/// One API session for tables.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub id: String,
+    pub user_id: String,
+    pub username: String,
+    pub created: String,
+    pub last_used: String,
+    pub expires: String,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+impl SessionRow {
+    pub fn new(s: &crate::sessions::AdminSessionView) -> Self {
+        SessionRow {
+            id: s.session.id.to_string(),
+            user_id: s.user_id.to_string(),
+            username: s.username.clone(),
+            created: when(s.session.created_at),
+            last_used: when(s.session.last_used_at),
+            expires: when(s.session.expires_at),
+            ip: s.session.ip.clone().unwrap_or_default(),
+            user_agent: s.session.user_agent.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// One API key for tables.
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    pub id: String,
+    pub prefix: String,
+    pub name: String,
+    pub owner_id: String,
+    pub owner: String,
+    pub scopes: String,
+    pub status: &'static str,
+    pub created: String,
+    pub last_used: String,
+    pub expires: String,
+    pub revoke_reason: String,
+    pub revocable: bool,
+}
+
+impl KeyRow {
+    pub fn new(k: &crate::api_keys::AdminKeyView) -> Self {
+        KeyRow {
+            id: k.key.id.to_string(),
+            prefix: k.key.prefix.clone(),
+            name: k.key.name.clone(),
+            owner_id: k.owner_id.to_string(),
+            owner: k.owner_username.clone(),
+            scopes: k.key.scopes.join(", "),
+            status: k.key.status.as_str(),
+            created: when(k.key.created_at),
+            last_used: when_opt(k.key.last_used_at),
+            expires: when_opt(k.key.expires_at),
+            revoke_reason: k.key.revoke_reason.clone().unwrap_or_default(),
+            revocable: k.key.revoked_at.is_none(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/user.html")]
+pub struct UserPage {
+    pub chrome: Chrome,
+    pub user: UserRow,
+    pub display_name: String,
+    pub sessions: Vec<SessionRow>,
+    pub keys: Vec<KeyRow>,
+    pub events: Vec<AuditRowView>,
+    pub can_change_role: bool,
+    pub is_self: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/keys.html")]
+pub struct KeysPage {
+    pub chrome: Chrome,
+    pub owner: String,
+    pub status: String,
+    pub prefix: String,
+    /// (status, selected).
+    pub statuses: Vec<(&'static str, bool)>,
+    pub rows: Vec<KeyRow>,
+    pub older: Option<String>,
+    pub newer: Option<String>,
+    pub filtered: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console/sessions.html")]
+pub struct SessionsPage {
+    pub chrome: Chrome,
+    pub user: String,
+    pub rows: Vec<SessionRow>,
+    pub older: Option<String>,
+    pub newer: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A second page that asks before an action is taken (no JavaScript confirm).
+#[derive(Template)]
+#[template(path = "console/confirm.html")]
+pub struct ConfirmPage {
+    pub chrome: Chrome,
+    pub heading: String,
+    /// What will happen, in a sentence.
+    pub message: String,
+    /// Details of the object acted on (label, value).
+    pub facts: Vec<(&'static str, String)>,
+    pub action: String,
+    pub button: &'static str,
+    pub danger: bool,
+    /// Whether the form asks for a reason, and whether it must be given.
+    pub reason: bool,
+    pub reason_required: bool,
+    pub reason_value: String,
+    /// For role changes: the roles to choose from, the current one selected.
+    pub roles: Vec<(&'static str, bool)>,
+    pub error: Option<String>,
+    pub cancel: String,
+}

@@ -1,0 +1,375 @@
+//! Console sign-in: server-side sessions, their cookie, CSRF tokens and same-origin checks.
+//!
+//! The cookie holds an opaque 256-bit random token; the database holds its SHA-256 only. A new
+//! token is issued at every sign-in (a cookie planted before sign-in is worthless after it), the
+//! row is deleted at sign-out, and every request checks the idle limit (ADMIN_SESSION_IDLE_MINUTES
+//! since the last request), the absolute limit (ADMIN_SESSION_ABSOLUTE_HOURS since sign-in), and
+//! that the user is still an active admin — all against the service clock.
+//!
+//! CSRF: every state-changing form carries `csrf_token` = HMAC-SHA256(key from SESSION_SECRET,
+//! the session's token hash), so it is bound to one session and useless with another; the
+//! sign-in form (no session yet) uses a random nonce that must match a cookie set with the form.
+//! POSTs must also come from this origin when the browser says where they come from
+//! (`Origin`, else `Referer`).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use diesel::Connection;
+use hmac::{Hmac, KeyInit, Mac};
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::ConsoleError;
+use super::model::NewAdminSession;
+use super::store;
+use crate::accounts::model::User;
+use crate::accounts::{self, Verified};
+use crate::app::AppState;
+use crate::audit::{Action, Actor, Event, Outcome, RequestMeta};
+use crate::auth::Role;
+use crate::clock;
+use crate::config::Settings;
+use crate::http::error::AppError;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Last-seen times are written when older than this, not on every request.
+const TOUCH_EVERY: time::Duration = time::Duration::seconds(60);
+
+/// The cookie names: `__Host-` (Secure, Path=/, no Domain) in production; development and test
+/// run over plain http, where a browser would drop a Secure cookie.
+#[derive(Debug, Clone, Copy)]
+pub struct CookieNames {
+    pub session: &'static str,
+    pub login: &'static str,
+    pub flash: &'static str,
+    pub secure: bool,
+}
+
+impl CookieNames {
+    pub fn for_settings(settings: &Settings) -> CookieNames {
+        if settings.is_production() {
+            CookieNames {
+                session: "__Host-rampart_admin",
+                login: "__Host-rampart_admin_login",
+                flash: "__Host-rampart_flash",
+                secure: true,
+            }
+        } else {
+            CookieNames {
+                session: "rampart_admin",
+                login: "rampart_admin_login",
+                flash: "rampart_flash",
+                secure: false,
+            }
+        }
+    }
+
+    /// A cookie as every console cookie is: HttpOnly, SameSite=Strict, Path=/, Secure in
+    /// production.
+    pub fn cookie(&self, name: &'static str, value: String) -> Cookie<'static> {
+        Cookie::build(name, value)
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .secure(self.secure)
+            .finish()
+    }
+
+    /// A cookie that tells the browser to forget `name`.
+    pub fn removal(&self, name: &'static str) -> Cookie<'static> {
+        let mut cookie = self.cookie(name, String::new());
+        cookie.make_removal();
+        cookie
+    }
+}
+
+/// The key CSRF tokens are made with, derived from SESSION_SECRET (ephemeral, with a warning,
+/// in development and test when it is unset; production refuses to start without it).
+#[derive(Clone)]
+pub struct ConsoleKey {
+    mac: HmacSha256,
+}
+
+impl std::fmt::Debug for ConsoleKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConsoleKey(***REDACTED***)")
+    }
+}
+
+impl ConsoleKey {
+    pub fn from_settings(settings: &Settings) -> Result<ConsoleKey, AppError> {
+        let secret: Vec<u8> = match &settings.secrets.session_secret {
+            Some(secret) => secret.expose_secret().as_bytes().to_vec(),
+            None if settings.is_production() => {
+                return Err(AppError::internal(anyhow::anyhow!(
+                    "SESSION_SECRET is not set (generate one with `rampart keygen`)"
+                )));
+            }
+            None => {
+                tracing::warn!(
+                    "SESSION_SECRET is not set: console CSRF tokens use an EPHEMERAL key"
+                );
+                crate::crypto::random::bytes(32).map_err(AppError::internal)?
+            }
+        };
+        // Domain-separated from any other use of the secret.
+        let mut derive = <HmacSha256 as KeyInit>::new_from_slice(&secret)
+            .map_err(|e| AppError::internal(anyhow::anyhow!("SESSION_SECRET: {e}")))?;
+        derive.update(b"rampart console csrf v1");
+        let key = derive.finalize().into_bytes();
+        let mac = <HmacSha256 as KeyInit>::new_from_slice(&key)
+            .map_err(|e| AppError::internal(anyhow::anyhow!("console key: {e}")))?;
+        Ok(ConsoleKey { mac })
+    }
+
+    /// The CSRF token of the session whose token hashes to `token_hash`.
+    pub fn csrf_token(&self, token_hash: &[u8]) -> String {
+        let mut mac = self.mac.clone();
+        mac.update(token_hash);
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
+    /// Whether `presented` is that session's token (constant time).
+    pub fn check_csrf(&self, token_hash: &[u8], presented: &str) -> bool {
+        let expected = self.csrf_token(token_hash);
+        expected.as_bytes().ct_eq(presented.as_bytes()).into()
+    }
+}
+
+fn hash_token(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// A signed-in admin: what every console page handler receives.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub user: User,
+    token_hash: Vec<u8>,
+    pub csrf: String,
+}
+
+impl Admin {
+    /// Refuses a state-changing request whose CSRF token is missing or not this session's, or
+    /// that a browser says came from another origin. Nothing has been changed when this fails.
+    pub fn check_form(
+        &self,
+        state: &AppState,
+        req: &HttpRequest,
+        presented: &str,
+    ) -> Result<(), ConsoleError> {
+        if !same_origin(req) {
+            return Err(ConsoleError::Forbidden(
+                "This form was sent from another site. Nothing was changed.",
+            ));
+        }
+        if !state.console_key.check_csrf(&self.token_hash, presented) {
+            return Err(ConsoleError::Forbidden(
+                "This form has expired or does not belong to your session. Nothing was changed; \
+                 go back, reload the page and try again.",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether a browser-sent POST comes from this origin. Browsers send `Origin` on POSTs (else a
+/// `Referer`); its host must be the `Host` the request was sent to. A request carrying neither
+/// cannot be a cross-site browser form, and still needs its CSRF token.
+pub fn same_origin(req: &HttpRequest) -> bool {
+    let Some(host) = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_ascii_lowercase)
+    else {
+        return false;
+    };
+    let source = req
+        .headers()
+        .get(header::ORIGIN)
+        .or_else(|| req.headers().get(header::REFERER));
+    let Some(source) = source else {
+        return true;
+    };
+    let Some(url) = source.to_str().ok().and_then(|s| url::Url::parse(s).ok()) else {
+        // `Origin: null` (sandboxed frames, some redirects) or garbage.
+        return false;
+    };
+    let Some(origin_host) = url.host_str() else {
+        return false;
+    };
+    let authority = match url.port() {
+        Some(port) => format!("{origin_host}:{port}"),
+        None => origin_host.to_string(),
+    };
+    authority.eq_ignore_ascii_case(&host)
+}
+
+/// The console session cookie's token, if the request carries one.
+pub fn presented_token(req: &HttpRequest, names: &CookieNames) -> Option<String> {
+    req.cookie(names.session)
+        .map(|c| c.value().to_string())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+}
+
+/// The admin signed in with `token`, if the session is live; an expired session is deleted.
+pub async fn resolve(state: &AppState, token: String) -> Result<Option<Admin>, AppError> {
+    let now = state.clock.now();
+    let limits = state.settings.console.clone();
+    let key = state.console_key.clone();
+    state
+        .pool
+        .run(move |conn| {
+            let hash = hash_token(&token);
+            let Some((session, user)) = store::find_with_user(conn, &hash)? else {
+                return Ok(None);
+            };
+            let idle_over = clock::after(session.last_seen_at, limits.idle) <= now;
+            let absolute_over = session.expires_at <= now;
+            if idle_over || absolute_over || !user.active || user.role() != Role::Admin {
+                store::delete(conn, &hash)?;
+                return Ok(None);
+            }
+            if now - session.last_seen_at >= TOUCH_EVERY {
+                store::touch(conn, &hash, now)?;
+            }
+            Ok(Some(Admin {
+                csrf: key.csrf_token(&hash),
+                token_hash: hash,
+                user,
+            }))
+        })
+        .await
+}
+
+/// Starts a console session for a verified admin: records the sign-in and its audit row, and
+/// ends the session the browser presented before (the id is never reused). Returns the new
+/// cookie token.
+pub async fn sign_in(
+    state: &AppState,
+    verified: Verified,
+    previous: Option<String>,
+    meta: RequestMeta,
+) -> Result<String, AppError> {
+    let token = crate::crypto::random::secret_string().map_err(AppError::internal)?;
+    let hash = hash_token(&token);
+    let now = state.clock.now();
+    let absolute = state.settings.console.absolute;
+    let auditor = state.auditor.clone();
+    state
+        .pool
+        .run(move |conn| {
+            conn.transaction::<_, AppError, _>(|conn| {
+                accounts::record_success(conn, &verified, now)?;
+                if let Some(previous) = previous {
+                    store::delete(conn, &hash_token(&previous))?;
+                }
+                let ip = meta.ip.map(|ip| ip.to_string());
+                let user_agent: Option<String> = meta
+                    .user_agent
+                    .as_deref()
+                    .map(|ua| ua.chars().take(512).collect());
+                store::insert(
+                    conn,
+                    &NewAdminSession {
+                        token_hash: &hash,
+                        user_id: verified.user.id,
+                        created_at: now,
+                        last_seen_at: now,
+                        expires_at: clock::after(now, absolute),
+                        ip: ip.as_deref(),
+                        user_agent: user_agent.as_deref(),
+                    },
+                )?;
+                auditor.record(
+                    conn,
+                    &meta,
+                    Event::new(
+                        Action::AdminLoginSucceeded,
+                        Outcome::Success,
+                        Actor::admin(verified.user.id),
+                    )
+                    .target("user", verified.user.id)
+                    .metadata(serde_json::json!({
+                        "hash_upgraded": verified.upgraded_hash.is_some(),
+                    })),
+                )?;
+                Ok(())
+            })
+        })
+        .await?;
+    Ok(token)
+}
+
+/// Ends this admin's session (the row is deleted) and audits it.
+pub async fn sign_out(state: &AppState, admin: &Admin, meta: RequestMeta) -> Result<(), AppError> {
+    let hash = admin.token_hash.clone();
+    let user_id = admin.user.id;
+    let auditor = state.auditor.clone();
+    state
+        .pool
+        .run(move |conn| {
+            conn.transaction::<_, AppError, _>(|conn| {
+                store::delete(conn, &hash)?;
+                auditor.record(
+                    conn,
+                    &meta,
+                    Event::new(Action::AdminLogout, Outcome::Success, Actor::admin(user_id))
+                        .target("user", user_id),
+                )?;
+                Ok(())
+            })
+        })
+        .await
+}
+
+/// A fresh sign-in form nonce (also set as the login cookie).
+pub fn login_nonce() -> Result<String, AppError> {
+    crate::crypto::random::secret_string().map_err(AppError::internal)
+}
+
+/// Whether the sign-in form's nonce matches the login cookie (constant time).
+pub fn check_login_nonce(req: &HttpRequest, names: &CookieNames, presented: &str) -> bool {
+    let Some(cookie) = req.cookie(names.login) else {
+        return false;
+    };
+    let expected = cookie.value();
+    !expected.is_empty() && expected.as_bytes().ct_eq(presented.as_bytes()).into()
+}
+
+impl FromRequest for Admin {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Admin, actix_web::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = state
+            .as_ref()
+            .and_then(|s| presented_token(req, &s.console_cookies));
+        Box::pin(async move {
+            let Some(state) = state else {
+                return Err(ConsoleError::App(AppError::internal(anyhow::anyhow!(
+                    "application state missing"
+                )))
+                .into());
+            };
+            let Some(token) = token else {
+                return Err(ConsoleError::SignIn.into());
+            };
+            match resolve(&state, token).await {
+                Ok(Some(admin)) => Ok(admin),
+                Ok(None) => Err(ConsoleError::SignIn.into()),
+                Err(error) => Err(ConsoleError::App(error).into()),
+            }
+        })
+    }
+}

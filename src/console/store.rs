@@ -1,0 +1,46 @@
+//! Diesel queries on `admin_sessions`. Returns `QueryResult`; no policy here.
+
+use diesel::prelude::*;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::model::{AdminSessionRow, NewAdminSession};
+use crate::accounts::model::User;
+use crate::db::schema::{admin_sessions, users};
+
+pub fn insert(conn: &mut PgConnection, session: &NewAdminSession<'_>) -> QueryResult<usize> {
+    diesel::insert_into(admin_sessions::table)
+        .values(session)
+        .execute(conn)
+}
+
+/// The session with this token hash and its user (one indexed query).
+pub fn find_with_user(
+    conn: &mut PgConnection,
+    token_hash: &[u8],
+) -> QueryResult<Option<(AdminSessionRow, User)>> {
+    admin_sessions::table
+        .inner_join(users::table)
+        .filter(admin_sessions::token_hash.eq(token_hash))
+        .select((AdminSessionRow::as_select(), User::as_select()))
+        .first(conn)
+        .optional()
+}
+
+pub fn touch(
+    conn: &mut PgConnection,
+    token_hash: &[u8],
+    now: OffsetDateTime,
+) -> QueryResult<usize> {
+    diesel::update(admin_sessions::table.find(token_hash))
+        .set(admin_sessions::last_seen_at.eq(now))
+        .execute(conn)
+}
+
+pub fn delete(conn: &mut PgConnection, token_hash: &[u8]) -> QueryResult<usize> {
+    diesel::delete(admin_sessions::table.find(token_hash)).execute(conn)
+}
+
+pub fn delete_for_user(conn: &mut PgConnection, user_id: Uuid) -> QueryResult<usize> {
+    diesel::delete(admin_sessions::table.filter(admin_sessions::user_id.eq(user_id))).execute(conn)
+}

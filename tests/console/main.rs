@@ -1,0 +1,13 @@
+//! The admin console and the admin JSON API: HTTP-level tests (CSRF, cookies, expiry, XSS,
+//! filters and pagination) and a real-browser test (Debian's Chromium through ChromeDriver).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod admin_api;
+mod browser;
+mod client;
+mod pages;
+mod pagination;
+mod sign_in;

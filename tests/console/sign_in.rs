@@ -1,0 +1,367 @@
+//! Console sign-in from the attacker's side: cookie attributes, id rotation, sign-out, idle and
+//! absolute expiry, non-admins, the shared lockout, and CSRF on every state change.
+
+use std::time::Duration;
+
+use rampart::audit::Action;
+
+use crate::client::{Console, admin_app, audit_count, location, set_cookies, user_id, user_state};
+use crate::support::PASSWORD;
+
+#[actix_web::test]
+async fn the_session_cookie_is_httponly_strict_and_host_only_and_secure_in_production() {
+    for production in [false, true] {
+        let mut builder = admin_app();
+        if production {
+            builder = builder.env("ENVIRONMENT", "production");
+        }
+        let app = builder.spawn().await;
+        app.register("root").await;
+        let mut console = Console::new(&app);
+        let nonce = console.login_nonce().await;
+        let res = console
+            .post(
+                "/admin/login",
+                &[
+                    ("login", "root"),
+                    ("password", PASSWORD),
+                    ("csrf_token", &nonce),
+                ],
+            )
+            .await;
+        assert_eq!(res.status(), 303);
+        let cookies = set_cookies(&res);
+        let name = if production {
+            "__Host-rampart_admin"
+        } else {
+            "rampart_admin"
+        };
+        let session = cookies
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("{name} set: {cookies:?}"));
+        assert!(session.value.len() >= 43, "256-bit token");
+        assert!(session.has("HttpOnly"), "{session:?}");
+        assert_eq!(session.attribute("SameSite").as_deref(), Some("Strict"));
+        assert_eq!(session.attribute("Path").as_deref(), Some("/"));
+        assert!(session.attribute("Domain").is_none());
+        assert_eq!(session.has("Secure"), production, "{session:?}");
+        // The sign-in nonce cookie is cleared once used.
+        let login_cookie = if production {
+            "__Host-rampart_admin_login"
+        } else {
+            "rampart_admin_login"
+        };
+        assert!(
+            cookies
+                .iter()
+                .any(|c| c.name == login_cookie && c.is_removal()),
+            "{cookies:?}"
+        );
+        // Only the hash is stored.
+        let mut conn = app.db.as_ref().unwrap().connect();
+        use diesel::prelude::*;
+        let stored: Vec<Vec<u8>> = rampart::db::schema::admin_sessions::table
+            .select(rampart::db::schema::admin_sessions::token_hash)
+            .load(&mut conn)
+            .unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_ne!(stored[0], session.value.as_bytes());
+        let (status, html) = console.get_text("/admin").await;
+        assert_eq!(status, 200);
+        assert!(html.contains("Dashboard"));
+    }
+}
+
+#[actix_web::test]
+async fn sign_in_rotates_the_id_and_sign_out_deletes_the_session() {
+    let app = admin_app().spawn().await;
+    app.register("root").await;
+    let mut console = Console::new(&app);
+    // A cookie planted before sign-in (session fixation) is not the one that comes out.
+    console
+        .cookies
+        .insert("rampart_admin".into(), "planted-by-an-attacker".into());
+    console.sign_in("root").await;
+    let first = console.cookies["rampart_admin"].clone();
+    assert_ne!(first, "planted-by-an-attacker");
+    // Signing in again (same browser) issues a new id and ends the old session. (The sign-in
+    // page sends a signed-in browser to the dashboard: fetch the form as if signed out.)
+    let current = console.cookies.remove("rampart_admin").unwrap();
+    let nonce = console.login_nonce().await;
+    console.cookies.insert("rampart_admin".into(), current);
+    let res = console
+        .post(
+            "/admin/login",
+            &[
+                ("login", "root"),
+                ("password", PASSWORD),
+                ("csrf_token", &nonce),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let second = console.cookies["rampart_admin"].clone();
+    assert_ne!(first, second);
+    let mut old = Console::new(&app);
+    old.cookies.insert("rampart_admin".into(), first);
+    let res = old.get("/admin").await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res).as_deref(), Some("/admin/login"));
+    // Sign out: the row goes, the cookie is cleared, and replaying it gets nowhere.
+    let csrf = console.csrf().await;
+    let res = console
+        .post("/admin/logout", &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res).as_deref(), Some("/admin/login"));
+    assert!(!console.cookies.contains_key("rampart_admin"));
+    let mut replay = Console::new(&app);
+    replay.cookies.insert("rampart_admin".into(), second);
+    assert_eq!(replay.get("/admin").await.status(), 303);
+    assert_eq!(audit_count(&app, Action::AdminLoginSucceeded), 2);
+    assert_eq!(audit_count(&app, Action::AdminLogout), 1);
+    let (_, html) = console.get_text("/admin/login").await;
+    assert!(html.contains("You are signed out."), "flash shown once");
+    let (_, html) = console.get_text("/admin/login").await;
+    assert!(!html.contains("You are signed out."), "and only once");
+}
+
+#[actix_web::test]
+async fn sessions_end_after_30_idle_minutes_and_8_hours_in_all() {
+    let app = admin_app().spawn().await;
+    app.register("root").await;
+    let mut console = Console::new(&app);
+    console.sign_in("root").await;
+    // Idle: 29 minutes is fine (and counts as use), 31 more is not.
+    app.clock.advance(Duration::from_secs(29 * 60));
+    assert_eq!(console.get("/admin").await.status(), 200);
+    app.clock.advance(Duration::from_secs(31 * 60));
+    let res = console.get("/admin").await;
+    assert_eq!(res.status(), 303, "idle for 31 minutes");
+    assert_eq!(location(&res).as_deref(), Some("/admin/login"));
+
+    // Absolute: used every 20 minutes, the session still ends 8 hours after sign-in.
+    console.sign_in("root").await;
+    for _ in 0..23 {
+        app.clock.advance(Duration::from_secs(20 * 60));
+        assert_eq!(console.get("/admin/users").await.status(), 200);
+    }
+    // 7 h 40 min so far.
+    app.clock.advance(Duration::from_secs(20 * 60));
+    let res = console.get("/admin/users").await;
+    assert_eq!(res.status(), 303, "8 hours after sign-in");
+}
+
+#[actix_web::test]
+async fn only_admins_get_in_and_others_see_the_same_failure_as_a_wrong_password() {
+    let app = admin_app().spawn().await;
+    app.register("root").await;
+    app.register("member").await;
+    let mut console = Console::new(&app);
+    let wrong = console.sign_in_as("root", "not the password at all").await;
+    assert_eq!(wrong.status(), 401);
+    let wrong_html = wrong.text().await.unwrap();
+    let member = console.sign_in_as("member", PASSWORD).await;
+    assert_eq!(member.status(), 401);
+    let member_html = member.text().await.unwrap();
+    let unknown = console.sign_in_as("nobody-at-all", PASSWORD).await;
+    let unknown_html = unknown.text().await.unwrap();
+    let strip = |html: &str| {
+        html.lines()
+            .filter(|l| !l.contains("csrf_token") && !l.contains("name=\"login\""))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(strip(&wrong_html), strip(&member_html));
+    assert_eq!(strip(&wrong_html), strip(&unknown_html));
+    assert!(!console.cookies.contains_key("rampart_admin"));
+    // Audited with the real reasons.
+    let mut conn = app.db.as_ref().unwrap().connect();
+    let reasons: Vec<String> = rampart::audit::list(
+        &mut conn,
+        &rampart::audit::AuditQuery {
+            action: Some(Action::AdminLoginFailed),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .items
+    .iter()
+    .map(|e| e.metadata["reason"].as_str().unwrap().to_string())
+    .collect();
+    assert_eq!(reasons, vec!["unknown_user", "not_admin", "bad_password"]);
+    // Signed out, every page sends you to sign in; the admin API answers 401, and 403 to a
+    // member.
+    for path in [
+        "/admin",
+        "/admin/audit",
+        "/admin/users",
+        "/admin/keys",
+        "/admin/sessions",
+    ] {
+        let res = console.get(path).await;
+        assert_eq!(res.status(), 303, "{path}");
+        assert_eq!(location(&res).as_deref(), Some("/admin/login"));
+    }
+    let res = app.get("/api/v1/admin/users").await;
+    assert_eq!(res.status(), 401);
+    let tokens = app.login("member").await;
+    let res = app
+        .get_auth("/api/v1/admin/audit-logs", &tokens.access)
+        .await;
+    assert_eq!(res.status(), 403);
+    // A demoted admin's console session ends with the demotion.
+    let mut ops = Console::new(&app);
+    app.register("ops").await;
+    ops.sign_in("ops").await;
+    app.sql("UPDATE users SET role = 'team_member' WHERE username = 'ops'");
+    assert_eq!(ops.get("/admin").await.status(), 303);
+}
+
+#[actix_web::test]
+async fn the_console_shares_the_api_lockout() {
+    let app = admin_app().env("LOCKOUT_THRESHOLD", "3").spawn().await;
+    app.register("root").await;
+    let mut console = Console::new(&app);
+    // Two failures on the API, one on the console: locked.
+    for _ in 0..2 {
+        assert_eq!(
+            app.login_as("root", "wrong password 123").await.status(),
+            401
+        );
+    }
+    assert_eq!(
+        console
+            .sign_in_as("root", "wrong password 123")
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(audit_count(&app, Action::AuthLockout), 1);
+    // Now even the right password fails, on both.
+    assert_eq!(console.sign_in_as("root", PASSWORD).await.status(), 401);
+    assert_eq!(app.login_as("root", PASSWORD).await.status(), 401);
+}
+
+#[actix_web::test]
+async fn the_sign_in_form_needs_its_own_token_and_origin() {
+    let app = admin_app().spawn().await;
+    app.register("root").await;
+    let mut console = Console::new(&app);
+    // No nonce cookie / no token.
+    let res = console
+        .post("/admin/login", &[("login", "root"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(res.status(), 403);
+    assert!(res.text().await.unwrap().contains("expired"));
+    // A token that is not the cookie's.
+    console.login_nonce().await;
+    let res = console
+        .post(
+            "/admin/login",
+            &[
+                ("login", "root"),
+                ("password", PASSWORD),
+                ("csrf_token", "forged"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 403);
+    // From another site.
+    let nonce = console.login_nonce().await;
+    console.origin = Some("https://evil.example".into());
+    let res = console
+        .post(
+            "/admin/login",
+            &[
+                ("login", "root"),
+                ("password", PASSWORD),
+                ("csrf_token", &nonce),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 403);
+    assert!(!console.cookies.contains_key("rampart_admin"));
+    assert_eq!(audit_count(&app, Action::AdminLoginSucceeded), 0);
+}
+
+#[actix_web::test]
+async fn state_changes_without_the_sessions_csrf_token_are_403_and_change_nothing() {
+    let app = admin_app().spawn().await;
+    app.register("root").await;
+    app.register("ops").await;
+    app.register("mallory").await;
+    let mallory = user_id(&app, "mallory");
+    let mut root = Console::new(&app);
+    root.sign_in("root").await;
+    let mut ops = Console::new(&app);
+    ops.sign_in("ops").await;
+    let ops_token = ops.csrf().await;
+    let root_token = root.csrf().await;
+    let path = format!("/admin/users/{mallory}/disable");
+    type Attempt<'a> = (&'a str, Vec<(&'a str, &'a str)>, Option<String>);
+    let attempts: Vec<Attempt> = vec![
+        (
+            "missing token",
+            vec![("reason", "x")],
+            Some(app.address.clone()),
+        ),
+        (
+            "wrong token",
+            vec![("reason", "x"), ("csrf_token", "AAAA")],
+            Some(app.address.clone()),
+        ),
+        (
+            "another session's token",
+            vec![("reason", "x"), ("csrf_token", &ops_token)],
+            Some(app.address.clone()),
+        ),
+        (
+            "right token, another origin",
+            vec![("reason", "x"), ("csrf_token", &root_token)],
+            Some("https://evil.example".into()),
+        ),
+        (
+            "right token, null origin",
+            vec![("reason", "x"), ("csrf_token", &root_token)],
+            Some("null".into()),
+        ),
+    ];
+    for (what, fields, origin) in attempts {
+        root.origin = origin;
+        let res = root.post(&path, &fields).await;
+        assert_eq!(res.status(), 403, "{what}");
+        let ct = res.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ct.starts_with("text/html"), "{what}: a page, not JSON");
+        assert!(user_state(&app, "mallory").0, "{what}: nothing changed");
+    }
+    // The sign-out form is protected the same way.
+    root.origin = Some(app.address.clone());
+    let res = root.post("/admin/logout", &[("csrf_token", "nope")]).await;
+    assert_eq!(res.status(), 403);
+    assert_eq!(root.get("/admin").await.status(), 200, "still signed in");
+    assert_eq!(audit_count(&app, Action::UserDisabled), 0);
+    // With everything right it works, and a Referer alone (no Origin) is checked too.
+    root.origin = None;
+    let res = root
+        .app
+        .client
+        .post(app.url(&path))
+        .header(
+            "cookie",
+            format!("rampart_admin={}", root.cookies["rampart_admin"]),
+        )
+        .header("referer", "https://evil.example/page")
+        .form(&[("reason", "x"), ("csrf_token", root_token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403, "a foreign Referer");
+    root.origin = Some(app.address.clone());
+    let res = root
+        .post(&path, &[("reason", "spam"), ("csrf_token", &root_token)])
+        .await;
+    assert_eq!(res.status(), 303);
+    assert!(!user_state(&app, "mallory").0);
+}
