@@ -96,7 +96,7 @@ fn main() {
         clock.advance(Duration::from_secs(3601));
         limiter.sweep();
         println!(
-            "| sweep after the hour | {} | {:.1} | all windows ended (freed memory stays with the allocator) |",
+            "| sweep after the hour | {} | {:.1} | all windows ended, memory handed back |",
             limiter.tracked(),
             rss_mib()
         );

@@ -244,6 +244,35 @@ pub enum Change {
 }
 
 impl Change {
+    /// The change named `which` (`disable`, `enable`, `unlock`, `sign-out`, `role`) from what a
+    /// request gave: a reason (required to disable) and, for `role`, the new role. `None` for an
+    /// unknown name.
+    pub fn parse(
+        which: &str,
+        reason: Option<&str>,
+        role: Option<&str>,
+    ) -> Option<Result<Change, AppError>> {
+        let optional = || parse_reason(reason, false);
+        Some(match which {
+            "disable" => parse_reason(reason, true).map(|r| Change::Disable {
+                reason: r.unwrap_or_default(),
+            }),
+            "enable" => optional().map(|reason| Change::Enable { reason }),
+            "unlock" => optional().map(|reason| Change::Unlock { reason }),
+            "sign-out" => optional().map(|reason| Change::SignOutEverywhere { reason }),
+            "role" => role
+                .and_then(|r| r.parse::<Role>().ok())
+                .map(|role| Change::SetRole { role })
+                .ok_or_else(|| {
+                    AppError::Validation(vec![FieldError::new(
+                        "role",
+                        "must be admin, team_member or demo",
+                    )])
+                }),
+            _ => return None,
+        })
+    }
+
     fn action(&self) -> Action {
         match self {
             Change::Disable { .. } => Action::UserDisabled,

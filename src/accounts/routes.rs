@@ -44,36 +44,16 @@ pub fn routes(r: &mut ApiRoutes) {
     let manage = Access::Permission(Permission::UsersManage);
     r.add(Method::GET, "/api/v1/admin/users", manage, list_users);
     r.add(Method::GET, "/api/v1/admin/users/{id}", manage, get_user);
-    r.add(
-        Method::POST,
+    // One handler; the action is the path's last segment.
+    for path in [
         "/api/v1/admin/users/{id}/disable",
-        manage,
-        disable_user,
-    );
-    r.add(
-        Method::POST,
         "/api/v1/admin/users/{id}/enable",
-        manage,
-        enable_user,
-    );
-    r.add(
-        Method::POST,
         "/api/v1/admin/users/{id}/unlock",
-        manage,
-        unlock_user,
-    );
-    r.add(
-        Method::POST,
         "/api/v1/admin/users/{id}/sign-out",
-        manage,
-        sign_out_user,
-    );
-    r.add(
-        Method::POST,
         "/api/v1/admin/users/{id}/role",
-        manage,
-        change_user_role,
-    );
+    ] {
+        r.add(Method::POST, path, manage, act_on_user);
+    }
 }
 
 #[derive(Deserialize)]
@@ -287,94 +267,21 @@ struct ActionBody {
     role: Option<String>,
 }
 
-async fn act(
+/// `POST /api/v1/admin/users/{id}/disable|enable|unlock|sign-out|role`.
+async fn act_on_user(
     state: web::Data<AppState>,
     req: HttpRequest,
     principal: Principal,
     path: web::Path<String>,
     body: web::Bytes,
-    which: &str,
 ) -> Result<HttpResponse, AppError> {
-    use super::admin::{AdminActor, Change, parse_reason};
+    use super::admin::{AdminActor, Change};
     let id = user_id(path)?;
     let body: ActionBody = crate::http::limits::optional_json(&body)?;
-    let change = match which {
-        "disable" => Change::Disable {
-            reason: parse_reason(body.reason.as_deref(), true)?.unwrap_or_default(),
-        },
-        "enable" => Change::Enable {
-            reason: parse_reason(body.reason.as_deref(), false)?,
-        },
-        "unlock" => Change::Unlock {
-            reason: parse_reason(body.reason.as_deref(), false)?,
-        },
-        "sign-out" => Change::SignOutEverywhere {
-            reason: parse_reason(body.reason.as_deref(), false)?,
-        },
-        _ => Change::SetRole {
-            role: body
-                .role
-                .as_deref()
-                .and_then(|r| r.parse().ok())
-                .ok_or_else(|| {
-                    AppError::Validation(vec![crate::http::error::FieldError::new(
-                        "role",
-                        "must be admin, team_member or demo",
-                    )])
-                })?,
-        },
-    };
+    let which = req.path().rsplit('/').next().unwrap_or_default();
+    let change = Change::parse(which, body.reason.as_deref(), body.role.as_deref())
+        .ok_or(AppError::NotFound)??;
     let admin = AdminActor::from_principal(&principal)?;
     let view = super::admin::apply(&state, &admin, id, change, request_meta(&req)).await?;
     Ok(HttpResponse::Ok().json(view))
-}
-
-async fn disable_user(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    principal: Principal,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, AppError> {
-    act(state, req, principal, path, body, "disable").await
-}
-
-async fn enable_user(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    principal: Principal,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, AppError> {
-    act(state, req, principal, path, body, "enable").await
-}
-
-async fn unlock_user(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    principal: Principal,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, AppError> {
-    act(state, req, principal, path, body, "unlock").await
-}
-
-async fn sign_out_user(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    principal: Principal,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, AppError> {
-    act(state, req, principal, path, body, "sign-out").await
-}
-
-async fn change_user_role(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    principal: Principal,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, AppError> {
-    act(state, req, principal, path, body, "role").await
 }

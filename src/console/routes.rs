@@ -138,6 +138,56 @@ fn parse_id(raw: &str) -> Result<Uuid, ConsoleError> {
     Uuid::parse_str(raw).map_err(|_| ConsoleError::NotFound)
 }
 
+/// The non-empty filters of a list page, as query pairs.
+fn filter_pairs<'a>(filters: &[(&'a str, &String)]) -> Vec<(&'a str, String)> {
+    filters
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (*k, (*v).clone()))
+        .collect()
+}
+
+/// The "older" and "newer" links of a newest-first list page, keeping its filters.
+fn pager(
+    path: &str,
+    pairs: &[(&str, String)],
+    older: Option<Uuid>,
+    newer: Option<Uuid>,
+) -> (Option<String>, Option<String>) {
+    let with = |key: &'static str, id: Uuid| {
+        let mut p = pairs.to_vec();
+        p.push((key, uuid_cursor(id)));
+        link(path, p)
+    };
+    (
+        older.map(|id| with("before", id)),
+        newer.map(|id| with("after", id)),
+    )
+}
+
+/// A user filter typed into a form (username or id): the id, or a message when nobody has that
+/// name. A name that matches nobody filters to nothing rather than to everything.
+async fn named_user(
+    state: &AppState,
+    raw: &str,
+) -> Result<(Option<Uuid>, Option<String>), ConsoleError> {
+    if raw.is_empty() {
+        return Ok((None, None));
+    }
+    let lookup = raw.to_string();
+    let found = state
+        .pool
+        .run(move |conn| users_admin::resolve_user(conn, &lookup))
+        .await?;
+    Ok(match found {
+        Some(id) => (Some(id), None),
+        None => (
+            Some(Uuid::nil()),
+            Some(format!("There is no user named {raw}.")),
+        ),
+    })
+}
+
 /// Usernames for every user id among these audit rows' actors and targets.
 fn names_for(
     conn: &mut diesel::PgConnection,
@@ -615,17 +665,8 @@ async fn users(
         limit: PAGE,
     };
     let result = users_admin::list(&state, filter).await?;
-    let mut pairs = Vec::new();
-    for (k, v) in [("q", &q), ("role", &role), ("status", &status)] {
-        if !v.is_empty() {
-            pairs.push((k, v.clone()));
-        }
-    }
-    let with = |key: &'static str, id: Uuid| {
-        let mut p = pairs.clone();
-        p.push((key, uuid_cursor(id)));
-        link("/admin/users", p)
-    };
+    let pairs = filter_pairs(&[("q", &q), ("role", &role), ("status", &status)]);
+    let (older, newer) = pager("/admin/users", &pairs, result.older, result.newer);
     let (chrome, clear) = chrome(&state, &req, Some(&admin), "Users", "users");
     page(
         StatusCode::OK,
@@ -636,8 +677,8 @@ async fn users(
             role,
             status,
             rows: result.items.iter().map(UserRow::new).collect(),
-            older: result.older.map(|id| with("before", id)),
-            newer: result.newer.map(|id| with("after", id)),
+            older,
+            newer,
         },
         clear,
     )
@@ -853,29 +894,8 @@ async fn user_act(
     let form = form.into_inner();
     admin.check_form(&state, &req, &form.csrf_token)?;
     let reason = form.reason.clone().unwrap_or_default();
-    let change = users_admin::parse_reason(form.reason.as_deref(), action.reason_required)
-        .and_then(|reason| {
-            Ok(match name.as_str() {
-                "disable" => Change::Disable {
-                    reason: reason.unwrap_or_default(),
-                },
-                "enable" => Change::Enable { reason },
-                "unlock" => Change::Unlock { reason },
-                "sign-out" => Change::SignOutEverywhere { reason },
-                _ => Change::SetRole {
-                    role: form
-                        .role
-                        .as_deref()
-                        .and_then(|r| r.parse::<Role>().ok())
-                        .ok_or_else(|| {
-                            AppError::Validation(vec![crate::http::error::FieldError::new(
-                                "role",
-                                "must be admin, team_member or demo",
-                            )])
-                        })?,
-                },
-            })
-        });
+    let change = Change::parse(&name, form.reason.as_deref(), form.role.as_deref())
+        .ok_or(ConsoleError::NotFound)?;
     let result = match change {
         Ok(change) => {
             users_admin::apply(
@@ -953,17 +973,7 @@ async fn keys(
     let owner = p.owner.clone().unwrap_or_default().trim().to_string();
     let status = p.status.clone().unwrap_or_default();
     let prefix = p.prefix.clone().unwrap_or_default().trim().to_string();
-    let owner_lookup = owner.clone();
-    let owner_id = if owner.is_empty() {
-        None
-    } else {
-        state
-            .pool
-            .run(move |conn| users_admin::resolve_user(conn, &owner_lookup))
-            .await?
-            .or(Some(Uuid::nil()))
-    };
-    let error = (owner_id == Some(Uuid::nil())).then(|| format!("There is no user named {owner}."));
+    let (owner_id, error) = named_user(&state, &owner).await?;
     let result = crate::api_keys::admin_list(
         &state,
         crate::api_keys::store::KeyQuery {
@@ -976,17 +986,8 @@ async fn keys(
         PAGE,
     )
     .await?;
-    let mut pairs = Vec::new();
-    for (k, v) in [("owner", &owner), ("status", &status), ("prefix", &prefix)] {
-        if !v.is_empty() {
-            pairs.push((k, v.clone()));
-        }
-    }
-    let with = |key: &'static str, id: Uuid| {
-        let mut p = pairs.clone();
-        p.push((key, uuid_cursor(id)));
-        link("/admin/keys", p)
-    };
+    let pairs = filter_pairs(&[("owner", &owner), ("status", &status), ("prefix", &prefix)]);
+    let (older, newer) = pager("/admin/keys", &pairs, result.older, result.newer);
     let statuses = KeyStatus::ALL
         .iter()
         .map(|s| (s.as_str(), s.as_str() == status))
@@ -1002,8 +1003,8 @@ async fn keys(
             prefix,
             statuses,
             rows: result.items.iter().map(KeyRow::new).collect(),
-            older: result.older.map(|id| with("before", id)),
-            newer: result.newer.map(|id| with("after", id)),
+            older,
+            newer,
             error,
         },
         clear,
@@ -1113,17 +1114,7 @@ async fn sessions_page(
 ) -> Result<HttpResponse, ConsoleError> {
     let p = params.into_inner();
     let user = p.user.clone().unwrap_or_default().trim().to_string();
-    let lookup = user.clone();
-    let user_id = if user.is_empty() {
-        None
-    } else {
-        state
-            .pool
-            .run(move |conn| users_admin::resolve_user(conn, &lookup))
-            .await?
-            .or(Some(Uuid::nil()))
-    };
-    let error = (user_id == Some(Uuid::nil())).then(|| format!("There is no user named {user}."));
+    let (user_id, error) = named_user(&state, &user).await?;
     let result = crate::sessions::admin_list(
         &state,
         user_id,
@@ -1134,16 +1125,8 @@ async fn sessions_page(
         PAGE,
     )
     .await?;
-    let pairs: Vec<(&str, String)> = if user.is_empty() {
-        Vec::new()
-    } else {
-        vec![("user", user.clone())]
-    };
-    let with = |key: &'static str, id: Uuid| {
-        let mut p = pairs.clone();
-        p.push((key, uuid_cursor(id)));
-        link("/admin/sessions", p)
-    };
+    let pairs = filter_pairs(&[("user", &user)]);
+    let (older, newer) = pager("/admin/sessions", &pairs, result.older, result.newer);
     let (chrome, clear) = chrome(&state, &req, Some(&admin), "Sessions", "sessions");
     page(
         StatusCode::OK,
@@ -1151,8 +1134,8 @@ async fn sessions_page(
             chrome,
             user,
             rows: result.items.iter().map(SessionRow::new).collect(),
-            older: result.older.map(|id| with("before", id)),
-            newer: result.newer.map(|id| with("after", id)),
+            older,
+            newer,
             error,
         },
         clear,
