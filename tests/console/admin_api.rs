@@ -233,16 +233,8 @@ async fn admins_list_and_revoke_sessions_and_keys_of_anyone() {
     let (app, root, _) = setup().await;
     let alice = app.login("alice").await;
     let created: Value = app
-        .client
-        .post(app.url("/api/v1/api-keys"))
-        .bearer_auth(&alice.access)
-        .json(&json!({ "name": "alice-ci", "scopes": ["profile:read"] }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .api_key(&alice.access, "alice-ci", &["profile:read"])
+        .await;
     let alice_id = user_id(&app, "alice");
     let sessions: Value = app
         .get_auth(

@@ -179,16 +179,8 @@ async fn an_admin_works_through_the_console_in_chromium() {
     let mallory = app.user("mallory").await;
     let alice = app.user("alice").await;
     let key: Value = app
-        .client
-        .post(app.url("/api/v1/api-keys"))
-        .bearer_auth(&alice.access)
-        .json(&json!({ "name": "alice laptop", "scopes": ["profile:read"] }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .api_key(&alice.access, "alice laptop", &["profile:read"])
+        .await;
     let alice_key = key["key"].as_str().unwrap().to_string();
     let key_id = key["id"].as_str().unwrap().to_string();
     let mallory_id = user_id(&app, "mallory");

@@ -165,17 +165,7 @@ async fn disabling_a_user_takes_a_confirmation_and_their_token_stops_working() {
     let app = admin_app().spawn().await;
     app.register("root").await;
     let mallory = app.user("mallory").await;
-    let key: Value = app
-        .client
-        .post(app.url("/api/v1/api-keys"))
-        .bearer_auth(&mallory.access)
-        .json(&json!({ "name": "k", "scopes": ["profile:read"] }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let key: Value = app.api_key(&mallory.access, "k", &["profile:read"]).await;
     let key = key["key"].as_str().unwrap().to_string();
     let id = user_id(&app, "mallory");
     let mut console = Console::new(&app);
@@ -371,16 +361,8 @@ async fn keys_and_sessions_are_listed_and_revoked_with_a_confirmation() {
     app.register("root").await;
     let alice = app.user("alice").await;
     let created: Value = app
-        .client
-        .post(app.url("/api/v1/api-keys"))
-        .bearer_auth(&alice.access)
-        .json(&json!({ "name": "ci <deploy>", "scopes": ["profile:read"] }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .api_key(&alice.access, "ci <deploy>", &["profile:read"])
+        .await;
     let key_id = created["id"].as_str().unwrap();
     let key = created["key"].as_str().unwrap();
     let prefix = created["prefix"].as_str().unwrap();

@@ -234,6 +234,20 @@ impl TestApp {
         }
     }
 
+    /// Creates an API key for the holder of `access`: the 201 body (`key` appears only here).
+    pub async fn api_key(&self, access: &str, name: &str, scopes: &[&str]) -> serde_json::Value {
+        let res = self
+            .client
+            .post(self.url("/api/v1/api-keys"))
+            .bearer_auth(access)
+            .json(&serde_json::json!({ "name": name, "scopes": scopes }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "create API key {name}");
+        res.json().await.unwrap()
+    }
+
     /// Runs SQL (one or more statements) on the app's database, as the superuser the tests
     /// connect with.
     pub fn sql(&self, statements: &str) {
