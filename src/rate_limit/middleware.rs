@@ -39,11 +39,11 @@ pub async fn limit(
     let key = limiter.extractor().extract(&req)?;
     let class = RouteClass::of(req.method(), req.path());
     let verdict = limiter.check(key, class).await;
-    let policies = limiter.policies(class);
+    let policy = limiter.policy_header(class);
     match verdict {
         Verdict::Allowed { tightest } => {
             let mut res = next.call(req).await?.map_into_boxed_body();
-            set_headers(res.headers_mut(), &tightest, &policies);
+            set_headers(res.headers_mut(), &tightest, policy);
             Ok(res)
         }
         Verdict::Denied {
@@ -56,22 +56,17 @@ pub async fn limit(
             let mut res = req
                 .error_response(AppError::TooManyRequests { retry_after })
                 .map_into_boxed_body();
-            set_headers(res.headers_mut(), &standing, &policies);
+            set_headers(res.headers_mut(), &standing, policy);
             Ok(res)
         }
     }
 }
 
-fn set_headers(headers: &mut HeaderMap, standing: &Standing, policies: &[Policy]) {
+fn set_headers(headers: &mut HeaderMap, standing: &Standing, policy: &str) {
     headers.insert(LIMIT, HeaderValue::from(standing.policy.limit));
     headers.insert(REMAINING, HeaderValue::from(standing.remaining));
     headers.insert(RESET, HeaderValue::from(standing.reset_seconds));
-    let policy = policies
-        .iter()
-        .map(|p| format!("{};w={}", p.limit, p.window.as_secs()))
-        .collect::<Vec<_>>()
-        .join(", ");
-    if let Ok(value) = HeaderValue::from_str(&policy) {
+    if let Ok(value) = HeaderValue::from_str(policy) {
         headers.insert(POLICY, value);
     }
 }

@@ -127,6 +127,8 @@ pub struct Limiter {
     max_tracked: usize,
     reporter: std::sync::OnceLock<report::Reporter>,
     redis_failures: AtomicU64,
+    /// `RateLimit-Policy` values, made once: for requests without a route class, and per class.
+    policy_header: (String, PerClass<String>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +165,18 @@ impl Limiter {
             )),
             None => Windows::Memory(MemoryWindows::new(&[hour])),
         };
+        let header = |extra: Option<Policy>| {
+            [global.0, hour]
+                .into_iter()
+                .chain(extra)
+                .map(|p| format!("{};w={}", p.limit, p.window.as_secs()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let policy_header = (
+            header(None),
+            PerClass(RouteClass::ALL.map(|c| header(Some(classes.get(c).0)))),
+        );
         Ok(Limiter {
             extractor,
             clock,
@@ -174,6 +188,7 @@ impl Limiter {
             max_tracked: settings.max_tracked_clients,
             reporter: std::sync::OnceLock::new(),
             redis_failures: AtomicU64::new(0),
+            policy_header,
         })
     }
 
@@ -181,17 +196,21 @@ impl Limiter {
         &self.extractor
     }
 
-    pub fn is_shared(&self) -> bool {
-        matches!(self.windows, Windows::Redis(_))
-    }
-
-    /// Every policy that applies to a request of `class`, for `RateLimit-Policy`.
+    /// Every policy that applies to a request of `class`.
     pub fn policies(&self, class: Option<RouteClass>) -> Vec<Policy> {
         let mut out = vec![self.global.0, self.hour];
         if let Some(class) = class {
             out.push(self.classes.get(class).0);
         }
         out
+    }
+
+    /// The `RateLimit-Policy` value for a request of `class` (`60;w=60, 1000;w=3600`).
+    pub fn policy_header(&self, class: Option<RouteClass>) -> &str {
+        match class {
+            None => &self.policy_header.0,
+            Some(class) => self.policy_header.1.get(class),
+        }
     }
 
     /// Spends one request of `key` (a request of `class`, if it has one) from every budget.
@@ -235,10 +254,7 @@ impl Limiter {
         let windowed = match &self.windows {
             Windows::Memory(memory) => vec![memory.hit(&self.hour, key, self.clock.now())],
             Windows::Redis(redis) => {
-                let mut shared = vec![self.global.0, self.hour];
-                if let Some(class) = class {
-                    shared.push(self.classes.get(class).0);
-                }
+                let shared = self.policies(class);
                 let hits = futures_util::future::join_all(
                     shared.iter().map(|policy| redis.hit(policy, key)),
                 )
