@@ -17,6 +17,7 @@ use crate::app::AppState;
 use crate::audit::{Action, Actor, Event, Outcome, RequestMeta};
 use crate::auth::{Principal, Role};
 use crate::http::error::{AppError, FieldError};
+use crate::http::pagination::keyset_page;
 use crate::sessions;
 
 /// What an admin sees of an account (more than the user's own view: lockout state, super admin).
@@ -136,48 +137,22 @@ pub async fn list(state: &AppState, filter: UserFilter) -> Result<UserPage, AppE
         before: filter.before,
         after: filter.after,
     };
-    let mut rows = state
+    let rows = state
         .pool
         .run(move |conn| Ok(store::list(conn, &query, limit + 1)?))
         .await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let paging_newer = filter.after.is_some();
-    if paging_newer {
-        rows.reverse();
-    }
+    let (rows, older, newer) =
+        keyset_page(rows, limit, filter.after.is_some(), filter.before, |u| u.id);
     let super_admin = state.settings.super_admin_email.as_deref();
-    let items: Vec<AdminUserView> = rows
+    let items = rows
         .iter()
         .map(|u| AdminUserView::new(u, super_admin, now))
         .collect();
-    let (older, newer) = neighbours(&items, |u| u.id, more, paging_newer, filter.before);
     Ok(UserPage {
         items,
         older,
         newer,
     })
-}
-
-/// The cursors of the pages around one page of a newest-first keyset list. `more` says whether
-/// the query found rows beyond the page in the direction it read.
-pub fn neighbours<T>(
-    items: &[T],
-    id: impl Fn(&T) -> Uuid,
-    more: bool,
-    paging_newer: bool,
-    before: Option<Uuid>,
-) -> (Option<Uuid>, Option<Uuid>) {
-    let first = items.first().map(&id);
-    let last = items.last().map(&id);
-    if paging_newer {
-        (last, if more { first } else { None })
-    } else {
-        (
-            if more { last } else { None },
-            if before.is_some() { first } else { None },
-        )
-    }
 }
 
 pub async fn get(state: &AppState, id: Uuid) -> Result<AdminUserView, AppError> {

@@ -234,16 +234,13 @@ pub async fn admin_list(
     let limit = limit.clamp(1, 100);
     let paging_newer = query.after.is_some();
     let before = query.before;
-    let mut rows = state
+    let rows = state
         .pool
         .run(move |conn| Ok(store::list_all(conn, &query, now, limit + 1)?))
         .await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    if paging_newer {
-        rows.reverse();
-    }
-    let items: Vec<AdminKeyView> = rows
+    let (rows, older, newer) =
+        crate::http::pagination::keyset_page(rows, limit, paging_newer, before, |(row, _)| row.id);
+    let items = rows
         .iter()
         .map(|(row, owner)| AdminKeyView {
             key: ApiKeyView::new(row, now),
@@ -251,8 +248,6 @@ pub async fn admin_list(
             owner_username: owner.clone(),
         })
         .collect();
-    let (older, newer) =
-        crate::accounts::admin::neighbours(&items, |k| k.key.id, more, paging_newer, before);
     Ok(KeyPage {
         items,
         older,

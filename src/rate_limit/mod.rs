@@ -148,12 +148,9 @@ impl Limiter {
                 .ok_or_else(|| SetupError::Invalid(format!("{}: limit must be > 0", policy.name)))
         };
         let global = build(Policy::minute("global", settings.per_minute))?;
-        let classes = PerClass([
-            build(Policy::minute("login", settings.login_per_minute))?,
-            build(Policy::minute("register", settings.register_per_minute))?,
-            build(Policy::minute("refresh", settings.refresh_per_minute))?,
-            build(Policy::minute("password", settings.password_per_minute))?,
-        ]);
+        let [login, register, refresh, password] = RouteClass::ALL
+            .map(|class| build(Policy::minute(class.name(), class.per_minute(settings))));
+        let classes = PerClass([login?, register?, refresh?, password?]);
         let hour = Policy::hour(settings.per_hour);
         let windows = match &settings.redis_url {
             Some(url) => Windows::Redis(Box::new(
@@ -299,11 +296,6 @@ impl Limiter {
                 "shared rate limits unavailable; only this instance's limits apply"
             );
         }
-    }
-
-    /// How many times the shared (Redis) windows could not be consulted.
-    pub fn redis_failures(&self) -> u64 {
-        self.redis_failures.load(Ordering::Relaxed)
     }
 
     /// Connects to Redis, if configured, and round-trips once.

@@ -132,10 +132,6 @@ impl ClientKey {
             }
         }
     }
-
-    pub fn as_u128(self) -> u128 {
-        self.0
-    }
 }
 
 impl fmt::Display for ClientKey {
@@ -166,16 +162,6 @@ pub enum Verdict {
         standing: Standing,
         retry_after: u64,
     },
-}
-
-impl Verdict {
-    /// The standing the response headers describe.
-    pub fn standing(&self) -> &Standing {
-        match self {
-            Verdict::Allowed { tightest } => tightest,
-            Verdict::Denied { standing, .. } => standing,
-        }
-    }
 }
 
 /// Of two standings, the one that will refuse first: least remaining, then the longest wait.

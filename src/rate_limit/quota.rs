@@ -125,26 +125,6 @@ pub fn consume(
     Ok(())
 }
 
-/// What the principal has used of `kind` today, and its limit (`None`: unlimited).
-pub fn usage(
-    conn: &mut PgConnection,
-    settings: &QuotaSettings,
-    principal: &Principal,
-    kind: QuotaKind,
-    now: OffsetDateTime,
-) -> Result<(i32, Option<u32>), AppError> {
-    let used = store::used(
-        conn,
-        &Usage {
-            subject_type: "user",
-            subject_id: principal.user_id,
-            kind: kind.as_str(),
-            day: now.to_offset(time::UtcOffset::UTC).date(),
-        },
-    )?;
-    Ok((used, user_limit(settings, principal.role, kind)))
-}
-
 /// Records `quota.exceeded` when `result` is a quota refusal (aggregated per IP, quota and
 /// minute: a client retrying in a loop costs one row a minute), then hands `result` back.
 pub async fn audited<T>(

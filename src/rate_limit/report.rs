@@ -54,10 +54,6 @@ impl Reporter {
             }
         }
     }
-
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
 }
 
 /// Starts the background writer. It ends when every `Reporter` is gone.

@@ -46,13 +46,3 @@ pub fn consume(conn: &mut PgConnection, usage: &Usage<'_>, limit: u32) -> QueryR
         .get_result(conn)
         .optional()
 }
-
-/// Uses counted so far (0 when none).
-pub fn used(conn: &mut PgConnection, usage: &Usage<'_>) -> QueryResult<i32> {
-    Ok(quota_usage::table
-        .find((usage.subject_type, usage.subject_id, usage.kind, usage.day))
-        .select(quota_usage::used)
-        .first(conn)
-        .optional()?
-        .unwrap_or(0))
-}

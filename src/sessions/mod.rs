@@ -396,7 +396,7 @@ pub async fn admin_list(
     let idle_since = clock::before(now, state.settings.auth.refresh_token_idle);
     let limit = limit.clamp(1, 100);
     let (before, after) = page;
-    let mut rows = state
+    let rows = state
         .pool
         .run(move |conn| {
             Ok(store::list_live_all(
@@ -409,12 +409,9 @@ pub async fn admin_list(
             )?)
         })
         .await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    if after.is_some() {
-        rows.reverse();
-    }
-    let items: Vec<AdminSessionView> = rows
+    let (rows, older, newer) =
+        crate::http::pagination::keyset_page(rows, limit, after.is_some(), before, |(s, _)| s.id);
+    let items = rows
         .iter()
         .map(|(s, username)| AdminSessionView {
             session: SessionView::new(s, None),
@@ -422,8 +419,6 @@ pub async fn admin_list(
             username: username.clone(),
         })
         .collect();
-    let (older, newer) =
-        crate::accounts::admin::neighbours(&items, |s| s.session.id, more, after.is_some(), before);
     Ok(SessionPage {
         items,
         older,
@@ -468,7 +463,7 @@ pub async fn admin_revoke(
         .pool
         .run(move |conn| {
             conn.transaction::<_, AppError, _>(|conn| {
-                let Some(session) = store::find(conn, session_id)? else {
+                let Some(session) = store::lock(conn, session_id)? else {
                     return Err(AppError::NotFound);
                 };
                 if store::revoke(conn, session.id, "revoked_by_admin", now)? > 0 {

@@ -226,7 +226,8 @@ pub fn count_live(
         .get_result(conn)
 }
 
-pub fn find(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<Session>> {
+/// One session of any user, row-locked for an admin change.
+pub fn lock(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<Session>> {
     sessions::table
         .find(id)
         .select(Session::as_select())
