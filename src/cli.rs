@@ -66,11 +66,18 @@ pub enum Command {
     /// The password is read from stdin with --password-stdin (first line, used exactly as typed),
     /// or generated and printed once. With --if-no-admin nothing happens when an admin exists
     /// (used by `make run` to bootstrap the first admin once).
+    ///
+    /// With --promote USER (a username or email), an existing account is made an admin instead:
+    /// the way to grant admin to someone who registered an ADMIN_EMAILS address themselves
+    /// (registration never grants it). Example: `rampart create-admin --promote alice`.
     CreateAdmin {
-        #[arg(long)]
-        username: String,
-        #[arg(long)]
-        email: String,
+        #[arg(long, required_unless_present = "promote", conflicts_with = "promote")]
+        username: Option<String>,
+        #[arg(long, required_unless_present = "promote", conflicts_with = "promote")]
+        email: Option<String>,
+        /// Make this existing account (username or email) an admin.
+        #[arg(long, value_name = "USER", conflicts_with_all = ["password_stdin", "if_no_admin"])]
+        promote: Option<String>,
         /// Read the password from the first line of stdin instead of generating one.
         #[arg(long)]
         password_stdin: bool,
@@ -150,10 +157,18 @@ pub fn run() -> ExitCode {
         Command::CreateAdmin {
             username,
             email,
+            promote,
             password_stdin,
             if_no_admin,
-        } => with_settings(|settings| {
-            create_admin(&settings, &username, &email, password_stdin, if_no_admin)
+        } => with_settings(|settings| match (promote, username, email) {
+            (Some(login), _, _) => promote_admin(&settings, &login),
+            (None, Some(username), Some(email)) => {
+                create_admin(&settings, &username, &email, password_stdin, if_no_admin)
+            }
+            _ => {
+                eprintln!("error: create-admin needs --username and --email, or --promote USER");
+                ExitCode::from(2)
+            }
         }),
         Command::Users {
             command: UsersCommand::Import { file },
@@ -283,6 +298,25 @@ fn create_admin(
             if let Some(password) = created.generated_password {
                 println!("password (shown once, store it now): {password}");
             }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            print_app_error(&error);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn promote_admin(settings: &Settings, login: &str) -> ExitCode {
+    let (Some(mut conn), Some(auditor)) = (connect(settings), auditor(settings)) else {
+        return ExitCode::FAILURE;
+    };
+    match crate::accounts::cli::promote_admin(&mut conn, &auditor, login) {
+        Ok(promoted) => {
+            println!(
+                "{} <{}> is now an admin (was {})",
+                promoted.username, promoted.email, promoted.previous_role
+            );
             ExitCode::SUCCESS
         }
         Err(error) => {

@@ -51,7 +51,7 @@ impl AdminUserView {
             failed_logins: user.failed_logins,
             locked_until: user.locked_until,
             locked: user.locked_until.is_some_and(|until| until > now),
-            super_admin: super_admin_email == Some(user.email.as_str()),
+            super_admin: user.is_super_admin(super_admin_email),
         }
     }
 }
@@ -60,23 +60,27 @@ impl AdminUserView {
 #[derive(Debug, Clone)]
 pub struct AdminActor {
     pub user_id: Uuid,
-    pub email: String,
+    /// The super admin (see `User::is_super_admin`), who alone changes roles.
+    pub super_admin: bool,
 }
 
 impl AdminActor {
-    pub fn from_user(user: &User) -> AdminActor {
+    pub fn from_user(user: &User, super_admin_email: Option<&str>) -> AdminActor {
         AdminActor {
             user_id: user.id,
-            email: user.email.clone(),
+            super_admin: user.is_super_admin(super_admin_email),
         }
     }
 
     /// The admin behind an API request (its authentication loaded the user row).
-    pub fn from_principal(principal: &Principal) -> Result<AdminActor, AppError> {
+    pub fn from_principal(
+        principal: &Principal,
+        super_admin_email: Option<&str>,
+    ) -> Result<AdminActor, AppError> {
         principal
             .user
             .as_deref()
-            .map(AdminActor::from_user)
+            .map(|user| AdminActor::from_user(user, super_admin_email))
             .ok_or(AppError::Unauthorized)
     }
 }
@@ -273,8 +277,7 @@ pub async fn apply(
     meta: RequestMeta,
 ) -> Result<AdminUserView, AppError> {
     let super_admin_email = state.settings.super_admin_email.clone();
-    let actor_is_super = super_admin_email.as_deref() == Some(admin.email.as_str());
-    if matches!(change, Change::SetRole { .. }) && !actor_is_super {
+    if matches!(change, Change::SetRole { .. }) && !admin.super_admin {
         return Err(AppError::Forbidden);
     }
     let now = state.clock.now();
@@ -287,7 +290,7 @@ pub async fn apply(
                 let Some(user) = store::lock(conn, id)? else {
                     return Err(AppError::NotFound);
                 };
-                let target_is_super = super_admin_email.as_deref() == Some(user.email.as_str());
+                let target_is_super = user.is_super_admin(super_admin_email.as_deref());
                 let mut metadata = json!({ "username": user.username });
                 match &change {
                     Change::Disable { reason } => {
@@ -301,6 +304,21 @@ pub async fn apply(
                         }
                         store::set_active(conn, id, false, now)?;
                         metadata["reason"] = json!(reason);
+                        // A disabled account's keys are revoked, not just refused while it is
+                        // disabled: re-enabling restores sign-in only.
+                        metadata["api_keys_revoked"] =
+                            json!(crate::api_keys::revoke_all_of_user_in_tx(
+                                conn,
+                                &auditor,
+                                &meta,
+                                crate::api_keys::RevokeAllKeys {
+                                    user_id: id,
+                                    actor: Actor::admin(admin_id),
+                                    by: admin_id,
+                                    reason: &format!("user_disabled: {reason}"),
+                                },
+                                now,
+                            )?);
                         metadata["sessions_revoked"] = json!(end_sessions(
                             conn,
                             &auditor,
@@ -375,7 +393,6 @@ fn end_sessions(
     reason: &str,
     now: OffsetDateTime,
 ) -> Result<usize, AppError> {
-    crate::console::end_sessions_of(conn, user_id)?;
     sessions::revoke_all_in_tx(
         conn,
         auditor,

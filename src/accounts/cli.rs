@@ -7,7 +7,7 @@ use std::path::Path;
 use diesel::{Connection, PgConnection};
 use secrecy::SecretString;
 
-use super::model::{Email, NewPassword, Username};
+use super::model::{AdminGrant, Email, NewPassword, Username};
 use super::store;
 use crate::audit::{Action, Actor, Auditor, Event, Outcome, RequestMeta};
 use crate::auth::Role;
@@ -81,7 +81,15 @@ pub fn create_admin(
     let hash = runtime.block_on(hasher.hash(password.into_secret()))?;
     let now = time::OffsetDateTime::now_utc();
     conn.transaction::<_, AppError, _>(|conn| {
-        let user = super::create_user(conn, &username, &email, &hash, Role::Admin, now)?;
+        let user = super::create_user(
+            conn,
+            &username,
+            &email,
+            &hash,
+            Role::Admin,
+            Some(AdminGrant::Operator),
+            now,
+        )?;
         auditor.record(
             conn,
             &system_meta(),
@@ -99,6 +107,52 @@ pub fn create_admin(
         username: username.as_str().to_string(),
         email: email.as_str().to_string(),
         generated_password: generated,
+    })
+}
+
+pub struct PromotedAdmin {
+    pub username: String,
+    pub email: String,
+    pub previous_role: String,
+}
+
+/// `create-admin --promote USER`: makes an existing account (by username or email) an admin, as
+/// an operator's decision — so an ADMIN_EMAILS or SUPER_ADMIN_EMAIL address it holds counts from
+/// now on. Audited as a role change by the system actor. Idempotent for an operator-made admin.
+pub fn promote_admin(
+    conn: &mut PgConnection,
+    auditor: &Auditor,
+    login: &str,
+) -> Result<PromotedAdmin, AppError> {
+    let now = time::OffsetDateTime::now_utc();
+    conn.transaction::<_, AppError, _>(|conn| {
+        let Some(found) = store::find_by_login(conn, login)? else {
+            return Err(AppError::BadRequest(format!(
+                "no account has the username or email `{}`",
+                login.chars().take(100).collect::<String>().escape_default()
+            )));
+        };
+        let Some(user) = store::lock(conn, found.id)? else {
+            return Err(AppError::NotFound);
+        };
+        store::promote_admin(conn, user.id, AdminGrant::Operator.as_str(), now)?;
+        auditor.record(
+            conn,
+            &system_meta(),
+            Event::new(Action::UserRoleChanged, Outcome::Success, Actor::system())
+                .target("user", user.id)
+                .metadata(serde_json::json!({
+                    "from": user.role,
+                    "to": "admin",
+                    "via": "create-admin --promote",
+                    "granted_by": AdminGrant::Operator.as_str(),
+                })),
+        )?;
+        Ok(PromotedAdmin {
+            username: user.username,
+            email: user.email,
+            previous_role: user.role,
+        })
     })
 }
 
@@ -232,8 +286,15 @@ pub fn import_users(
     let now = time::OffsetDateTime::now_utc();
     let count = conn.transaction::<_, AppError, _>(|conn| {
         for row in &rows {
-            let user =
-                super::create_user(conn, &row.username, &row.email, &row.hash, row.role, now)?;
+            let user = super::create_user(
+                conn,
+                &row.username,
+                &row.email,
+                &row.hash,
+                row.role,
+                Some(AdminGrant::Operator),
+                now,
+            )?;
             auditor.record(
                 conn,
                 &system_meta(),

@@ -15,7 +15,7 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use self::model::{Email, NewPassword, NewUser, User, UserView, Username};
+use self::model::{AdminGrant, Email, NewPassword, NewUser, User, UserView, Username};
 use crate::app::AppState;
 use crate::audit::{Action, Actor, Event, Outcome, RequestMeta};
 use crate::auth::{Principal, Role};
@@ -70,23 +70,26 @@ pub async fn register(
         return Err(AppError::Validation(errors));
     };
     let hash = state.hasher.hash(password.into_secret()).await?;
-    let role = if state
+    // Registering an ADMIN_EMAILS address proves nothing about owning it (no verification yet):
+    // the account is an ordinary one, and the attempt is put on record for an operator, who
+    // promotes it with `rampart create-admin --promote` once they know whose it is.
+    let claims_admin_email = state
         .settings
         .admin_emails
         .iter()
-        .any(|e| e == email.as_str())
-    {
-        Role::Admin
-    } else {
-        Role::DEFAULT
-    };
+        .any(|e| e.eq_ignore_ascii_case(email.as_str()))
+        || state
+            .settings
+            .super_admin_email
+            .as_deref()
+            .is_some_and(|e| e.eq_ignore_ascii_case(email.as_str()));
     let now = state.clock.now();
     let auditor = state.auditor.clone();
     let user = state
         .pool
         .run(move |conn| {
             conn.transaction::<_, AppError, _>(|conn| {
-                let user = create_user(conn, &username, &email, &hash, role, now)?;
+                let user = create_user(conn, &username, &email, &hash, Role::DEFAULT, None, now)?;
                 auditor.record(
                     conn,
                     &meta,
@@ -98,6 +101,24 @@ pub async fn register(
                         metadata: serde_json::json!({ "role": user.role }),
                     },
                 )?;
+                if claims_admin_email {
+                    auditor.record(
+                        conn,
+                        &meta,
+                        Event::new(
+                            Action::AdminEmailUnverified,
+                            Outcome::Denied,
+                            Actor::user(user.id),
+                        )
+                        .target("user", user.id)
+                        .metadata(serde_json::json!({
+                            "severity": "high",
+                            "role_granted": user.role,
+                            "reason": "self-registration with an address listed as an admin \
+                                       address; not verified, so no admin role was granted",
+                        })),
+                    )?;
+                }
                 Ok(user)
             })
         })
@@ -105,13 +126,15 @@ pub async fn register(
     Ok(UserView::from(&user))
 }
 
-/// Inserts a user; duplicate username (any case) or email become field errors (409).
+/// Inserts a user; duplicate username (any case) or email become field errors (409). `granted`
+/// says how an admin was made one (`None` for other roles).
 pub fn create_user(
     conn: &mut diesel::PgConnection,
     username: &Username,
     email: &Email,
     hash: &str,
     role: Role,
+    granted: Option<AdminGrant>,
     now: OffsetDateTime,
 ) -> Result<User, AppError> {
     let mut conflicts = Vec::new();
@@ -132,6 +155,9 @@ pub fn create_user(
         role: role.as_str(),
         created_at: now,
         updated_at: now,
+        admin_granted_by: granted
+            .filter(|_| role == Role::Admin)
+            .map(AdminGrant::as_str),
     };
     match store::insert(conn, &new) {
         Ok(user) => Ok(user),
@@ -149,7 +175,7 @@ pub fn create_user(
 }
 
 /// Why a login failed — recorded in the audit log, never told to the client.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FailureReason {
     UnknownUser,
     BadPassword,
@@ -211,6 +237,75 @@ pub struct Verified {
     pub upgraded_hash: Option<String>,
 }
 
+/// One password verification reserved against an account's lockout budget, before hashing.
+///
+/// The lock is read and the failure counted in one conditional UPDATE ([`store::reserve_attempt`]),
+/// so however many attempts arrive at once, at most LOCKOUT_THRESHOLD of them reach the real hash
+/// per lock window: the attempt that reaches the threshold locks the account as it reserves, and
+/// every later one finds it locked. A right password resets the count (as a success always did);
+/// a wrong one leaves its reservation as the failure; an attempt that never reached a verdict
+/// gives its reservation back ([`release`]).
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    user_id: Uuid,
+    /// The failure count including this attempt.
+    failures: i32,
+    /// The lock this reservation set (it reached the threshold), and for how long.
+    lock: Option<(OffsetDateTime, std::time::Duration)>,
+}
+
+/// Reserves an attempt for `user_id` at `now`; `None` when the account is locked.
+fn reserve(
+    conn: &mut diesel::PgConnection,
+    auth: &crate::config::settings::AuthSettings,
+    user_id: Uuid,
+    now: OffsetDateTime,
+) -> Result<Option<Attempt>, AppError> {
+    conn.transaction::<_, AppError, _>(|conn| {
+        let Some(failures) = store::reserve_attempt(conn, user_id, now)? else {
+            return Ok(None);
+        };
+        let lock = lockout_duration(
+            failures,
+            auth.lockout_threshold,
+            auth.lockout_base,
+            auth.lockout_max,
+        )
+        .map(|duration| (clock::after(now, duration), duration));
+        if let Some((until, _)) = lock {
+            store::set_locked_until(conn, user_id, until)?;
+        }
+        Ok(Some(Attempt {
+            user_id,
+            failures,
+            lock,
+        }))
+    })
+}
+
+/// Gives an attempt's reservation back when its verification never reached a verdict.
+async fn release(state: &AppState, attempt: Option<Attempt>) {
+    let Some(attempt) = attempt else { return };
+    let until = attempt.lock.map(|(until, _)| until);
+    let released = state
+        .pool
+        .run(move |conn| Ok(store::release_attempt(conn, attempt.user_id, until)?))
+        .await;
+    if let Err(error) = released {
+        tracing::warn!(%error, "could not release a login attempt reservation");
+    }
+}
+
+/// Clears the lockout state once a password was proven right (nothing else changes).
+async fn reset_failures(state: &AppState, user_id: Uuid) -> Result<(), AppError> {
+    let now = state.clock.now();
+    state
+        .pool
+        .run(move |conn| Ok(store::record_success(conn, user_id, None, now)?))
+        .await
+        .map(|_| ())
+}
+
 /// Checks username-or-email + password with the lockout rules. Every failure is the same
 /// `Unauthorized` (audited with its real reason) and costs one password verification whether or
 /// not the account exists. The caller records the success with [`record_success`] in the
@@ -223,22 +318,32 @@ pub async fn verify_credentials(
     sign_in: SignIn,
 ) -> Result<Verified, AppError> {
     let lookup = login.clone();
-    let user = state
-        .pool
-        .run(move |conn| Ok(store::find_by_login(conn, &lookup)?))
-        .await?;
+    let auth = state.settings.auth.clone();
     let now = state.clock.now();
-    let locked = user
-        .as_ref()
-        .and_then(|u| u.locked_until)
-        .is_some_and(|until| until > now);
+    let (user, attempt) = state
+        .pool
+        .run(move |conn| {
+            let Some(user) = store::find_by_login(conn, &lookup)? else {
+                return Ok((None, None));
+            };
+            let attempt = reserve(conn, &auth, user.id, now)?;
+            Ok((Some(user), attempt))
+        })
+        .await?;
+    let locked = user.is_some() && attempt.is_none();
     // The locked path verifies against the dummy hash: same cost, no information.
     let stored = if locked {
         None
     } else {
         user.as_ref().map(|u| u.password_hash.clone())
     };
-    let verification = state.hasher.verify(password.clone(), stored).await?;
+    let verification = match state.hasher.verify(password.clone(), stored).await {
+        Ok(v) => v,
+        Err(error) => {
+            release(state, attempt).await;
+            return Err(error.into());
+        }
+    };
     let failure = match &user {
         None => Some(FailureReason::UnknownUser),
         Some(_) if locked => Some(FailureReason::Locked),
@@ -250,12 +355,18 @@ pub async fn verify_credentials(
         Some(_) => None,
     };
     if let Some(reason) = failure {
+        if verification.matches
+            && let Some(user) = &user
+        {
+            // Disabled, or not an admin at the console: the password itself was right.
+            reset_failures(state, user.id).await?;
+        }
         record_failure(
             state,
             user.as_ref().map(|u| u.id),
             &login,
             reason,
-            now,
+            attempt.filter(|_| reason == FailureReason::BadPassword),
             meta.clone(),
             sign_in.failed(),
         )
@@ -267,7 +378,13 @@ pub async fn verify_credentials(
     };
     // Upgrade bcrypt or weak argon2 hashes now that the password is known to be right.
     let upgraded_hash = if verification.needs_rehash {
-        Some(state.hasher.hash(password).await?)
+        match state.hasher.hash(password).await {
+            Ok(hash) => Some(hash),
+            Err(error) => {
+                release(state, attempt).await;
+                return Err(error.into());
+            }
+        }
     } else {
         None
     };
@@ -333,16 +450,17 @@ pub async fn login(
     Ok(pair)
 }
 
+/// Audits a failed verification. A wrong password was already counted when its attempt was
+/// reserved; when that reservation locked the account, the lockout is audited here too.
 async fn record_failure(
     state: &AppState,
     user_id: Option<Uuid>,
     login: &str,
     reason: FailureReason,
-    now: OffsetDateTime,
+    counted: Option<Attempt>,
     meta: RequestMeta,
     action: Action,
 ) -> Result<(), AppError> {
-    let auth = state.settings.auth.clone();
     let auditor = state.auditor.clone();
     // The login name is attacker-chosen: bounded, and only recorded for unknown users.
     let attempted: String = login.chars().take(100).collect();
@@ -369,31 +487,26 @@ async fn record_failure(
                         metadata,
                     },
                 )?;
-                if let (Some(id), FailureReason::BadPassword) = (user_id, reason) {
-                    let failures = store::increment_failures(conn, id, now)?;
-                    if let Some(lock) = lockout_duration(
-                        failures,
-                        auth.lockout_threshold,
-                        auth.lockout_base,
-                        auth.lockout_max,
-                    ) {
-                        let until = clock::after(now, lock);
-                        store::set_locked_until(conn, id, until)?;
-                        auditor.record(
-                            conn,
-                            &meta,
-                            Event {
-                                action: Action::AuthLockout,
-                                outcome: Outcome::Denied,
-                                actor,
-                                target: Some(("user".into(), id.to_string())),
-                                metadata: serde_json::json!({
-                                    "failures": failures,
-                                    "locked_seconds": lock.as_secs(),
-                                }),
-                            },
-                        )?;
-                    }
+                if let Some(Attempt {
+                    user_id,
+                    failures,
+                    lock: Some((_, duration)),
+                }) = counted
+                {
+                    auditor.record(
+                        conn,
+                        &meta,
+                        Event {
+                            action: Action::AuthLockout,
+                            outcome: Outcome::Denied,
+                            actor,
+                            target: Some(("user".into(), user_id.to_string())),
+                            metadata: serde_json::json!({
+                                "failures": failures,
+                                "locked_seconds": duration.as_secs(),
+                            }),
+                        },
+                    )?;
                 }
                 Ok(())
             })
@@ -509,13 +622,9 @@ pub async fn update_display_name(
     meta: RequestMeta,
 ) -> Result<UserView, AppError> {
     if let Some(name) = &display_name {
-        let len = name.chars().count();
-        if len > 100 || name.chars().any(char::is_control) {
-            return Err(AppError::Validation(vec![FieldError::new(
-                "display_name",
-                "must be at most 100 characters, without control characters",
-            )]));
-        }
+        model::check_visible_name(name, 100).map_err(|message| {
+            AppError::Validation(vec![FieldError::new("display_name", message)])
+        })?;
     }
     let id = principal.user_id;
     let now = state.clock.now();
@@ -543,7 +652,11 @@ pub async fn update_display_name(
     Ok(UserView::from(&user))
 }
 
-/// Requires the current password; on success stores the new hash and revokes every other session.
+/// Requires the current password; on success stores the new hash and ends every other session
+/// of the user (API and console). Wrong current passwords count towards the account's lockout
+/// exactly as failed logins do (a stolen access token is no unlimited password oracle), reserved
+/// before hashing; two changes racing with the same current password cannot both succeed (the
+/// hash is replaced only if it is still the one that was verified).
 pub async fn change_password(
     state: &AppState,
     principal: &Principal,
@@ -552,36 +665,51 @@ pub async fn change_password(
     meta: RequestMeta,
 ) -> Result<(), AppError> {
     let id = principal.user_id;
-    // The row came with the request's authentication; look it up only if it did not.
-    let user = match &principal.user {
-        Some(user) => user.as_ref().clone(),
-        None => state
-            .pool
-            .run(move |conn| Ok(store::find(conn, id)?))
-            .await?
-            .ok_or(AppError::Unauthorized)?,
-    };
-    // A stolen access token must not become an unlimited password oracle: wrong current passwords
-    // count towards the same lockout as failed logins.
+    let auth = state.settings.auth.clone();
     let now = state.clock.now();
-    if let Some(until) = user.locked_until.filter(|until| *until > now) {
-        return Err(AppError::TooManyRequests {
-            retry_after: u64::try_from((until - now).whole_seconds())
-                .unwrap_or(1)
-                .max(1),
-        });
-    }
-    let verification = state
-        .hasher
-        .verify(current, Some(user.password_hash.clone()))
+    // The row came with the request's authentication; look it up only if it did not.
+    let known = principal.user.clone();
+    let (user, attempt) = state
+        .pool
+        .run(move |conn| {
+            let user = match known {
+                Some(user) => user.as_ref().clone(),
+                None => store::find(conn, id)?.ok_or(AppError::Unauthorized)?,
+            };
+            match reserve(conn, &auth, id, now)? {
+                Some(attempt) => Ok((user, Ok(attempt))),
+                None => Ok((user, Err(store::locked_until(conn, id)?))),
+            }
+        })
         .await?;
+    let attempt = match attempt {
+        Ok(attempt) => attempt,
+        Err(until) => {
+            let seconds = until.map_or(1, |until| (until - now).whole_seconds());
+            return Err(AppError::TooManyRequests {
+                retry_after: u64::try_from(seconds).unwrap_or(1).max(1),
+            });
+        }
+    };
+    let verified_hash = user.password_hash.clone();
+    let verification = match state
+        .hasher
+        .verify(current, Some(verified_hash.clone()))
+        .await
+    {
+        Ok(v) => v,
+        Err(error) => {
+            release(state, Some(attempt)).await;
+            return Err(error.into());
+        }
+    };
     if !verification.matches {
         record_failure(
             state,
             Some(id),
             &user.username,
             FailureReason::BadPassword,
-            now,
+            Some(attempt),
             meta,
             Action::AuthLoginFailed,
         )
@@ -591,6 +719,8 @@ pub async fn change_password(
             "is incorrect",
         )]));
     }
+    // The current password is proven: whatever happens next, this attempt was no guess.
+    reset_failures(state, id).await?;
     let email = Email::parse(&user.email).ok();
     let new = NewPassword::parse(
         new,
@@ -608,7 +738,13 @@ pub async fn change_password(
         .pool
         .run(move |conn| {
             conn.transaction::<_, AppError, _>(|conn| {
-                store::set_password_hash(conn, id, &hash, now)?;
+                if store::replace_password_hash(conn, id, &verified_hash, &hash, now)? == 0 {
+                    // Another change (with the same current password) committed first.
+                    return Err(AppError::Conflict(vec![FieldError::new(
+                        "current_password",
+                        "no longer matches: the password was changed by another request",
+                    )]));
+                }
                 let revoked = sessions::revoke_all_in_tx(
                     conn,
                     &auditor,

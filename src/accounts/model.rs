@@ -76,6 +76,47 @@ impl Email {
     }
 }
 
+/// Characters that change how text is shown without being seen: bidi embeddings, overrides and
+/// isolates (U+202A–U+202E, U+2066–U+2069 — "Trojan Source"), directional and zero-width marks and
+/// joiners, the word joiner and invisible operators, the BOM, the soft hyphen, Mongolian vowel
+/// separator, interlinear annotation controls and Unicode tags. A name that holds one can pose as
+/// another name in the console and the audit log.
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
+}
+
+/// A name people read (display names, API key names): no control characters and no invisible
+/// format characters; `max` characters at most. `Err` holds the message for the field.
+pub fn check_visible_name(name: &str, max: usize) -> Result<(), String> {
+    if name.chars().count() > max {
+        return Err(format!("must be at most {max} characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    if name.chars().any(is_invisible_format) {
+        return Err(
+            "must not contain invisible formatting characters (bidi controls, zero-width \
+             characters)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 /// A new password that passed the configured policy. Checked exactly as received: never trimmed,
 /// normalised or truncated.
 pub struct NewPassword(SecretString);
@@ -192,12 +233,42 @@ pub struct User {
     pub locked_until: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// How an admin became one: `operator` (create-admin, `--promote`, import) or
+    /// `verified_email`. `None` for everyone else — and for an admin made by another admin.
+    pub admin_granted_by: Option<String>,
 }
 
 impl User {
+    /// The super admin: the SUPER_ADMIN_EMAIL account, but only while it is an admin made one by
+    /// an operator or a verified address. Registering that address proves nothing, so an account
+    /// that merely holds it gets no protection and no extra rights.
+    pub fn is_super_admin(&self, super_admin_email: Option<&str>) -> bool {
+        super_admin_email == Some(self.email.as_str())
+            && self.role() == Role::Admin
+            && self.admin_granted_by.is_some()
+    }
+
     /// Unknown role strings cannot be stored (CHECK constraint); fall back to the least privilege.
     pub fn role(&self) -> Role {
         self.role.parse().unwrap_or(Role::Demo)
+    }
+}
+
+/// How an admin was made one, when that proves who they are (`users.admin_granted_by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminGrant {
+    /// An operator's command: `create-admin`, `create-admin --promote`, `users import`.
+    Operator,
+    /// The owner of an ADMIN_EMAILS address proved it (email verification).
+    VerifiedEmail,
+}
+
+impl AdminGrant {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminGrant::Operator => "operator",
+            AdminGrant::VerifiedEmail => "verified_email",
+        }
     }
 }
 
@@ -211,6 +282,7 @@ pub struct NewUser<'a> {
     pub role: &'a str,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    pub admin_granted_by: Option<&'a str>,
 }
 
 /// The public shape of a user: never a hash, lockout counter or internal flag.

@@ -130,7 +130,19 @@ async fn export_me(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UpdateMeBody {
-    display_name: Option<String>,
+    /// Absent: left as it is. `null`: cleared. A string: set.
+    #[serde(default, deserialize_with = "present")]
+    display_name: Option<Option<String>>,
+}
+
+/// A field that is present (even as `null`) becomes `Some(..)`; an absent one stays `None` through
+/// `#[serde(default)]`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 async fn update_me(
@@ -139,13 +151,13 @@ async fn update_me(
     principal: Principal,
     body: web::Json<UpdateMeBody>,
 ) -> Result<HttpResponse, AppError> {
-    let user = super::update_display_name(
-        &state,
-        &principal,
-        body.into_inner().display_name,
-        request_meta(&req),
-    )
-    .await?;
+    let user = match body.into_inner().display_name {
+        // Nothing to change: the profile as it is, and nothing audited.
+        None => super::me(&state, &principal).await?,
+        Some(display_name) => {
+            super::update_display_name(&state, &principal, display_name, request_meta(&req)).await?
+        }
+    };
     Ok(HttpResponse::Ok().json(user))
 }
 
@@ -281,7 +293,8 @@ async fn act_on_user(
     let which = req.path().rsplit('/').next().unwrap_or_default();
     let change = Change::parse(which, body.reason.as_deref(), body.role.as_deref())
         .ok_or(AppError::NotFound)??;
-    let admin = AdminActor::from_principal(&principal)?;
+    let admin =
+        AdminActor::from_principal(&principal, state.settings.super_admin_email.as_deref())?;
     let view = super::admin::apply(&state, &admin, id, change, request_meta(&req)).await?;
     Ok(HttpResponse::Ok().json(view))
 }

@@ -55,19 +55,58 @@ pub fn email_taken(conn: &mut PgConnection, email: &str) -> QueryResult<bool> {
     .get_result(conn)
 }
 
-/// Counts one more failed login under a row lock and returns the new count.
-pub fn increment_failures(
+/// Reserves one password verification against the lockout budget: counts it as a failure *before*
+/// the hash is checked, unless the account is locked at `now`. One conditional UPDATE, so the row
+/// lock serialises concurrent attempts and each sees the count (and lock) the previous one left.
+/// Returns the new failure count, or `None` when the account is locked.
+pub fn reserve_attempt(
     conn: &mut PgConnection,
     id: Uuid,
     now: OffsetDateTime,
-) -> QueryResult<i32> {
-    diesel::update(users::table.find(id))
-        .set((
-            users::failed_logins.eq(users::failed_logins + 1),
-            users::updated_at.eq(now),
-        ))
-        .returning(users::failed_logins)
-        .get_result(conn)
+) -> QueryResult<Option<i32>> {
+    diesel::update(
+        users::table.find(id).filter(
+            users::locked_until
+                .is_null()
+                .or(users::locked_until.le(now)),
+        ),
+    )
+    .set((
+        users::failed_logins.eq(users::failed_logins + 1),
+        users::updated_at.eq(now),
+    ))
+    .returning(users::failed_logins)
+    .get_result(conn)
+    .optional()
+}
+
+/// Gives back a reservation whose verification never ran to a verdict (hashing busy, a database
+/// error): one failure less, and the lock it set (if any) lifted.
+pub fn release_attempt(
+    conn: &mut PgConnection,
+    id: Uuid,
+    lock_it_set: Option<OffsetDateTime>,
+) -> QueryResult<usize> {
+    let target = users::table.find(id);
+    match lock_it_set {
+        Some(until) => diesel::update(target)
+            .set((
+                users::failed_logins.eq(sql::<diesel::sql_types::Integer>(
+                    "greatest(failed_logins - 1, 0)",
+                )),
+                users::locked_until.eq(sql::<
+                    diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+                >("CASE WHEN locked_until = ")
+                .bind::<diesel::sql_types::Timestamptz, _>(until)
+                .sql(" THEN NULL ELSE locked_until END")),
+            ))
+            .execute(conn),
+        None => diesel::update(target)
+            .set(users::failed_logins.eq(sql::<diesel::sql_types::Integer>(
+                "greatest(failed_logins - 1, 0)",
+            )))
+            .execute(conn),
+    }
 }
 
 pub fn set_locked_until(
@@ -78,6 +117,16 @@ pub fn set_locked_until(
     diesel::update(users::table.find(id))
         .set(users::locked_until.eq(Some(until)))
         .execute(conn)
+}
+
+/// The end of the account's current lock, if any (for `Retry-After`).
+pub fn locked_until(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<OffsetDateTime>> {
+    users::table
+        .find(id)
+        .select(users::locked_until)
+        .first(conn)
+        .optional()
+        .map(Option::flatten)
 }
 
 /// After a successful login: clear the lockout state, and store an upgraded hash if there is one.
@@ -106,15 +155,28 @@ pub fn record_success(
     }
 }
 
-pub fn set_password_hash(
+/// Replaces the password hash only if it is still `expected` (compare-and-set: of two changes
+/// racing with the same current password, the second finds the hash changed and updates nothing).
+/// Clears the lockout state too: the current password was just proven. Returns the rows updated.
+pub fn replace_password_hash(
     conn: &mut PgConnection,
     id: Uuid,
+    expected: &str,
     hash: &str,
     now: OffsetDateTime,
 ) -> QueryResult<usize> {
-    diesel::update(users::table.find(id))
-        .set((users::password_hash.eq(hash), users::updated_at.eq(now)))
-        .execute(conn)
+    diesel::update(
+        users::table
+            .find(id)
+            .filter(users::password_hash.eq(expected)),
+    )
+    .set((
+        users::password_hash.eq(hash),
+        users::failed_logins.eq(0),
+        users::locked_until.eq(None::<OffsetDateTime>),
+        users::updated_at.eq(now),
+    ))
+    .execute(conn)
 }
 
 pub fn set_display_name(
@@ -235,8 +297,37 @@ pub fn set_role(
     role: &str,
     now: OffsetDateTime,
 ) -> QueryResult<usize> {
+    // An admin made by another admin gets no grant (and one already an admin keeps theirs);
+    // leaving the admin role drops any grant.
+    let target = users::table.find(id);
+    if role == "admin" {
+        diesel::update(target)
+            .set((users::role.eq(role), users::updated_at.eq(now)))
+            .execute(conn)
+    } else {
+        diesel::update(target)
+            .set((
+                users::role.eq(role),
+                users::admin_granted_by.eq(None::<String>),
+                users::updated_at.eq(now),
+            ))
+            .execute(conn)
+    }
+}
+
+/// Makes the user an admin, recording how (`users.admin_granted_by`).
+pub fn promote_admin(
+    conn: &mut PgConnection,
+    id: Uuid,
+    granted_by: &str,
+    now: OffsetDateTime,
+) -> QueryResult<usize> {
     diesel::update(users::table.find(id))
-        .set((users::role.eq(role), users::updated_at.eq(now)))
+        .set((
+            users::role.eq("admin"),
+            users::admin_granted_by.eq(Some(granted_by)),
+            users::updated_at.eq(now),
+        ))
         .execute(conn)
 }
 

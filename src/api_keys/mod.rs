@@ -114,10 +114,7 @@ pub async fn create(
             conn.transaction::<_, AppError, _>(|conn| {
                 store::lock_user(conn, user_id)?;
                 if store::count_live(conn, user_id, now)? >= max {
-                    return Err(AppError::Conflict(vec![FieldError::new(
-                        "api_keys",
-                        format!("at most {max} live keys per user; revoke one first"),
-                    )]));
+                    return Err(live_key_cap(max));
                 }
                 quota::consume(conn, &quotas, &caller, QuotaKind::ApiKeysCreated, now)?;
                 let row = store::insert(
@@ -371,6 +368,7 @@ pub async fn rotate(
     let prefix = generated.prefix.clone();
     let now = micros(state.clock.now());
     let grace_until = clock::after(now, state.settings.api_keys.rotation_grace);
+    let max = i64::from(state.settings.api_keys.max_per_user);
     let caller = principal.clone();
     let auditor = state.auditor.clone();
     let row = state
@@ -378,6 +376,10 @@ pub async fn rotate(
         .run(move |conn| {
             conn.transaction::<_, AppError, _>(|conn| {
                 let user_id = caller.user_id;
+                // The same per-user lock as creation: a rotation adds a working key (the old one
+                // keeps working through its grace), so it is held to the same cap. It spends no
+                // daily quota (a leaked key can always be replaced); the cap bounds any chain.
+                store::lock_user(conn, user_id)?;
                 let Some(old) = store::lock_for_user(conn, user_id, id)? else {
                     return Err(AppError::NotFound);
                 };
@@ -407,6 +409,9 @@ pub async fn rotate(
                         "scopes",
                         "none of this key's scopes is among your permissions any more",
                     )]));
+                }
+                if grace_until > now && store::count_live(conn, user_id, now)? >= max {
+                    return Err(live_key_cap(max));
                 }
                 let scopes = Scopes::from_permissions(scopes);
                 let expires_at = old
@@ -445,6 +450,59 @@ pub async fn rotate(
         })
         .await?;
     Ok(created(row, generated.key))
+}
+
+fn live_key_cap(max: i64) -> AppError {
+    AppError::Conflict(vec![FieldError::new(
+        "api_keys",
+        format!(
+            "at most {max} live keys per user (keys in their rotation grace count); \
+             revoke one first"
+        ),
+    )])
+}
+
+/// Revokes every key of the user (an admin disabled the account, or an operator responded to an
+/// incident), inside the caller's transaction, one audit record per key. Re-enabling the user
+/// later restores sign-in only: revoked keys stay revoked.
+/// Which keys to revoke (all of one user's), by whom and why.
+pub struct RevokeAllKeys<'a> {
+    pub user_id: Uuid,
+    pub actor: Actor,
+    /// Recorded as `revoked_by` (the admin's id).
+    pub by: Uuid,
+    pub reason: &'a str,
+}
+
+pub fn revoke_all_of_user_in_tx(
+    conn: &mut diesel::PgConnection,
+    auditor: &crate::audit::Auditor,
+    meta: &RequestMeta,
+    what: RevokeAllKeys<'_>,
+    now: OffsetDateTime,
+) -> Result<usize, AppError> {
+    let RevokeAllKeys {
+        user_id,
+        actor,
+        by,
+        reason,
+    } = what;
+    let revoked = store::revoke_all_for_user(conn, user_id, by, reason, micros(now))?;
+    for (id, prefix) in &revoked {
+        auditor.record(
+            conn,
+            meta,
+            Event::new(Action::ApiKeyRevoked, Outcome::Success, actor.clone())
+                .target("api_key", *id)
+                .metadata(json!({
+                    "by": actor.kind.as_str(),
+                    "reason": reason,
+                    "user_id": user_id,
+                    "prefix": prefix,
+                })),
+        )?;
+    }
+    Ok(revoked.len())
 }
 
 /// Why a well-formed key was refused (audited, never told to the client).
@@ -667,6 +725,7 @@ mod tests {
                 locked_until: None,
                 created_at: now,
                 updated_at: now,
+                admin_granted_by: None,
             };
             Some((r, owner))
         };

@@ -131,12 +131,8 @@ impl KeyName {
                 format!("must be 1 to {MAX_NAME_CHARS} characters"),
             ));
         }
-        if name.chars().any(char::is_control) {
-            return Err(FieldError::new(
-                "name",
-                "must not contain control characters",
-            ));
-        }
+        crate::accounts::model::check_visible_name(name, MAX_NAME_CHARS)
+            .map_err(|message| FieldError::new("name", message))?;
         Ok(KeyName(name.to_string()))
     }
 

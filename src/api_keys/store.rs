@@ -71,11 +71,18 @@ pub fn lock_user(conn: &mut PgConnection, user_id: Uuid) -> QueryResult<()> {
 
 /// Keys that still accept requests and are not on their way out: not revoked, not expired, not
 /// rotated.
+/// The user's keys that accept requests at `now`: not revoked, not expired, and either never
+/// rotated or still in their rotation grace (a key in its grace works, so it counts towards the
+/// live-key cap).
 pub fn count_live(conn: &mut PgConnection, user_id: Uuid, now: OffsetDateTime) -> QueryResult<i64> {
     api_keys::table
         .filter(api_keys::user_id.eq(user_id))
         .filter(api_keys::revoked_at.is_null())
-        .filter(api_keys::rotated_to.is_null())
+        .filter(
+            api_keys::rotated_to
+                .is_null()
+                .or(api_keys::grace_until.gt(now)),
+        )
         .filter(
             api_keys::expires_at
                 .is_null()
@@ -83,6 +90,29 @@ pub fn count_live(conn: &mut PgConnection, user_id: Uuid, now: OffsetDateTime) -
         )
         .count()
         .get_result(conn)
+}
+
+/// Revokes every key of the user not revoked yet (grace keys included); returns (id, prefix) of
+/// each key revoked.
+pub fn revoke_all_for_user(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    by: Uuid,
+    reason: &str,
+    now: OffsetDateTime,
+) -> QueryResult<Vec<(Uuid, String)>> {
+    diesel::update(
+        api_keys::table
+            .filter(api_keys::user_id.eq(user_id))
+            .filter(api_keys::revoked_at.is_null()),
+    )
+    .set((
+        api_keys::revoked_at.eq(Some(now)),
+        api_keys::revoked_by.eq(Some(by)),
+        api_keys::revoke_reason.eq(Some(reason)),
+    ))
+    .returning((api_keys::id, api_keys::prefix))
+    .get_results(conn)
 }
 
 /// One of the user's keys, row-locked for a state change.

@@ -43,6 +43,7 @@ actions! {
     UserUnlocked => "user.unlocked",
     UserSignedOutEverywhere => "user.signed_out_everywhere",
     UserRoleChanged => "user.role_changed",
+    AdminEmailUnverified => "user.admin_email_unverified",
     UserDeleted => "user.deleted",
     AuthLoginSucceeded => "auth.login.succeeded",
     AuthLoginFailed => "auth.login.failed",

@@ -113,15 +113,6 @@ impl ResponseError for ConsoleError {
     }
 }
 
-/// Ends every console session of a user (disabled, signed out everywhere), inside the caller's
-/// transaction.
-pub fn end_sessions_of(
-    conn: &mut diesel::PgConnection,
-    user_id: uuid::Uuid,
-) -> Result<usize, AppError> {
-    Ok(store::delete_for_user(conn, user_id)?)
-}
-
 /// Mounts the console pages and its static assets.
 pub fn mount(cfg: &mut actix_web::web::ServiceConfig) {
     routes::routes(cfg);

@@ -711,8 +711,9 @@ async fn user(
             Ok((events, names))
         })
         .await?;
-    let can_change_role =
-        state.settings.super_admin_email.as_deref() == Some(admin.user.email.as_str());
+    let can_change_role = admin
+        .user
+        .is_super_admin(state.settings.super_admin_email.as_deref());
     let (chrome, clear) = chrome(&state, &req, Some(&admin), view.username.clone(), "users");
     page(
         StatusCode::OK,
@@ -854,7 +855,11 @@ async fn user_confirm(
     let (id, name) = path.into_inner();
     let id = parse_id(&id)?;
     let action = user_action(&name).ok_or(ConsoleError::NotFound)?;
-    if name == "role" && state.settings.super_admin_email.as_deref() != Some(&admin.user.email) {
+    if name == "role"
+        && !admin
+            .user
+            .is_super_admin(state.settings.super_admin_email.as_deref())
+    {
         return Err(ConsoleError::Forbidden(
             "Only the super admin (SUPER_ADMIN_EMAIL) changes roles.",
         ));
@@ -900,7 +905,7 @@ async fn user_act(
         Ok(change) => {
             users_admin::apply(
                 &state,
-                &AdminActor::from_user(&admin.user),
+                &AdminActor::from_user(&admin.user, state.settings.super_admin_email.as_deref()),
                 id,
                 change,
                 request_meta(&req),

@@ -2,7 +2,6 @@
 
 use diesel::prelude::*;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::model::{AdminSessionRow, NewAdminSession};
 use crate::accounts::model::User;
@@ -39,8 +38,4 @@ pub fn touch(
 
 pub fn delete(conn: &mut PgConnection, token_hash: &[u8]) -> QueryResult<usize> {
     diesel::delete(admin_sessions::table.find(token_hash)).execute(conn)
-}
-
-pub fn delete_for_user(conn: &mut PgConnection, user_id: Uuid) -> QueryResult<usize> {
-    diesel::delete(admin_sessions::table.filter(admin_sessions::user_id.eq(user_id))).execute(conn)
 }

@@ -121,6 +121,7 @@ diesel::table! {
         locked_until -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        admin_granted_by -> Nullable<Text>,
     }
 }
 

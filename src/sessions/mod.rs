@@ -264,8 +264,10 @@ pub struct RevokeAll<'a> {
     pub actor: Actor,
 }
 
-/// Revokes every live session of the user except `keep`, inside the caller's transaction, with
-/// one audit record per session.
+/// Ends the user's sessions inside the caller's transaction: every live API session except `keep`
+/// (one audit record each) and every console session. The one place that decides "end the
+/// sessions of user X" — password change, sign out other sessions, an admin's disable or sign-out
+/// all come here, so no kind of session can be forgotten. Returns the API sessions revoked.
 pub fn revoke_all_in_tx(
     conn: &mut PgConnection,
     auditor: &crate::audit::Auditor,
@@ -280,6 +282,19 @@ pub fn revoke_all_in_tx(
         actor,
     } = what;
     let revoked = store::revoke_all_except(conn, user_id, keep, reason, now)?;
+    let console = store::delete_console_sessions(conn, user_id)?;
+    if console > 0 {
+        auditor.record(
+            conn,
+            meta,
+            Event::new(Action::SessionRevoked, Outcome::Success, actor.clone())
+                .target("user", user_id)
+                .metadata(serde_json::json!({
+                    "reason": reason,
+                    "console_sessions": console,
+                })),
+        )?;
+    }
     for id in &revoked {
         auditor.record(
             conn,
@@ -350,9 +365,19 @@ pub async fn list(
     let now = state.clock.now();
     let user_id = principal.user_id;
     let current = principal.session_id();
+    let idle_since = clock::before(now, state.settings.auth.refresh_token_idle);
     let rows = state
         .pool
-        .run(move |conn| Ok(store::list_live(conn, user_id, now, cursor, limit + 1)?))
+        .run(move |conn| {
+            Ok(store::list_live(
+                conn,
+                user_id,
+                now,
+                idle_since,
+                cursor,
+                limit + 1,
+            )?)
+        })
         .await?;
     let more = rows.len() as i64 > limit;
     let items: Vec<SessionView> = rows

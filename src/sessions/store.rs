@@ -102,11 +102,13 @@ pub fn find_for_user(
         .optional()
 }
 
-/// Live sessions of a user, newest first, keyset-paginated on the (time-ordered) v7 id.
+/// Live sessions of a user (not revoked, within the absolute limit, used since `idle_since`),
+/// newest first, keyset-paginated on the (time-ordered) v7 id.
 pub fn list_live(
     conn: &mut PgConnection,
     user_id: Uuid,
     now: OffsetDateTime,
+    idle_since: OffsetDateTime,
     before: Option<Uuid>,
     limit: i64,
 ) -> QueryResult<Vec<Session>> {
@@ -114,6 +116,7 @@ pub fn list_live(
         .filter(sessions::user_id.eq(user_id))
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::expires_at.gt(now))
+        .filter(sessions::last_used_at.gt(idle_since))
         .select(Session::as_select())
         .order(sessions::id.desc())
         .limit(limit)
@@ -177,6 +180,14 @@ pub fn revoke_all_except(
     ))
     .returning(sessions::id)
     .get_results(conn)
+}
+
+/// Ends every console (admin) session of the user; returns how many there were. The console's
+/// sign-in lives in `console`, but ending a user's sessions is one rule, decided here for every
+/// kind of session (see `sessions::revoke_all_in_tx`).
+pub fn delete_console_sessions(conn: &mut PgConnection, user_id: Uuid) -> QueryResult<usize> {
+    use crate::db::schema::admin_sessions;
+    diesel::delete(admin_sessions::table.filter(admin_sessions::user_id.eq(user_id))).execute(conn)
 }
 
 /// Live sessions of every user (or one), newest first, each with its user's name: not revoked,

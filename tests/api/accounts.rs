@@ -183,11 +183,36 @@ async fn duplicates_are_refused_case_insensitively() {
 }
 
 #[actix_web::test]
-async fn admin_emails_become_admins_and_role_cannot_be_self_assigned() {
-    let app = app().env("ADMIN_EMAILS", "boss@example.org").spawn().await;
-    let res = register_raw(&app, "boss", "Boss@Example.org", PASSWORD).await;
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["role"], "admin");
+async fn admin_emails_grant_nothing_at_registration_and_role_cannot_be_self_assigned() {
+    let app = app()
+        .env("ADMIN_EMAILS", "boss@example.org")
+        .env("SUPER_ADMIN_EMAIL", "chief@example.org")
+        .spawn()
+        .await;
+    // An attacker registers the listed addresses first, in any letter case: ordinary accounts.
+    for (name, email) in [("boss", "Boss@Example.org"), ("chief", "CHIEF@example.ORG")] {
+        let res = register_raw(&app, name, email, PASSWORD).await;
+        assert_eq!(res.status(), 201);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["role"], "team_member", "{email}");
+        let tokens = app.login(name).await;
+        let res = app.get_auth("/api/v1/admin/users", &tokens.access).await;
+        assert_eq!(res.status(), 403, "{email} reaches no admin route");
+    }
+    // Each attempt is on record, flagged high severity, for an operator to look at.
+    let mut conn = app.db.as_ref().unwrap().connect();
+    let flagged = rampart::audit::list(
+        &mut conn,
+        &rampart::audit::AuditQuery {
+            action: Some(rampart::audit::Action::AdminEmailUnverified),
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .items;
+    assert_eq!(flagged.len(), 2);
+    assert!(flagged.iter().all(|e| e.metadata["severity"] == "high"));
     // A role in the registration body is refused, not silently applied.
     let res = app
         .post_json(
@@ -528,6 +553,9 @@ async fn health_answers_while_32_logins_hash() {
     let app = app()
         .env("ARGON2_MEMORY_KIB", "19456")
         .env("ARGON2_ITERATIONS", "2")
+        // 32 logins of one account at once: with the default threshold, all but five would be
+        // refused before hashing (the lockout reserves attempts), and this test is about hashing.
+        .env("LOCKOUT_THRESHOLD", "100")
         .spawn()
         .await;
     app.register("olivia").await;
@@ -586,4 +614,250 @@ async fn wrong_current_passwords_count_towards_lockout() {
     assert_eq!(app.login_as("nadia", PASSWORD).await.status(), 401);
     app.clock.advance(Duration::from_secs(61));
     assert_eq!(attempt(PASSWORD).await.status(), 204);
+}
+
+/// Reasons of the `auth.login.failed` rows naming `username`'s account, as audited.
+fn failure_reasons(app: &TestApp, username: &str) -> Vec<String> {
+    let id = user_id(app, username);
+    let mut conn = app.db.as_ref().unwrap().connect();
+    rampart::audit::list(
+        &mut conn,
+        &rampart::audit::AuditQuery {
+            action: Some(rampart::audit::Action::AuthLoginFailed),
+            target: Some(("user".into(), id)),
+            limit: 500,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .items
+    .iter()
+    .map(|e| {
+        e.metadata["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    })
+    .collect()
+}
+
+fn user_id(app: &TestApp, username: &str) -> String {
+    use diesel::prelude::*;
+    use rampart::db::schema::users;
+    let mut conn = app.db.as_ref().unwrap().connect();
+    users::table
+        .filter(users::username.eq(username))
+        .select(users::id)
+        .first::<uuid::Uuid>(&mut conn)
+        .unwrap()
+        .to_string()
+}
+
+/// (failed_logins, locked) straight from the database.
+fn lock_state(app: &TestApp, username: &str) -> (i32, bool) {
+    use diesel::prelude::*;
+    use rampart::db::schema::users;
+    let mut conn = app.db.as_ref().unwrap().connect();
+    let (failures, until) = users::table
+        .filter(users::username.eq(username))
+        .select((users::failed_logins, users::locked_until))
+        .first::<(i32, Option<time::OffsetDateTime>)>(&mut conn)
+        .unwrap();
+    (failures, until.is_some_and(|u| u > app.clock.now()))
+}
+
+#[actix_web::test]
+async fn fifty_parallel_wrong_logins_reach_the_hash_at_most_threshold_times() {
+    let app = spawn_app().await;
+    app.register("burst").await;
+    // By username and by email, all at once.
+    let attempts = (0..50).map(|i| {
+        let login = if i % 2 == 0 {
+            "burst"
+        } else {
+            "BURST@example.org"
+        };
+        app.login_as(login, "a wrong guess, but a long one")
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    assert!(results.iter().all(|r| r.status() == 401));
+    let reasons = failure_reasons(&app, "burst");
+    assert_eq!(reasons.len(), 50);
+    // Only five were checked against the real hash; every other one found the account locked.
+    assert_eq!(reasons.iter().filter(|r| *r == "bad_password").count(), 5);
+    assert_eq!(reasons.iter().filter(|r| *r == "locked").count(), 45);
+    assert_eq!(lock_state(&app, "burst"), (5, true));
+    // The right password now fails too, until the lock ends.
+    assert_eq!(app.login_as("burst", PASSWORD).await.status(), 401);
+    app.clock.advance(Duration::from_secs(61));
+    assert_eq!(app.login_as("burst", PASSWORD).await.status(), 200);
+    assert_eq!(lock_state(&app, "burst"), (0, false));
+}
+
+#[actix_web::test]
+async fn the_right_password_in_a_burst_of_wrong_ones_is_checked_within_the_budget() {
+    let app = spawn_app().await;
+    app.register("needle").await;
+    let wrong = (0..29).map(|_| app.login_as("needle", "a wrong guess, but a long one"));
+    let (wrong, right) = futures_util::future::join(
+        futures_util::future::join_all(wrong),
+        app.login_as("needle", PASSWORD),
+    )
+    .await;
+    assert!(wrong.iter().all(|r| r.status() == 401));
+    let reasons = failure_reasons(&app, "needle");
+    let verified_wrong = reasons.iter().filter(|r| *r == "bad_password").count();
+    if right.status() == 200 {
+        // It reserved one of the first five attempts, and its success reset the count: at most
+        // five more wrong guesses may follow it.
+        assert!(
+            verified_wrong <= 4 + 5,
+            "{verified_wrong} wrong passwords verified"
+        );
+    } else {
+        assert_eq!(right.status(), 401);
+        assert_eq!(verified_wrong, 5, "exactly the threshold, then locked");
+        assert_eq!(lock_state(&app, "needle"), (5, true));
+    }
+}
+
+#[actix_web::test]
+async fn fifty_parallel_wrong_current_passwords_reach_the_hash_at_most_threshold_times() {
+    let app = spawn_app().await;
+    let stolen = app.user("victim").await;
+    let attempts = (0..50).map(|_| {
+        app.client
+            .post(app.url("/api/v1/me/password"))
+            .bearer_auth(&stolen.access)
+            .json(&json!({
+                "current_password": "a wrong guess, but a long one",
+                "new_password": "another fine passphrase 31"
+            }))
+            .send()
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 422).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 45);
+    assert_eq!(
+        failure_reasons(&app, "victim")
+            .iter()
+            .filter(|r| *r == "bad_password")
+            .count(),
+        5
+    );
+    assert_eq!(lock_state(&app, "victim"), (5, true));
+    assert_eq!(app.login_as("victim", PASSWORD).await.status(), 401);
+}
+
+#[actix_web::test]
+async fn racing_password_changes_with_the_same_current_password_let_exactly_one_win() {
+    for racers in [2usize, 20] {
+        let app = app().env("LOCKOUT_THRESHOLD", "100").spawn().await;
+        let t = app.user("racer").await;
+        let news: Vec<String> = (0..racers)
+            .map(|i| format!("brand new passphrase number {i} zq"))
+            .collect();
+        let changes = news.iter().map(|new| {
+            app.client
+                .post(app.url("/api/v1/me/password"))
+                .bearer_auth(&t.access)
+                .json(&json!({"current_password": PASSWORD, "new_password": new}))
+                .send()
+        });
+        let statuses: Vec<u16> = futures_util::future::join_all(changes)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().status().as_u16())
+            .collect();
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 204).count(),
+            1,
+            "{statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| matches!(s, 204 | 409 | 422)),
+            "{statuses:?}"
+        );
+        // Exactly the winner's password works.
+        let winner = statuses.iter().position(|s| *s == 204).unwrap();
+        for (i, new) in news.iter().enumerate() {
+            let expected = if i == winner { 200 } else { 401 };
+            assert_eq!(app.login_as("racer", new).await.status(), expected);
+        }
+        assert_eq!(app.login_as("racer", PASSWORD).await.status(), 401);
+    }
+}
+
+#[actix_web::test]
+async fn patch_me_leaves_absent_fields_alone_and_clears_only_on_null() {
+    let app = spawn_app().await;
+    let t = app.user("patchy").await;
+    let patch = |body: Value| {
+        app.client
+            .patch(app.url("/api/v1/me"))
+            .bearer_auth(&t.access)
+            .json(&body)
+            .send()
+    };
+    let res = patch(json!({"display_name": "Patchy"})).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = patch(json!({})).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["display_name"], "Patchy");
+    let me: Value = app
+        .get_auth("/api/v1/me", &t.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["display_name"], "Patchy");
+    let res = patch(json!({"display_name": null})).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["display_name"],
+        Value::Null
+    );
+}
+
+#[actix_web::test]
+async fn display_names_refuse_invisible_format_characters() {
+    let app = spawn_app().await;
+    let t = app.user("bidi").await;
+    for name in [
+        "admin\u{202E}txt.exe",
+        "zero\u{200B}width",
+        "iso\u{2066}late\u{2069}",
+        "joiner\u{200D}",
+        "\u{FEFF}bom",
+        "nul\u{0}byte",
+        "bell\u{7}",
+    ] {
+        let res = app
+            .client
+            .patch(app.url("/api/v1/me"))
+            .bearer_auth(&t.access)
+            .json(&json!({"display_name": name}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 422, "{name:?}");
+    }
+    // Ordinary non-Latin text and emoji are fine.
+    let res = app
+        .client
+        .patch(app.url("/api/v1/me"))
+        .bearer_auth(&t.access)
+        .json(&json!({"display_name": "Zoë 山田 🚀"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
 }

@@ -885,7 +885,7 @@ async fn the_live_key_limit_is_enforced() {
     let app = app().env("API_KEY_MAX_PER_USER", "2").spawn().await;
     let t = app.user("rita_k").await;
     let first = new_key(&app, &t.access, "1", &["profile:read"]).await;
-    new_key(&app, &t.access, "2", &["profile:read"]).await;
+    let second = new_key(&app, &t.access, "2", &["profile:read"]).await;
     let res = create_key(
         &app,
         &t.access,
@@ -893,12 +893,22 @@ async fn the_live_key_limit_is_enforced() {
     )
     .await;
     assert_eq!(res.status(), 409);
-    // Rotation replaces a key: it does not need a free slot.
+    // A rotation adds a working key (the old one works through its grace): at the cap, refused.
+    let res = rotate(&app, &t.access, first["id"].as_str().unwrap()).await;
+    assert_eq!(res.status(), 409);
+    assert_eq!(
+        revoke(&app, &t.access, second["id"].as_str().unwrap()).await,
+        204
+    );
     let res = rotate(&app, &t.access, first["id"].as_str().unwrap()).await;
     assert_eq!(res.status(), 201);
     let rotated: Value = res.json().await.unwrap();
     assert_eq!(
         revoke(&app, &t.access, rotated["id"].as_str().unwrap()).await,
+        204
+    );
+    assert_eq!(
+        revoke(&app, &t.access, first["id"].as_str().unwrap()).await,
         204
     );
     let res = create_key(
@@ -1111,4 +1121,156 @@ async fn keys_never_appear_in_logs() {
         assert!(!all.contains(&k[3..35]), "a key reached the logs:\n{all}");
     }
     drop(db);
+}
+
+#[actix_web::test]
+async fn disabling_a_user_revokes_their_keys_and_enabling_does_not_revive_them() {
+    let app = spawn_app().await;
+    let boss = admin(&app, "boss_d").await;
+    let user = app.user("dora_d").await;
+    let plain = new_key(&app, &user.access, "plain", &["profile:read"]).await;
+    let rotating = new_key(&app, &user.access, "rotating", &["profile:read"]).await;
+    let res = rotate(&app, &user.access, rotating["id"].as_str().unwrap()).await;
+    assert_eq!(res.status(), 201);
+    let successor: Value = res.json().await.unwrap();
+    // Three working keys, one of them in its rotation grace.
+    let keys = [key_of(&plain), key_of(&rotating), key_of(&successor)];
+    for key in &keys {
+        assert_eq!(me(&app, key).await, 200);
+    }
+    let user_id: String = texts(
+        &app,
+        "SELECT id::text AS t FROM users WHERE username = 'dora_d'",
+    )
+    .remove(0);
+    let disable = format!("/api/v1/admin/users/{user_id}/disable");
+    let enable = format!("/api/v1/admin/users/{user_id}/enable");
+    let act = |path: &str, body: Value| {
+        let path = path.to_string();
+        let app = &app;
+        let token = boss.access.clone();
+        async move { send(app, reqwest::Method::POST, &path, &token, Some(body)).await }
+    };
+    assert_eq!(
+        act(&disable, json!({"reason": "compromised laptop"}))
+            .await
+            .status(),
+        200
+    );
+    for key in &keys {
+        assert_eq!(me(&app, key).await, 401);
+    }
+    assert_eq!(act(&enable, json!({})).await.status(), 200);
+    // Sign-in is back; the keys are not.
+    let user = app.login("dora_d").await;
+    for key in &keys {
+        assert_eq!(me(&app, key).await, 401, "re-enabling revives no key");
+    }
+    let listed: Value = app
+        .get_auth("/api/v1/api-keys", &user.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    for key in listed["items"].as_array().unwrap() {
+        assert_eq!(key["status"], "revoked", "{key}");
+    }
+    let reasons = texts(&app, "SELECT revoke_reason AS t FROM api_keys ORDER BY id");
+    assert_eq!(reasons.len(), 3);
+    assert!(
+        reasons.iter().all(|r| r.contains("compromised laptop")),
+        "{reasons:?}"
+    );
+    let revoked = audit(&app, Action::ApiKeyRevoked);
+    assert_eq!(revoked.len(), 3);
+}
+
+#[actix_web::test]
+async fn rotation_chains_cannot_exceed_the_live_key_cap() {
+    let app = app().env("API_KEY_MAX_PER_USER", "3").spawn().await;
+    let t = app.user("chain_k").await;
+    let mut newest = new_key(&app, &t.access, "chained", &["profile:read"]).await;
+    let mut keys = vec![key_of(&newest)];
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        let res = rotate(&app, &t.access, newest["id"].as_str().unwrap()).await;
+        statuses.push(res.status().as_u16());
+        if res.status() == 201 {
+            newest = res.json().await.unwrap();
+            keys.push(key_of(&newest));
+        }
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert!(statuses[2..].iter().all(|s| *s == 409));
+    let mut working = 0;
+    for key in &keys {
+        if me(&app, key).await == 200 {
+            working += 1;
+        }
+    }
+    assert_eq!(working, 3, "never more working keys than the cap");
+    // Once the grace of the old keys is over, a rotation fits again.
+    app.clock.advance(Duration::from_secs(25 * 3600));
+    let t = app.login("chain_k").await;
+    let res = rotate(&app, &t.access, newest["id"].as_str().unwrap()).await;
+    assert_eq!(res.status(), 201);
+}
+
+#[actix_web::test]
+async fn parallel_rotations_and_creations_never_overshoot_the_cap() {
+    let app = app().env("API_KEY_MAX_PER_USER", "4").spawn().await;
+    let t = app.user("race_k").await;
+    let key = new_key(&app, &t.access, "one", &["profile:read"]).await;
+    let id = key["id"].as_str().unwrap().to_string();
+    // 20 rotations of the same key and 20 creations, all at once.
+    let rotations = (0..20).map(|_| rotate(&app, &t.access, &id));
+    let creations = (0..20).map(|i| {
+        create_key(
+            &app,
+            &t.access,
+            json!({ "name": format!("c{i}"), "scopes": ["profile:read"] }),
+        )
+    });
+    let (rotated, created) = futures_util::future::join(
+        futures_util::future::join_all(rotations),
+        futures_util::future::join_all(creations),
+    )
+    .await;
+    let rotated_ok = rotated.iter().filter(|r| r.status() == 201).count();
+    let created_ok = created.iter().filter(|r| r.status() == 201).count();
+    assert!(rotated_ok <= 1, "one key rotates once");
+    assert_eq!(1 + rotated_ok + created_ok, 4, "exactly up to the cap");
+    assert!(
+        rotated
+            .iter()
+            .chain(created.iter())
+            .all(|r| matches!(r.status().as_u16(), 201 | 409))
+    );
+    let live: i64 = texts(
+        &app,
+        "SELECT count(*)::text AS t FROM api_keys WHERE revoked_at IS NULL \
+         AND (rotated_to IS NULL OR grace_until > now())",
+    )[0]
+    .parse()
+    .unwrap();
+    assert_eq!(live, 4);
+}
+
+#[actix_web::test]
+async fn key_names_refuse_invisible_format_characters() {
+    let app = spawn_app().await;
+    let t = app.user("bidi_k").await;
+    for name in ["prod\u{202E}ved", "ci\u{200B}", "\u{2067}x", "tab\tname"] {
+        let res = create_key(
+            &app,
+            &t.access,
+            json!({ "name": name, "scopes": ["profile:read"] }),
+        )
+        .await;
+        assert_eq!(res.status(), 422, "{name:?}");
+    }
 }

@@ -229,7 +229,7 @@ async fn admins_are_unlimited_unless_configured_and_roles_can_be_configured() {
         .env("ADMIN_EMAILS", "root@example.org")
         .spawn()
         .await;
-    let root = app.user("root").await;
+    let root = app.admin_user("root").await;
     for _ in 0..5 {
         assert_eq!(export(&app, &root.access).await.status(), 200);
     }
@@ -246,7 +246,7 @@ async fn admins_are_unlimited_unless_configured_and_roles_can_be_configured() {
         )
         .spawn()
         .await;
-    let root = configured.user("root").await;
+    let root = configured.admin_user("root").await;
     assert_eq!(export(&configured, &root.access).await.status(), 200);
     assert_eq!(export(&configured, &root.access).await.status(), 200);
     assert_quota_exceeded(export(&configured, &root.access).await, "data_exports").await;

@@ -207,3 +207,37 @@ async fn sessions_are_listed_and_revoked_by_their_owner_only() {
         "other users untouched"
     );
 }
+
+#[actix_web::test]
+async fn idle_expired_sessions_are_not_listed_as_live() {
+    let app = spawn_app().await;
+    let idle = app.user("idler").await;
+    let busy = app.login("idler").await;
+    // Six days on, only `busy` is used again (a refresh touches its session).
+    app.clock.advance(Duration::from_secs(6 * 86_400));
+    let res = refresh(&app, &busy.refresh).await;
+    assert_eq!(res.status(), 200);
+    let busy: Value = res.json().await.unwrap();
+    // Two more days: `idle` has not been used for eight (over the seven-day idle limit).
+    app.clock.advance(Duration::from_secs(2 * 86_400));
+    let res = refresh(&app, busy["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(res.status(), 200);
+    let busy: Value = res.json().await.unwrap();
+    let access = busy["access_token"].as_str().unwrap();
+    let listed: Value = app
+        .get_auth("/api/v1/auth/sessions", access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![busy["session_id"].as_str().unwrap()]);
+    assert!(!ids.contains(&idle.session_id.as_str()));
+    // And it really is over: its refresh token is refused.
+    assert_eq!(refresh(&app, &idle.refresh).await.status(), 401);
+}

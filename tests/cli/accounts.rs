@@ -186,3 +186,60 @@ fn import_checks_the_whole_file_first() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("already taken"));
     assert_eq!(users(&db).len(), 3);
 }
+
+#[test]
+fn create_admin_promote_makes_an_existing_account_an_operator_granted_admin() {
+    let db = TestDb::new();
+    let mut env = env_for(&db);
+    env.insert("SUPER_ADMIN_EMAIL".into(), "chief@example.org".into());
+    {
+        let mut conn = db.connect();
+        diesel::sql_query(
+            "INSERT INTO users (id, username, email, password_hash, role, created_at, updated_at) \
+             VALUES (gen_random_uuid(), 'chief', 'chief@example.org', 'x', 'team_member', now(), now())",
+        )
+        .execute(&mut conn)
+        .unwrap();
+    }
+    // Unknown account: one line, exit 1, nothing changed.
+    let out = rampart(&["create-admin", "--promote", "nobody"], &env);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("nobody"), "{stderr}");
+    // --promote does not mix with creating an account.
+    let out = rampart(
+        &["create-admin", "--promote", "chief", "--username", "x"],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    // By email, any case.
+    let out = rampart(&["create-admin", "--promote", "Chief@Example.org"], &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("chief"));
+    #[derive(QueryableByName)]
+    struct Granted {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        role: String,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        admin_granted_by: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        audited: i64,
+    }
+    let mut conn = db.connect();
+    let row: Granted = diesel::sql_query(
+        "SELECT role, admin_granted_by, \
+         (SELECT count(*) FROM audit_logs WHERE action = 'user.role_changed' \
+          AND actor_type = 'system') AS audited \
+         FROM users WHERE username = 'chief'",
+    )
+    .get_result(&mut conn)
+    .unwrap();
+    assert_eq!(row.role, "admin");
+    assert_eq!(row.admin_granted_by.as_deref(), Some("operator"));
+    assert_eq!(row.audited, 1);
+}

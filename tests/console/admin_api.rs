@@ -16,8 +16,8 @@ async fn post(app: &TestApp, token: &str, path: &str, body: Option<Value>) -> re
 
 async fn setup() -> (TestApp, Tokens, Tokens) {
     let app = admin_app().env("LOCKOUT_THRESHOLD", "2").spawn().await;
-    let root = app.user("root").await;
-    let ops = app.user("ops").await;
+    let root = app.admin_user("root").await;
+    let ops = app.admin_user("ops").await;
     for name in ["alice", "albert", "bob"] {
         app.register(name).await;
     }

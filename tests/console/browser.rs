@@ -175,7 +175,7 @@ async fn fits_width(browser: &Client) -> bool {
 #[actix_web::test]
 async fn an_admin_works_through_the_console_in_chromium() {
     let app: TestApp = admin_app().spawn().await;
-    app.register("root").await;
+    app.register_admin("root").await;
     let mallory = app.user("mallory").await;
     let alice = app.user("alice").await;
     let key: Value = app

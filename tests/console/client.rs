@@ -167,7 +167,8 @@ impl<'a> Console<'a> {
     }
 }
 
-/// An app whose ADMIN_EMAILS makes `root` an admin and whose SUPER_ADMIN_EMAIL is root's.
+/// An app whose SUPER_ADMIN_EMAIL is root's (ADMIN_EMAILS lists root and ops, which no longer
+/// grants anything at registration: tests make admins with `register_admin`, as an operator would).
 pub fn admin_app() -> crate::support::AppBuilder {
     crate::support::app()
         .env("ADMIN_EMAILS", "root@example.org, ops@example.org")

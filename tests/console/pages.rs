@@ -15,7 +15,7 @@ const IMG: &str = "\"><img src=x onerror=alert(2)>";
 #[actix_web::test]
 async fn stored_xss_payloads_render_as_text_everywhere() {
     let app = admin_app().spawn().await;
-    app.register("root").await;
+    app.register_admin("root").await;
     let victim = app.user("victim").await;
     // A display name, a user agent and audit metadata (an unknown login name) carrying markup.
     let res = app
@@ -88,7 +88,7 @@ async fn stored_xss_payloads_render_as_text_everywhere() {
 #[actix_web::test]
 async fn console_pages_have_a_strict_csp_no_inline_code_and_are_never_cached() {
     let app = admin_app().spawn().await;
-    app.register("root").await;
+    app.register_admin("root").await;
     let mut console = Console::new(&app);
     let csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
     let res = console.get("/admin/login").await;
@@ -163,7 +163,7 @@ async fn static_files_have_their_types_and_nothing_else_is_served() {
 #[actix_web::test]
 async fn disabling_a_user_takes_a_confirmation_and_their_token_stops_working() {
     let app = admin_app().spawn().await;
-    app.register("root").await;
+    app.register_admin("root").await;
     let mallory = app.user("mallory").await;
     let key: Value = app.api_key(&mallory.access, "k", &["profile:read"]).await;
     let key = key["key"].as_str().unwrap().to_string();
@@ -253,8 +253,8 @@ async fn disabling_a_user_takes_a_confirmation_and_their_token_stops_working() {
 #[actix_web::test]
 async fn unlock_sign_out_everywhere_and_role_changes_follow_the_rules() {
     let app = admin_app().env("LOCKOUT_THRESHOLD", "2").spawn().await;
-    app.register("root").await; // the super admin
-    app.register("ops").await; // an ordinary admin
+    app.register_admin("root").await; // the super admin
+    app.register_admin("ops").await; // an ordinary admin
     let bob = app.user("bob").await;
     for _ in 0..2 {
         app.login_as("bob", "wrong wrong wrong 1").await;
@@ -358,7 +358,7 @@ async fn unlock_sign_out_everywhere_and_role_changes_follow_the_rules() {
 #[actix_web::test]
 async fn keys_and_sessions_are_listed_and_revoked_with_a_confirmation() {
     let app = admin_app().spawn().await;
-    app.register("root").await;
+    app.register_admin("root").await;
     let alice = app.user("alice").await;
     let created: Value = app
         .api_key(&alice.access, "ci <deploy>", &["profile:read"])
@@ -453,7 +453,7 @@ async fn the_dashboard_counts_security_events_and_draws_them() {
         .env("RATE_LIMIT_LOGIN_PER_MINUTE", "3")
         .spawn()
         .await;
-    app.register("root").await;
+    app.register_admin("root").await;
     app.register("bob").await;
     for _ in 0..5 {
         app.login_as("bob", "wrong wrong wrong").await;
@@ -502,7 +502,7 @@ async fn the_dashboard_counts_security_events_and_draws_them() {
 #[actix_web::test]
 async fn the_csv_export_streams_the_filtered_rows_and_defuses_formulas() {
     let app = admin_app().spawn().await;
-    app.register("root").await;
+    app.register_admin("root").await;
     for i in 0..3 {
         let res = app
             .client

@@ -110,7 +110,7 @@ fn expected(filter: impl Fn(i64) -> bool) -> Vec<i64> {
 #[actix_web::test]
 async fn filters_and_keyset_pages_over_ten_thousand_rows_are_exact() {
     let app = admin_app().spawn().await;
-    let root = app.user("root").await;
+    let root = app.admin_user("root").await;
     seed(&app);
 
     // Everything, 100 at a time: every row once, newest first.

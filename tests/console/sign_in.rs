@@ -16,7 +16,7 @@ async fn the_session_cookie_is_httponly_strict_and_host_only_and_secure_in_produ
             builder = builder.env("ENVIRONMENT", "production");
         }
         let app = builder.spawn().await;
-        app.register("root").await;
+        app.register_admin("root").await;
         let mut console = Console::new(&app);
         let nonce = console.login_nonce().await;
         let res = console
@@ -76,7 +76,7 @@ async fn the_session_cookie_is_httponly_strict_and_host_only_and_secure_in_produ
 #[actix_web::test]
 async fn sign_in_rotates_the_id_and_sign_out_deletes_the_session() {
     let app = admin_app().spawn().await;
-    app.register("root").await;
+    app.register_admin("root").await;
     let mut console = Console::new(&app);
     // A cookie planted before sign-in (session fixation) is not the one that comes out.
     console
@@ -130,7 +130,7 @@ async fn sign_in_rotates_the_id_and_sign_out_deletes_the_session() {
 #[actix_web::test]
 async fn sessions_end_after_30_idle_minutes_and_8_hours_in_all() {
     let app = admin_app().spawn().await;
-    app.register("root").await;
+    app.register_admin("root").await;
     let mut console = Console::new(&app);
     console.sign_in("root").await;
     // Idle: 29 minutes is fine (and counts as use), 31 more is not.
@@ -156,7 +156,7 @@ async fn sessions_end_after_30_idle_minutes_and_8_hours_in_all() {
 #[actix_web::test]
 async fn only_admins_get_in_and_others_see_the_same_failure_as_a_wrong_password() {
     let app = admin_app().spawn().await;
-    app.register("root").await;
+    app.register_admin("root").await;
     app.register("member").await;
     let mut console = Console::new(&app);
     let wrong = console.sign_in_as("root", "not the password at all").await;
@@ -213,7 +213,7 @@ async fn only_admins_get_in_and_others_see_the_same_failure_as_a_wrong_password(
     assert_eq!(res.status(), 403);
     // A demoted admin's console session ends with the demotion.
     let mut ops = Console::new(&app);
-    app.register("ops").await;
+    app.register_admin("ops").await;
     ops.sign_in("ops").await;
     app.sql("UPDATE users SET role = 'team_member' WHERE username = 'ops'");
     assert_eq!(ops.get("/admin").await.status(), 303);
@@ -222,7 +222,7 @@ async fn only_admins_get_in_and_others_see_the_same_failure_as_a_wrong_password(
 #[actix_web::test]
 async fn the_console_shares_the_api_lockout() {
     let app = admin_app().env("LOCKOUT_THRESHOLD", "3").spawn().await;
-    app.register("root").await;
+    app.register_admin("root").await;
     let mut console = Console::new(&app);
     // Two failures on the API, one on the console: locked.
     for _ in 0..2 {
@@ -247,7 +247,7 @@ async fn the_console_shares_the_api_lockout() {
 #[actix_web::test]
 async fn the_sign_in_form_needs_its_own_token_and_origin() {
     let app = admin_app().spawn().await;
-    app.register("root").await;
+    app.register_admin("root").await;
     let mut console = Console::new(&app);
     // No nonce cookie / no token.
     let res = console
@@ -289,8 +289,8 @@ async fn the_sign_in_form_needs_its_own_token_and_origin() {
 #[actix_web::test]
 async fn state_changes_without_the_sessions_csrf_token_are_403_and_change_nothing() {
     let app = admin_app().spawn().await;
-    app.register("root").await;
-    app.register("ops").await;
+    app.register_admin("root").await;
+    app.register_admin("ops").await;
     app.register("mallory").await;
     let mallory = user_id(&app, "mallory");
     let mut root = Console::new(&app);
@@ -364,4 +364,129 @@ async fn state_changes_without_the_sessions_csrf_token_are_403_and_change_nothin
         .await;
     assert_eq!(res.status(), 303);
     assert!(!user_state(&app, "mallory").0);
+}
+
+#[actix_web::test]
+async fn fifty_parallel_console_sign_ins_reach_the_hash_at_most_threshold_times() {
+    let app = admin_app().spawn().await;
+    app.register_admin("root").await;
+    // Fifty browsers, each with its own sign-in nonce, all posting at once.
+    let mut consoles: Vec<Console<'_>> = (0..50).map(|_| Console::new(&app)).collect();
+    let mut nonces = Vec::new();
+    for console in &mut consoles {
+        nonces.push(console.login_nonce().await);
+    }
+    let posts = consoles
+        .iter_mut()
+        .zip(&nonces)
+        .map(|(console, nonce)| async move {
+            let fields = [
+                ("login", "root"),
+                ("password", "a wrong guess, but a long one"),
+                ("csrf_token", nonce.as_str()),
+            ];
+            console.post("/admin/login", &fields).await
+        });
+    let results = futures_util::future::join_all(posts).await;
+    assert!(results.iter().all(|r| r.status() == 401));
+    let mut conn = app.db.as_ref().unwrap().connect();
+    let failed = rampart::audit::list(
+        &mut conn,
+        &rampart::audit::AuditQuery {
+            action: Some(Action::AdminLoginFailed),
+            limit: 500,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .items;
+    let verified = failed
+        .iter()
+        .filter(|e| e.metadata["reason"] == "bad_password")
+        .count();
+    assert_eq!(failed.len(), 50);
+    assert_eq!(verified, 5, "only the threshold reached the hash");
+    assert_eq!(audit_count(&app, Action::AuthLockout), 1);
+    let mut late = Console::new(&app);
+    assert_eq!(late.sign_in_as("root", PASSWORD).await.status(), 401);
+}
+
+#[actix_web::test]
+async fn ending_api_sessions_ends_console_sessions_too() {
+    let app = admin_app().spawn().await;
+    app.register_admin("root").await;
+    // 1. "Sign out other sessions" from the API.
+    let mut console = Console::new(&app);
+    console.sign_in("root").await;
+    assert_eq!(console.get("/admin").await.status(), 200);
+    let api = app.login("root").await;
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/sessions/revoke-others"))
+        .bearer_auth(&api.access)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    let res = console.get("/admin").await;
+    assert_eq!(res.status(), 303, "revoke-others ends the console session");
+    assert_eq!(location(&res).as_deref(), Some("/admin/login"));
+    // 2. A password change.
+    let mut console = Console::new(&app);
+    console.sign_in("root").await;
+    assert_eq!(console.get("/admin").await.status(), 200);
+    let res = app
+        .client
+        .post(app.url("/api/v1/me/password"))
+        .bearer_auth(&api.access)
+        .json(&serde_json::json!({
+            "current_password": PASSWORD,
+            "new_password": "a freshly changed passphrase 7"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(
+        console.get("/admin").await.status(),
+        303,
+        "a password change ends it"
+    );
+    // The API session that made the change lives on; nothing else does.
+    assert_eq!(app.get_auth("/api/v1/me", &api.access).await.status(), 200);
+}
+
+#[actix_web::test]
+async fn a_registered_super_admin_address_gets_neither_admin_nor_protection() {
+    let app = admin_app().spawn().await;
+    // An attacker registers the super admin's address before its owner does.
+    app.register("root").await;
+    assert_eq!(user_state(&app, "root"), (true, "team_member".into()));
+    let mut console = Console::new(&app);
+    assert_eq!(console.sign_in_as("root", PASSWORD).await.status(), 401);
+    // A real admin (made by an operator) can disable that account.
+    let ops = app.admin_user("ops").await;
+    let id = user_id(&app, "root");
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/admin/users/{id}/disable")))
+        .bearer_auth(&ops.access)
+        .json(&serde_json::json!({ "reason": "squatted the super admin address" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(!user_state(&app, "root").0);
+    // Had an operator promoted it, it would be protected: promote and try again.
+    app.sql(&format!("UPDATE users SET active = true WHERE id = '{id}'"));
+    app.promote("root");
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/admin/users/{id}/disable")))
+        .bearer_auth(&ops.access)
+        .json(&serde_json::json!({ "reason": "try again" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
 }

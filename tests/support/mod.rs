@@ -293,3 +293,26 @@ fn raw_http_blocking(port: u16, head: &str) -> (u16, String) {
         .unwrap_or(0);
     (status, text)
 }
+
+impl TestApp {
+    /// Makes `username` an admin the way an operator does (`rampart create-admin --promote`):
+    /// self-registration never grants admin, whatever the address.
+    pub fn promote(&self, username: &str) {
+        let mut conn = self.db.as_ref().unwrap().connect();
+        let auditor = rampart::audit::Auditor::for_operator(&self.settings).unwrap();
+        rampart::accounts::cli::promote_admin(&mut conn, &auditor, username).unwrap();
+    }
+
+    /// Registers `username` and promotes them to admin as an operator would.
+    pub async fn register_admin(&self, username: &str) -> serde_json::Value {
+        let user = self.register(username).await;
+        self.promote(username);
+        user
+    }
+
+    /// Registers and promotes `username`, then logs in: an admin's token pair.
+    pub async fn admin_user(&self, username: &str) -> Tokens {
+        self.register_admin(username).await;
+        self.login(username).await
+    }
+}
