@@ -315,7 +315,7 @@ pub async fn render_problems(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let request_id = req.extensions().get::<RequestId>().map(|id| id.0.clone());
-    let console = super::headers::is_console_path(req.path());
+    let console = super::headers::is_console_path(super::routed_path(&req));
     match next.call(req).await {
         Ok(res) => {
             if res.status().is_server_error() {

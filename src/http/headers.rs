@@ -39,7 +39,7 @@ pub async fn security_headers(
             enabled: true,
             hsts: false,
         });
-    let console = is_console_path(req.path());
+    let console = is_console_path(super::routed_path(&req));
     match next.call(req).await {
         Ok(mut res) => {
             apply(res.headers_mut(), config, console);
