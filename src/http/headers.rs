@@ -55,7 +55,9 @@ pub async fn security_headers(
     }
 }
 
-fn apply(headers: &mut HeaderMap, config: SecurityHeaders, console: bool) {
+/// Adds the security headers to `headers` (also used for responses made outside the middleware
+/// stack, such as the early 413 to `Expect: 100-continue`).
+pub fn apply(headers: &mut HeaderMap, config: SecurityHeaders, console: bool) {
     if !config.enabled {
         return;
     }

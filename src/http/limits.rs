@@ -1,31 +1,57 @@
 //! Request body limits and JSON parsing errors.
 //!
-//! A declared `Content-Length` above MAX_BODY_BYTES is refused with 413 before routing or reading;
-//! chunked bodies are capped by the extractor configs. Malformed JSON is 400, JSON that does not fit
-//! the expected shape 422, a non-JSON content type 415 — all problem+json.
+//! A declared `Content-Length` above MAX_BODY_BYTES is refused with 413 before routing or reading
+//! (and before `100 Continue`: see [`expect_continue`]); chunked bodies are capped while read. A
+//! body must arrive within BODY_READ_TIMEOUT_SECONDS (408). Malformed JSON is 400, JSON that does
+//! not fit the expected shape 422 (never quoting the value sent), a non-JSON content type 415 —
+//! all problem+json.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, PayloadError};
-use actix_web::http::header;
+use actix_web::http::{ConnectionType, header};
 use actix_web::middleware::Next;
-use actix_web::web;
+use actix_web::web::{self, Bytes, BytesMut};
+use actix_web::{HttpMessage, ResponseError};
+use futures_util::StreamExt;
 
 use super::error::{AppError, FieldError};
+use super::headers::SecurityHeaders;
+use super::request_id::{RequestId, RequestStart};
 
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
+/// How long a request body may take to arrive (BODY_READ_TIMEOUT_SECONDS).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyReadTimeout(pub Duration);
+
+/// The whole request body, read once by [`limit_body`] (and handed on to the extractors as the
+/// request's payload): the text checks read it from the request's extensions.
+#[derive(Debug, Clone)]
+pub struct BufferedBody(pub Bytes);
+
+/// Middleware: a declared `Content-Length` over MAX_BODY_BYTES is 413 before anything is read;
+/// otherwise the whole body is read here, capped (413, also for chunked bodies) and within
+/// BODY_READ_TIMEOUT_SECONDS of the request's start (408): a client trickling its body a byte at
+/// a time cannot hold a connection and a worker's attention for as long as it likes. A refusal
+/// that leaves a body unread closes the connection. Upgrade requests (WebSocket) are passed on
+/// untouched: their "body" is the upgraded connection.
 pub async fn limit_body(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let limit = req
         .app_data::<Arc<BodyLimit>>()
         .map(|l| l.0)
         .unwrap_or(65536);
+    let timeout = req
+        .app_data::<Arc<BodyReadTimeout>>()
+        .map(|t| t.0)
+        .unwrap_or(Duration::from_secs(10));
     if let Some(value) = req.headers().get(header::CONTENT_LENGTH) {
         let declared = value
             .to_str()
@@ -33,17 +59,129 @@ pub async fn limit_body(
             .and_then(|v| v.trim().parse::<u64>().ok());
         match declared {
             Some(len) if len > limit as u64 => {
-                return Ok(req.error_response(AppError::PayloadTooLarge { limit }));
+                return Ok(closing(
+                    req.error_response(AppError::PayloadTooLarge { limit }),
+                ));
             }
             Some(_) => {}
             None => {
-                return Ok(
-                    req.error_response(AppError::BadRequest("Invalid Content-Length.".into()))
-                );
+                return Ok(closing(req.error_response(AppError::BadRequest(
+                    "Invalid Content-Length.".into(),
+                ))));
             }
         }
     }
+    if !req.head().upgrade() {
+        let started = req
+            .extensions()
+            .get::<RequestStart>()
+            .map_or_else(std::time::Instant::now, |s| s.0);
+        let left = (started + timeout).saturating_duration_since(std::time::Instant::now());
+        let mut payload = req.take_payload();
+        let read = actix_web::rt::time::timeout(left, read_capped(&mut payload, limit));
+        let body = match read.await {
+            Err(_elapsed) => {
+                return Ok(closing(req.error_response(AppError::RequestTimeout)));
+            }
+            Ok(Err(error)) => return Ok(closing(req.error_response(error))),
+            Ok(Ok(body)) => body,
+        };
+        req.extensions_mut().insert(BufferedBody(body.clone()));
+        req.set_payload(Payload::from(body));
+    }
     Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// The body, or 413 as soon as it grows past `limit` (chunked bodies declare no length).
+async fn read_capped(payload: &mut Payload, limit: usize) -> Result<Bytes, AppError> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| match e {
+            PayloadError::Overflow => AppError::PayloadTooLarge { limit },
+            _ => AppError::BadRequest("The request body could not be read.".into()),
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(AppError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The response closes the connection: the rest of the body is never read.
+fn closing<B>(mut res: ServiceResponse<B>) -> ServiceResponse<BoxBody>
+where
+    B: MessageBody + 'static,
+{
+    res.response_mut()
+        .head_mut()
+        .set_connection_type(ConnectionType::Close);
+    res.map_into_boxed_body()
+}
+
+/// The server's `Expect: 100-continue` handler. actix-http's default answers `100 Continue` to
+/// every such request before the application sees it, so a client would start sending a body
+/// the application then refuses: a declared `Content-Length` over MAX_BODY_BYTES is answered
+/// here with the final 413 problem (security headers, request id, connection closed) and no
+/// `100 Continue`.
+pub fn expect_continue(
+    limit: usize,
+    headers: SecurityHeaders,
+) -> impl ServiceFactory<
+    actix_http::Request,
+    Config = (),
+    Response = actix_http::Request,
+    Error = actix_http::Response<BoxBody>,
+    InitError = (),
+> + Clone {
+    actix_web::dev::fn_service(move |req: actix_http::Request| async move {
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        match declared {
+            Some(len) if len > limit as u64 => Err(expect_refusal(&req, limit, headers)),
+            _ => Ok(req),
+        }
+    })
+}
+
+fn expect_refusal(
+    req: &actix_http::Request,
+    limit: usize,
+    config: SecurityHeaders,
+) -> actix_http::Response<BoxBody> {
+    let id = RequestId::generate();
+    let path = actix_web::dev::Url::new(req.uri().clone());
+    let console = super::headers::is_console_path(path.path());
+    let error = AppError::PayloadTooLarge { limit };
+    let mut res = if console {
+        super::error::html_page(
+            error.status_code(),
+            "What was sent is too large.",
+            Some(&id.0),
+        )
+    } else {
+        let mut problem = error.problem();
+        problem.request_id = Some(id.0.clone());
+        actix_web::HttpResponse::build(error.status_code())
+            .content_type(super::error::PROBLEM_JSON)
+            .body(problem.to_json())
+    };
+    super::headers::apply(res.headers_mut(), config, console);
+    if let Ok(value) = header::HeaderValue::from_str(&id.0) {
+        res.headers_mut()
+            .insert(super::request_id::REQUEST_ID_HEADER, value);
+    }
+    res.head_mut().set_connection_type(ConnectionType::Close);
+    tracing::info!(
+        request_id = %id.0,
+        method = %req.method(),
+        status = 413,
+        "request refused before its body (Expect: 100-continue)"
+    );
+    res.into()
 }
 
 /// The JSON extractor configuration every route uses.
