@@ -2,7 +2,8 @@
 //! `TcpListener` (port 0 in tests).
 //!
 //! Middleware, outermost first: request context (id, client IP) → tracing → security headers →
-//! problem rendering → Host check → CORS → rate limit → body limit → panic containment → routes.
+//! problem rendering → Host check → CORS → rate limit → body limit and deadline → control characters
+//! in text input → panic containment → routes.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -26,7 +27,9 @@ use crate::http::error::AppError;
 use crate::http::headers::SecurityHeaders;
 use crate::http::hosts::AllowedHosts;
 use crate::http::limits::{BodyLimit, BodyReadTimeout};
-use crate::http::{cors, error, headers, health, hosts, limits, panic, request_id, request_log};
+use crate::http::{
+    cors, error, headers, health, hosts, limits, panic, request_id, request_log, text_input,
+};
 use crate::rate_limit::Limiter;
 
 /// Shared, read-only state handed to handlers.
@@ -199,6 +202,7 @@ fn run(
             .configure(crate::console::mount)
             .configure(|cfg| extra(cfg))
             .wrap(from_fn(panic::catch_panic))
+            .wrap(from_fn(text_input::refuse_control_characters))
             .wrap(from_fn(limits::limit_body))
             .wrap(from_fn(crate::rate_limit::middleware::limit))
             .wrap(cors::cors(&cors_settings))

@@ -1,5 +1,6 @@
 //! HTTP plumbing shared by every feature: errors, security headers, request ids, client IP,
-//! limits, CORS, Host checking, panic containment, the request log and health endpoints.
+//! limits, CORS, Host checking, control characters in text input, panic containment, the request
+//! log and health endpoints.
 //! No feature logic lives here.
 
 pub mod client_ip;
@@ -14,6 +15,7 @@ pub mod pagination;
 pub mod panic;
 pub mod request_id;
 pub mod request_log;
+pub mod text_input;
 
 use actix_web::dev::ServiceRequest;
 

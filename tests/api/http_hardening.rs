@@ -580,3 +580,161 @@ async fn expect_100_continue_over_the_limit_is_a_final_413_without_100_continue(
     );
     assert!(accepted.contains("HTTP/1.1 422"), "{accepted}");
 }
+
+// --- control characters in text input ------------------------------------------------------------
+
+async fn problem_of(res: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = res.status().as_u16();
+    assert_eq!(
+        res.headers()["content-type"],
+        "application/problem+json",
+        "status {status}"
+    );
+    (status, res.json().await.unwrap())
+}
+
+#[actix_web::test]
+async fn nul_in_a_login_is_the_same_401_as_a_wrong_password() {
+    let app = crate::support::spawn_app().await;
+    app.register("alice").await;
+    let (status, wrong) = problem_of(app.login_as("alice", "not the password at all").await).await;
+    assert_eq!(status, 401);
+    for (login, password) in [
+        ("alice\0", crate::support::PASSWORD),
+        ("alice@example.org\0", crate::support::PASSWORD),
+        ("\0", crate::support::PASSWORD),
+        ("alice", "correct horse battery\0staple 42"),
+        ("alice\u{7}", crate::support::PASSWORD),
+    ] {
+        let res = app.login_as(login, password).await;
+        assert_eq!(res.headers()["www-authenticate"], "Bearer", "{login:?}");
+        let (status, body) = problem_of(res).await;
+        assert_eq!(status, 401, "{login:?}: {body}");
+        assert_eq!(body["type"], wrong["type"]);
+        assert_eq!(body["detail"], wrong["detail"]);
+    }
+    // The account was not harmed: the real password still works.
+    app.login("alice").await;
+}
+
+#[actix_web::test]
+async fn nul_and_control_characters_in_queries_forms_and_json_are_422_naming_the_field() {
+    let app = crate::support::app()
+        .env("ADMIN_EMAILS", "root@example.org")
+        .spawn()
+        .await;
+    let root = app.user("root").await;
+    let alice = app.register("alice").await;
+    for (path, field) in [
+        ("/api/v1/admin/audit-logs?actor=%00", "actor"),
+        ("/api/v1/admin/audit-logs?target=user%3A%00", "target"),
+        ("/api/v1/admin/audit-logs?action=x&ip=%0b", "ip"),
+        ("/api/v1/admin/users?q=al%00", "q"),
+        ("/api/v1/admin/users?q=al%1F", "q"),
+        ("/api/v1/admin/api-keys?owner=%00", "owner"),
+        ("/api/v1/admin/sessions?user=%00", "user"),
+        ("/api/v1/admin/users?%00=1", "query"),
+    ] {
+        let (status, body) = problem_of(app.get_auth(path, &root.access).await).await;
+        assert_eq!(status, 422, "{path}: {body}");
+        assert_eq!(body["errors"][0]["field"], field, "{path}: {body}");
+        assert!(!body.to_string().contains("\\u0000"), "{body}");
+    }
+    // JSON: string values and keys, at any depth.
+    for (body, field) in [
+        (
+            serde_json::json!({"username": "bob\u{0}", "email": "bob@example.org", "password": crate::support::PASSWORD}),
+            "username",
+        ),
+        (
+            serde_json::json!({"username": "bob", "email": "bob@example.org\u{1b}", "password": crate::support::PASSWORD}),
+            "email",
+        ),
+        (
+            serde_json::json!({"username": "bob", "email": "bob@example.org", "password": crate::support::PASSWORD, "x": {"y\u{0}": 1}}),
+            "x",
+        ),
+    ] {
+        let (status, problem) =
+            problem_of(app.post_json("/api/v1/auth/register", &body).await).await;
+        assert_eq!(status, 422, "{body}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
+    // A path segment with NUL names nothing.
+    let res = app.get_auth("/api/v1/admin/users/%00", &root.access).await;
+    assert_eq!(res.status(), 404);
+    // A reason may span lines (CR, LF, tab); with a NUL it is refused and nothing changes.
+    let id = alice["id"].as_str().unwrap();
+    let path = format!("/api/v1/admin/users/{id}/disable");
+    let res = app
+        .client
+        .post(app.url(&path))
+        .bearer_auth(&root.access)
+        .json(&serde_json::json!({"reason": "stuffing\u{0}"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    assert_eq!(
+        app.login_as("alice", crate::support::PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let res = app
+        .client
+        .post(app.url(&path))
+        .bearer_auth(&root.access)
+        .json(&serde_json::json!({"reason": "credential stuffing\r\nticket 42, see log"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(
+        app.login_as("alice", crate::support::PASSWORD)
+            .await
+            .status(),
+        401
+    );
+}
+
+#[actix_web::test]
+async fn megabyte_values_are_refused_cleanly_never_500() {
+    let app = crate::support::app()
+        .env("ADMIN_EMAILS", "root@example.org")
+        .spawn()
+        .await;
+    let root = app.user("root").await;
+    let huge = "a".repeat(1 << 20);
+    let res = app
+        .post_json(
+            "/api/v1/auth/login",
+            &serde_json::json!({"login": huge, "password": "x"}),
+        )
+        .await;
+    assert_eq!(res.status(), 413);
+    // No client library sends a 1 MB URL: a raw one.
+    let (status, raw) = crate::support::raw_http(
+        app.port,
+        &format!(
+            "GET /api/v1/admin/users?q={huge} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            root.access
+        ),
+    )
+    .await;
+    assert!(
+        (400..500).contains(&status),
+        "1 MB query: {status} {}",
+        raw.chars().take(300).collect::<String>()
+    );
+    let res = app
+        .client
+        .post(app.url("/admin/login"))
+        .form(&[("login", huge.as_str()), ("password", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    // The server is still well.
+    assert_eq!(app.get("/health").await.status(), 200);
+}
