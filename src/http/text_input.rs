@@ -4,7 +4,8 @@
 //! 500), and no field of ours means anything with a C0 control character in it. So before a
 //! handler runs, this middleware looks at every text input a client sends: the path as routed,
 //! the query string (percent-decoded), and urlencoded-form and JSON bodies (decoded keys and
-//! string values, at any depth). NUL and the C0 controls other than tab, line feed and carriage
+//! string values, at any depth; a body without a content type counts as JSON when it parses as
+//! JSON). NUL and the C0 controls other than tab, line feed and carriage
 //! return are refused — multi-line fields (an admin's "reason") keep working.
 //!
 //! The refusal names the field and never repeats its value: a 422 problem on the API, a readable
@@ -105,10 +106,15 @@ fn is_form(req: &ServiceRequest) -> bool {
     content_type(req).is_some_and(|ct| ct == "application/x-www-form-urlencoded")
 }
 
+/// JSON by its content type — or without one: routes that read an optional JSON body from raw
+/// bytes (admin actions) do not insist on the header.
 fn is_json(req: &ServiceRequest) -> bool {
-    content_type(req).is_some_and(|ct| {
-        ct == "application/json" || (ct.starts_with("application/") && ct.ends_with("+json"))
-    })
+    match content_type(req) {
+        None => true,
+        Some(ct) => {
+            ct == "application/json" || (ct.starts_with("application/") && ct.ends_with("+json"))
+        }
+    }
 }
 
 fn content_type(req: &ServiceRequest) -> Option<String> {

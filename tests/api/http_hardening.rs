@@ -675,6 +675,16 @@ async fn nul_and_control_characters_in_queries_forms_and_json_are_422_naming_the
         .await
         .unwrap();
     assert_eq!(res.status(), 422);
+    // The same without a content type (the admin actions read their optional body raw).
+    let res = app
+        .client
+        .post(app.url(&path))
+        .bearer_auth(&root.access)
+        .body(r#"{"reason":"stuffing\u0000"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
     assert_eq!(
         app.login_as("alice", crate::support::PASSWORD)
             .await
