@@ -243,6 +243,8 @@ fn run(
                 .expect(limits::expect_continue(max_body, expect_headers))
                 .finish(map_config(
                     app().into_factory().map_err(|e| e.error_response()),
+                    // The same connection config `HttpServer::listen` gives (actix-web exposes
+                    // its constructor only under this name, for actix-test).
                     move |_| AppConfig::__priv_test_new(false, host.clone(), addr),
                 ))
                 .tcp()

@@ -1122,7 +1122,7 @@ impl Layered {
         };
         Ok(HttpSettings {
             keep_alive: seconds("HTTP_KEEP_ALIVE_SECONDS", 75, 0)?,
-            client_timeout: seconds("HTTP_CLIENT_TIMEOUT_SECONDS", 10, 1)?,
+            client_timeout: seconds("HTTP_CLIENT_TIMEOUT_SECONDS", 5, 1)?,
             body_read_timeout: seconds("BODY_READ_TIMEOUT_SECONDS", 10, 1)?,
             shutdown_timeout: seconds("HTTP_SHUTDOWN_TIMEOUT_SECONDS", 30, 0)?,
         })

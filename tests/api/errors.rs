@@ -12,6 +12,18 @@ struct Echo {
     count: u32,
 }
 
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct Shape {
+    n: u8,
+    mode: Option<Mode>,
+}
+
+#[derive(Deserialize)]
+enum Mode {
+    Fast,
+}
+
 async fn echo_app() -> TestApp {
     app_without_database()
         .extra_routes(|cfg| {
@@ -19,6 +31,18 @@ async fn echo_app() -> TestApp {
                 "/test/echo",
                 web::post().to(|body: web::Json<Echo>| async move {
                     HttpResponse::Ok().json(serde_json::json!({ "name": body.name }))
+                }),
+            );
+            cfg.route(
+                "/test/query",
+                web::get().to(|q: web::Query<Shape>| async move {
+                    HttpResponse::Ok().json(serde_json::json!({ "n": q.n }))
+                }),
+            );
+            cfg.route(
+                "/test/form",
+                web::post().to(|f: web::Form<Shape>| async move {
+                    HttpResponse::Ok().json(serde_json::json!({ "n": f.n }))
                 }),
             );
         })
@@ -216,4 +240,42 @@ async fn a_value_of_the_wrong_type_is_never_echoed_in_the_body_or_the_log() {
         !all.contains(&DIGITS[..10]),
         "the log echoes a value:\n{all}"
     );
+}
+
+#[actix_web::test]
+async fn query_and_form_shape_errors_are_422_without_the_value() {
+    const DIGITS: &str = "918273645544332211";
+    let app = echo_app().await;
+    for path in [
+        format!("/test/query?n={DIGITS}"),
+        format!("/test/query?n=1&mode=x{DIGITS}"),
+    ] {
+        let res = app.get(&path).await;
+        assert_eq!(res.status(), 422, "{path}");
+        let text = res.text().await.unwrap();
+        assert!(!text.contains(DIGITS), "{path}: {text}");
+        assert_problem(&serde_json::from_str(&text).unwrap(), 422);
+    }
+    for body in [format!("n={DIGITS}"), format!("n=1&mode=x{DIGITS}")] {
+        let res = post_to(
+            &app,
+            "/test/form",
+            "application/x-www-form-urlencoded",
+            body.clone(),
+        )
+        .await;
+        assert_eq!(res.status(), 422, "{body}");
+        let text = res.text().await.unwrap();
+        assert!(!text.contains(DIGITS), "{body}: {text}");
+    }
+}
+
+async fn post_to(app: &TestApp, path: &str, content_type: &str, body: String) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
 }

@@ -416,13 +416,13 @@ async fn idle_keep_alive_connections_live_as_long_as_configured_and_no_longer() 
     let closed_short = short_probe.await.unwrap();
     let (second, closed_long) = long_probe.await.unwrap();
     assert!(
-        closed_short >= Duration::from_millis(500) && closed_short < Duration::from_millis(2600),
+        closed_short >= Duration::from_millis(500) && closed_short < Duration::from_millis(2900),
         "keep-alive 1 s closed after {closed_short:?}"
     );
     // Idle for 1.5 s (past the other server's keep-alive), the connection still serves.
     assert!(second.starts_with("HTTP/1.1 200"), "{second}");
     assert!(
-        closed_long >= Duration::from_millis(2000) && closed_long < Duration::from_millis(4600),
+        closed_long >= Duration::from_millis(2000) && closed_long < Duration::from_millis(5500),
         "keep-alive 3 s closed after {closed_long:?}"
     );
 }

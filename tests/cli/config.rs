@@ -488,7 +488,7 @@ fn http_timing_settings_have_the_documented_defaults_parse_overrides_and_are_sho
     // Keep-alive outlives a load balancer's usual 60 s idle timeout.
     assert_eq!(s.http.keep_alive, Duration::from_secs(75));
     assert!(s.http.keep_alive > Duration::from_secs(60));
-    assert_eq!(s.http.client_timeout, Duration::from_secs(10));
+    assert_eq!(s.http.client_timeout, Duration::from_secs(5));
     assert_eq!(s.http.body_read_timeout, Duration::from_secs(10));
     assert_eq!(s.http.shutdown_timeout, Duration::from_secs(30));
     let mut env = good_env();
