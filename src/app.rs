@@ -2,14 +2,18 @@
 //! `TcpListener` (port 0 in tests).
 //!
 //! Middleware, outermost first: request context (id, client IP) → tracing → security headers →
-//! problem rendering → Host check → CORS → rate limit → body limit → panic containment → routes.
+//! problem rendering → Host check → CORS → rate limit → body limit and deadline → control characters
+//! in text input → panic containment → routes.
 
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_web::dev::Server;
+use actix_http::HttpService;
+use actix_service::{IntoServiceFactory, ServiceFactoryExt, map_config};
+use actix_web::dev::{AppConfig, Server};
+use actix_web::http::KeepAlive;
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::audit::Auditor;
@@ -22,8 +26,10 @@ use crate::http::client_ip::TrustedProxies;
 use crate::http::error::AppError;
 use crate::http::headers::SecurityHeaders;
 use crate::http::hosts::AllowedHosts;
-use crate::http::limits::BodyLimit;
-use crate::http::{cors, error, headers, health, hosts, limits, panic, request_id, request_log};
+use crate::http::limits::{BodyLimit, BodyReadTimeout};
+use crate::http::{
+    cors, error, headers, health, hosts, limits, panic, request_id, request_log, text_input,
+};
 use crate::rate_limit::Limiter;
 
 /// Shared, read-only state handed to handlers.
@@ -169,19 +175,26 @@ fn run(
     });
     let allowed_hosts = Arc::new(AllowedHosts(settings.allowed_hosts.clone()));
     let body_limit = Arc::new(BodyLimit(settings.max_body_bytes));
+    let body_timeout = Arc::new(BodyReadTimeout(settings.http.body_read_timeout));
     let cors_settings = settings.cors.clone();
     let max_body = settings.max_body_bytes;
+    let http = settings.http;
+    let expect_headers = *header_config;
 
-    let server = HttpServer::new(move || {
+    let app = move || {
         App::new()
             .app_data(state.clone())
             .app_data(proxies.clone())
             .app_data(header_config.clone())
             .app_data(allowed_hosts.clone())
             .app_data(body_limit.clone())
+            .app_data(body_timeout.clone())
             .app_data(limiter.clone())
             .app_data(limits::json_config(max_body))
             .app_data(limits::payload_config(max_body))
+            .app_data(limits::query_config())
+            .app_data(limits::form_config(max_body))
+            .app_data(limits::path_config())
             .configure(health::routes)
             .configure(|cfg| crate::auth::api_routes().register(cfg))
             .configure(crate::auth::jwks_route)
@@ -189,6 +202,7 @@ fn run(
             .configure(crate::console::mount)
             .configure(|cfg| extra(cfg))
             .wrap(from_fn(panic::catch_panic))
+            .wrap(from_fn(text_input::refuse_control_characters))
             .wrap(from_fn(limits::limit_body))
             .wrap(from_fn(crate::rate_limit::middleware::limit))
             .wrap(cors::cors(&cors_settings))
@@ -197,9 +211,45 @@ fn run(
             .wrap(from_fn(headers::security_headers))
             .wrap(TracingLogger::<request_log::RampartRootSpan>::new())
             .wrap(from_fn(request_id::request_context))
-    })
-    .listen(listener)
-    .map_err(|e| AppError::internal(anyhow::anyhow!("cannot start the HTTP server: {e}")))?
-    .run();
+    };
+
+    // actix-web's `HttpServer`, assembled by hand for one thing it does not expose: the
+    // `Expect: 100-continue` handler (see `limits::expect_continue`). Everything else is what
+    // `HttpServer::listen` does, with the timings from HTTP_* settings.
+    let addr = listener
+        .local_addr()
+        .map_err(|e| AppError::internal(anyhow::anyhow!("cannot read the listen address: {e}")))?;
+    let builder = Server::build();
+    let graceful = builder.graceful_shutdown_signal();
+    let keep_alive = if http.keep_alive.is_zero() {
+        KeepAlive::Disabled
+    } else {
+        KeepAlive::Timeout(http.keep_alive)
+    };
+    let server = builder
+        .shutdown_timeout(http.shutdown_timeout.as_secs())
+        .listen("rampart-http", listener, move || {
+            let graceful = graceful.clone();
+            let host = addr.to_string();
+            HttpService::build()
+                .graceful_shutdown_signal(move || {
+                    let graceful = graceful.clone();
+                    async move { graceful.notified().await }
+                })
+                .keep_alive(keep_alive)
+                .client_request_timeout(http.client_timeout)
+                .client_disconnect_timeout(std::time::Duration::from_secs(1))
+                .local_addr(addr)
+                .expect(limits::expect_continue(max_body, expect_headers))
+                .finish(map_config(
+                    app().into_factory().map_err(|e| e.error_response()),
+                    // The same connection config `HttpServer::listen` gives (actix-web exposes
+                    // its constructor only under this name, for actix-test).
+                    move |_| AppConfig::__priv_test_new(false, host.clone(), addr),
+                ))
+                .tcp()
+        })
+        .map_err(|e| AppError::internal(anyhow::anyhow!("cannot start the HTTP server: {e}")))?
+        .run();
     Ok(server)
 }

@@ -56,6 +56,10 @@ pub const KNOWN_KEYS: &[&str] = &[
     "ALLOWED_HOSTS",
     "SECURITY_HEADERS_ENABLED",
     "MAX_BODY_BYTES",
+    "BODY_READ_TIMEOUT_SECONDS",
+    "HTTP_KEEP_ALIVE_SECONDS",
+    "HTTP_CLIENT_TIMEOUT_SECONDS",
+    "HTTP_SHUTDOWN_TIMEOUT_SECONDS",
     "RATE_LIMIT_ENABLED",
     "RATE_LIMIT_PER_MINUTE",
     "RATE_LIMIT_PER_HOUR",
@@ -275,6 +279,21 @@ pub struct RateLimitSettings {
     pub redis_key_prefix: String,
 }
 
+/// The HTTP server's connection timing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// How long an idle keep-alive connection stays open (zero: no keep-alive). Must be longer
+    /// than the idle timeout of any load balancer in front (60 s on common ones), or the balancer
+    /// reuses connections the server is closing and answers 502s now and then.
+    pub keep_alive: Duration,
+    /// How long a client may take to send a request's head (actix's client request timeout).
+    pub client_timeout: Duration,
+    /// How long a request's body may take to arrive once its head is in (408 after).
+    pub body_read_timeout: Duration,
+    /// How long a stopping server lets requests in flight finish.
+    pub shutdown_timeout: Duration,
+}
+
 /// The admin console's server-side sessions.
 #[derive(Debug, Clone)]
 pub struct ConsoleSettings {
@@ -323,6 +342,7 @@ pub struct Settings {
     pub allowed_hosts: Vec<String>,
     pub security_headers_enabled: bool,
     pub max_body_bytes: usize,
+    pub http: HttpSettings,
     pub rate_limit: RateLimitSettings,
     pub quotas: QuotaSettings,
     pub trusted_proxies: Vec<IpNet>,
@@ -489,6 +509,22 @@ impl Settings {
                 self.security_headers_enabled.to_string(),
             ),
             ("MAX_BODY_BYTES".into(), self.max_body_bytes.to_string()),
+            (
+                "BODY_READ_TIMEOUT_SECONDS".into(),
+                self.http.body_read_timeout.as_secs().to_string(),
+            ),
+            (
+                "HTTP_KEEP_ALIVE_SECONDS".into(),
+                self.http.keep_alive.as_secs().to_string(),
+            ),
+            (
+                "HTTP_CLIENT_TIMEOUT_SECONDS".into(),
+                self.http.client_timeout.as_secs().to_string(),
+            ),
+            (
+                "HTTP_SHUTDOWN_TIMEOUT_SECONDS".into(),
+                self.http.shutdown_timeout.as_secs().to_string(),
+            ),
             (
                 "RATE_LIMIT_ENABLED".into(),
                 self.rate_limit.enabled.to_string(),
@@ -974,6 +1010,7 @@ impl Layered {
                 .collect(),
             security_headers_enabled: self.boolean("SECURITY_HEADERS_ENABLED", true)?,
             max_body_bytes,
+            http: self.http_settings()?,
             rate_limit: self.rate_limit_settings()?,
             quotas: self.quota_settings()?,
             trusted_proxies,
@@ -1069,6 +1106,25 @@ impl Layered {
         Ok(ConsoleSettings {
             idle: Duration::from_secs(idle.saturating_mul(60)),
             absolute: Duration::from_secs(absolute.saturating_mul(3600)),
+        })
+    }
+
+    fn http_settings(&self) -> Result<HttpSettings, ConfigError> {
+        let seconds = |key: &str, default: u64, min: u64| -> Result<Duration, ConfigError> {
+            let n: u64 = self.number(key, default)?;
+            if n < min || n > 86_400 {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("must be between {min} and 86400 seconds"),
+                ));
+            }
+            Ok(Duration::from_secs(n))
+        };
+        Ok(HttpSettings {
+            keep_alive: seconds("HTTP_KEEP_ALIVE_SECONDS", 75, 0)?,
+            client_timeout: seconds("HTTP_CLIENT_TIMEOUT_SECONDS", 5, 1)?,
+            body_read_timeout: seconds("BODY_READ_TIMEOUT_SECONDS", 10, 1)?,
+            shutdown_timeout: seconds("HTTP_SHUTDOWN_TIMEOUT_SECONDS", 30, 0)?,
         })
     }
 

@@ -53,6 +53,8 @@ pub enum AppError {
     PayloadTooLarge { limit: usize },
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    #[error("request body not received in time")]
+    RequestTimeout,
     #[error("too many requests")]
     TooManyRequests { retry_after: u64 },
     #[error("daily quota {quota} exhausted")]
@@ -105,6 +107,10 @@ impl AppError {
             AppError::UnsupportedMediaType => (
                 "unsupported-media-type",
                 "Send the body as application/json.".to_string(),
+            ),
+            AppError::RequestTimeout => (
+                "request-timeout",
+                "The request body did not arrive in time.".to_string(),
             ),
             AppError::TooManyRequests { retry_after } => (
                 "rate-limited",
@@ -182,6 +188,7 @@ impl ResponseError for AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::TooManyRequests { .. } | AppError::QuotaExceeded { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -233,6 +240,10 @@ impl Problem {
                 ("payload-too-large", "The request body is too large.")
             }
             StatusCode::TOO_MANY_REQUESTS => ("rate-limited", "Too many requests."),
+            StatusCode::REQUEST_TIMEOUT => (
+                "request-timeout",
+                "The request body did not arrive in time.",
+            ),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => (
                 "unsupported-media-type",
                 "Send the body as application/json.",
@@ -282,6 +293,7 @@ fn page_message(status: StatusCode) -> &'static str {
             "Too many requests from your address. Wait a little (see Retry-After) and try again."
         }
         StatusCode::PAYLOAD_TOO_LARGE => "What was sent is too large.",
+        StatusCode::REQUEST_TIMEOUT => "What was sent took too long to arrive. Try again.",
         s if s.is_server_error() => {
             "Something went wrong on our side. Nothing was changed; try again, and quote the \
              reference below if it keeps happening."
@@ -315,7 +327,7 @@ pub async fn render_problems(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let request_id = req.extensions().get::<RequestId>().map(|id| id.0.clone());
-    let console = super::headers::is_console_path(req.path());
+    let console = super::headers::is_console_path(super::routed_path(&req));
     match next.call(req).await {
         Ok(res) => {
             if res.status().is_server_error() {
@@ -363,6 +375,11 @@ fn render(res: HttpResponse, request_id: Option<&str>, console: bool) -> HttpRes
             if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
                 page.headers_mut().insert(name.clone(), value.clone());
             }
+        }
+        // A refusal that leaves a body unread closes the connection (see `limits`): keep that.
+        if res.head().connection_type() == actix_web::http::ConnectionType::Close {
+            page.head_mut()
+                .set_connection_type(actix_web::http::ConnectionType::Close);
         }
         return page;
     }

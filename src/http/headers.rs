@@ -39,7 +39,7 @@ pub async fn security_headers(
             enabled: true,
             hsts: false,
         });
-    let console = is_console_path(req.path());
+    let console = is_console_path(super::routed_path(&req));
     match next.call(req).await {
         Ok(mut res) => {
             apply(res.headers_mut(), config, console);
@@ -55,7 +55,9 @@ pub async fn security_headers(
     }
 }
 
-fn apply(headers: &mut HeaderMap, config: SecurityHeaders, console: bool) {
+/// Adds the security headers to `headers` (also used for responses made outside the middleware
+/// stack, such as the early 413 to `Expect: 100-continue`).
+pub fn apply(headers: &mut HeaderMap, config: SecurityHeaders, console: bool) {
     if !config.enabled {
         return;
     }

@@ -1,31 +1,57 @@
 //! Request body limits and JSON parsing errors.
 //!
-//! A declared `Content-Length` above MAX_BODY_BYTES is refused with 413 before routing or reading;
-//! chunked bodies are capped by the extractor configs. Malformed JSON is 400, JSON that does not fit
-//! the expected shape 422, a non-JSON content type 415 — all problem+json.
+//! A declared `Content-Length` above MAX_BODY_BYTES is refused with 413 before routing or reading
+//! (and before `100 Continue`: see [`expect_continue`]); chunked bodies are capped while read. A
+//! body must arrive within BODY_READ_TIMEOUT_SECONDS (408). Malformed JSON is 400, JSON that does
+//! not fit the expected shape 422 (never quoting the value sent), a non-JSON content type 415 —
+//! all problem+json.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, PayloadError};
-use actix_web::http::header;
+use actix_web::http::{ConnectionType, header};
 use actix_web::middleware::Next;
-use actix_web::web;
+use actix_web::web::{self, Bytes, BytesMut};
+use actix_web::{HttpMessage, ResponseError};
+use futures_util::StreamExt;
 
 use super::error::{AppError, FieldError};
+use super::headers::SecurityHeaders;
+use super::request_id::{RequestId, RequestStart};
 
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
+/// How long a request body may take to arrive (BODY_READ_TIMEOUT_SECONDS).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyReadTimeout(pub Duration);
+
+/// The whole request body, read once by [`limit_body`] (and handed on to the extractors as the
+/// request's payload): the text checks read it from the request's extensions.
+#[derive(Debug, Clone)]
+pub struct BufferedBody(pub Bytes);
+
+/// Middleware: a declared `Content-Length` over MAX_BODY_BYTES is 413 before anything is read;
+/// otherwise the whole body is read here, capped (413, also for chunked bodies) and within
+/// BODY_READ_TIMEOUT_SECONDS of the request's start (408): a client trickling its body a byte at
+/// a time cannot hold a connection and a worker's attention for as long as it likes. A refusal
+/// that leaves a body unread closes the connection. Upgrade requests (WebSocket) are passed on
+/// untouched: their "body" is the upgraded connection.
 pub async fn limit_body(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let limit = req
         .app_data::<Arc<BodyLimit>>()
         .map(|l| l.0)
         .unwrap_or(65536);
+    let timeout = req
+        .app_data::<Arc<BodyReadTimeout>>()
+        .map(|t| t.0)
+        .unwrap_or(Duration::from_secs(10));
     if let Some(value) = req.headers().get(header::CONTENT_LENGTH) {
         let declared = value
             .to_str()
@@ -33,17 +59,129 @@ pub async fn limit_body(
             .and_then(|v| v.trim().parse::<u64>().ok());
         match declared {
             Some(len) if len > limit as u64 => {
-                return Ok(req.error_response(AppError::PayloadTooLarge { limit }));
+                return Ok(closing(
+                    req.error_response(AppError::PayloadTooLarge { limit }),
+                ));
             }
             Some(_) => {}
             None => {
-                return Ok(
-                    req.error_response(AppError::BadRequest("Invalid Content-Length.".into()))
-                );
+                return Ok(closing(req.error_response(AppError::BadRequest(
+                    "Invalid Content-Length.".into(),
+                ))));
             }
         }
     }
+    if !req.head().upgrade() {
+        let started = req
+            .extensions()
+            .get::<RequestStart>()
+            .map_or_else(std::time::Instant::now, |s| s.0);
+        let left = (started + timeout).saturating_duration_since(std::time::Instant::now());
+        let mut payload = req.take_payload();
+        let read = actix_web::rt::time::timeout(left, read_capped(&mut payload, limit));
+        let body = match read.await {
+            Err(_elapsed) => {
+                return Ok(closing(req.error_response(AppError::RequestTimeout)));
+            }
+            Ok(Err(error)) => return Ok(closing(req.error_response(error))),
+            Ok(Ok(body)) => body,
+        };
+        req.extensions_mut().insert(BufferedBody(body.clone()));
+        req.set_payload(Payload::from(body));
+    }
     Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// The body, or 413 as soon as it grows past `limit` (chunked bodies declare no length).
+async fn read_capped(payload: &mut Payload, limit: usize) -> Result<Bytes, AppError> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| match e {
+            PayloadError::Overflow => AppError::PayloadTooLarge { limit },
+            _ => AppError::BadRequest("The request body could not be read.".into()),
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(AppError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The response closes the connection: the rest of the body is never read.
+fn closing<B>(mut res: ServiceResponse<B>) -> ServiceResponse<BoxBody>
+where
+    B: MessageBody + 'static,
+{
+    res.response_mut()
+        .head_mut()
+        .set_connection_type(ConnectionType::Close);
+    res.map_into_boxed_body()
+}
+
+/// The server's `Expect: 100-continue` handler. actix-http's default answers `100 Continue` to
+/// every such request before the application sees it, so a client would start sending a body
+/// the application then refuses: a declared `Content-Length` over MAX_BODY_BYTES is answered
+/// here with the final 413 problem (security headers, request id, connection closed) and no
+/// `100 Continue`.
+pub fn expect_continue(
+    limit: usize,
+    headers: SecurityHeaders,
+) -> impl ServiceFactory<
+    actix_http::Request,
+    Config = (),
+    Response = actix_http::Request,
+    Error = actix_http::Response<BoxBody>,
+    InitError = (),
+> + Clone {
+    actix_web::dev::fn_service(move |req: actix_http::Request| async move {
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        match declared {
+            Some(len) if len > limit as u64 => Err(expect_refusal(&req, limit, headers)),
+            _ => Ok(req),
+        }
+    })
+}
+
+fn expect_refusal(
+    req: &actix_http::Request,
+    limit: usize,
+    config: SecurityHeaders,
+) -> actix_http::Response<BoxBody> {
+    let id = RequestId::generate();
+    let path = actix_web::dev::Url::new(req.uri().clone());
+    let console = super::headers::is_console_path(path.path());
+    let error = AppError::PayloadTooLarge { limit };
+    let mut res = if console {
+        super::error::html_page(
+            error.status_code(),
+            "What was sent is too large.",
+            Some(&id.0),
+        )
+    } else {
+        let mut problem = error.problem();
+        problem.request_id = Some(id.0.clone());
+        actix_web::HttpResponse::build(error.status_code())
+            .content_type(super::error::PROBLEM_JSON)
+            .body(problem.to_json())
+    };
+    super::headers::apply(res.headers_mut(), config, console);
+    if let Ok(value) = header::HeaderValue::from_str(&id.0) {
+        res.headers_mut()
+            .insert(super::request_id::REQUEST_ID_HEADER, value);
+    }
+    res.head_mut().set_connection_type(ConnectionType::Close);
+    tracing::info!(
+        request_id = %id.0,
+        method = %req.method(),
+        status = 413,
+        "request refused before its body (Expect: 100-continue)"
+    );
+    res.into()
 }
 
 /// The JSON extractor configuration every route uses.
@@ -66,7 +204,7 @@ fn json_error(error: JsonPayloadError, limit: usize) -> AppError {
         JsonPayloadError::Payload(PayloadError::Overflow) => AppError::PayloadTooLarge { limit },
         JsonPayloadError::ContentType => AppError::UnsupportedMediaType,
         JsonPayloadError::Deserialize(e) if e.is_data() => {
-            AppError::Validation(vec![FieldError::new("body", data_error_message(&e))])
+            AppError::Validation(vec![data_error_message(&e)])
         }
         JsonPayloadError::Deserialize(e) => AppError::BadRequest(format!(
             "The body is not valid JSON (line {}, column {}).",
@@ -77,28 +215,252 @@ fn json_error(error: JsonPayloadError, limit: usize) -> AppError {
     }
 }
 
-/// serde's message names the field and the expected type; it never echoes the value sent.
-fn data_error_message(e: &serde_json::Error) -> String {
+/// A JSON shape error as a field error that never quotes what was sent: serde's messages quote
+/// values in backticks (``invalid type: integer `918…` ``) and would echo a password sent as a
+/// number into the response and, through the error's `Debug`, into the WARN log. Only the
+/// error's category, the position, the struct's own field names and the expected type are kept.
+fn data_error_message(e: &serde_json::Error) -> FieldError {
     let text = e.to_string();
-    match text.rsplit_once(" at line ") {
-        Some((message, _)) => message.to_string(),
-        None => text,
+    let message = match text.rsplit_once(" at line ") {
+        Some((message, _)) => message,
+        None => text.as_str(),
+    };
+    let described = describe_data_error(message);
+    FieldError::new(
+        described.field.unwrap_or_else(|| "body".into()),
+        format!(
+            "{} (line {}, column {})",
+            described.message,
+            e.line(),
+            e.column()
+        ),
+    )
+}
+
+/// What a serde data error says, rebuilt from its category: the field when serde names one of
+/// the struct's own fields, and a message without any part of the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedError {
+    pub field: Option<String>,
+    pub message: String,
+}
+
+/// The kinds of value serde's `Unexpected` names, most specific first.
+const VALUE_KINDS: &[(&str, &str)] = &[
+    ("boolean", "a boolean"),
+    ("integer", "an integer"),
+    ("floating point", "a number"),
+    ("char", "a character"),
+    ("string", "a string"),
+    ("byte array", "bytes"),
+    ("unit variant", "a variant"),
+    ("newtype variant", "a variant"),
+    ("tuple variant", "a variant"),
+    ("struct variant", "a variant"),
+    ("unit", "null"),
+    ("null", "null"),
+    ("Option value", "an optional value"),
+    ("newtype struct", "a value"),
+    ("sequence", "an array"),
+    ("map", "an object"),
+    ("enum", "an enum"),
+];
+
+/// Describes a serde data error message (`serde::de::Error`'s standard wordings) without quoting
+/// the value; messages of any other wording become a generic sentence.
+pub fn describe_data_error(message: &str) -> DescribedError {
+    // `expected …` comes from the Deserialize impl (code, not input): always the last clause.
+    let expected = message
+        .rsplit_once(", expected ")
+        .map(|(_, e)| e.chars().take(200).collect::<String>());
+    let with_expected = |what: &str| match &expected {
+        Some(e) => format!("{what}: expected {e}"),
+        None => what.to_string(),
+    };
+    let named = |prefix: &str| {
+        message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split('`').next())
+            .filter(|name| is_plain_name(name))
+            .map(str::to_string)
+    };
+    if let Some(rest) = message.strip_prefix("invalid type: ") {
+        let found = VALUE_KINDS
+            .iter()
+            .find(|(kind, _)| rest.starts_with(kind))
+            .map_or("another type", |(_, article)| article);
+        return DescribedError {
+            field: None,
+            message: with_expected(&format!("has the wrong type ({found})")),
+        };
     }
+    if message.starts_with("invalid value: ") {
+        return DescribedError {
+            field: None,
+            message: with_expected("has an invalid value"),
+        };
+    }
+    if message.starts_with("invalid length ") {
+        return DescribedError {
+            field: None,
+            message: with_expected("has the wrong length"),
+        };
+    }
+    if message.starts_with("unknown variant ") {
+        return DescribedError {
+            field: None,
+            message: with_expected("is not one of the accepted values"),
+        };
+    }
+    if message.starts_with("unknown field ") {
+        // The name is the client's own key (it could be anything): not repeated either.
+        return DescribedError {
+            field: None,
+            message: with_expected("has a field that is not known"),
+        };
+    }
+    if let Some(field) = named("missing field `") {
+        return DescribedError {
+            field: Some(field),
+            message: "is required".into(),
+        };
+    }
+    if let Some(field) = named("duplicate field `") {
+        return DescribedError {
+            field: Some(field),
+            message: "appears more than once".into(),
+        };
+    }
+    DescribedError {
+        field: None,
+        message: "does not have the expected shape".into(),
+    }
+}
+
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// The query-string extractor configuration every route uses: a shape error is a 422 that
+/// names the parameter's category, never its value (serde_urlencoded quotes unknown variants).
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|error, _req| {
+        let message = match &error {
+            actix_web::error::QueryPayloadError::Deserialize(e) => e.to_string(),
+            _ => String::new(),
+        };
+        let described = describe_data_error(&message);
+        AppError::Validation(vec![FieldError::new(
+            described.field.unwrap_or_else(|| "query".into()),
+            described.message,
+        )])
+        .into()
+    })
+}
+
+/// The urlencoded-form extractor configuration every route uses (same rules as queries).
+pub fn form_config(limit: usize) -> web::FormConfig {
+    web::FormConfig::default()
+        .limit(limit)
+        .error_handler(move |error, _req| {
+            use actix_web::error::UrlencodedError;
+            match error {
+                UrlencodedError::Overflow { .. } => AppError::PayloadTooLarge { limit },
+                UrlencodedError::ContentType => AppError::UnsupportedMediaType,
+                UrlencodedError::Parse(e) => {
+                    let described = describe_data_error(&e.to_string());
+                    AppError::Validation(vec![FieldError::new(
+                        described.field.unwrap_or_else(|| "form".into()),
+                        described.message,
+                    )])
+                }
+                _ => AppError::BadRequest("The form could not be read.".into()),
+            }
+            .into()
+        })
+}
+
+/// Path parameters that do not fit their type: nothing is there (the segment is not echoed).
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|_error, _req| AppError::NotFound.into())
 }
 
 /// A JSON body that may be left out: empty (or blank) is `T::default()`, anything else must be
 /// valid JSON of `T` (422 with a field error otherwise). For admin actions whose body only
 /// carries an optional reason.
-pub fn optional_json<T: serde::de::DeserializeOwned + Default>(
-    body: &[u8],
-) -> Result<T, super::error::AppError> {
+pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, AppError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
     serde_json::from_slice(body).map_err(|e| {
-        super::error::AppError::Validation(vec![super::error::FieldError::new(
-            "body",
-            format!("is not a valid JSON object ({e})"),
-        )])
+        let error = if e.is_data() {
+            data_error_message(&e)
+        } else {
+            FieldError::new(
+                "body",
+                format!(
+                    "is not a valid JSON object (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ),
+            )
+        };
+        AppError::Validation(vec![error])
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn described_errors_never_quote_the_value() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Login {
+            login: String,
+            password: String,
+            mode: Option<Mode>,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        enum Mode {
+            A,
+        }
+        for (body, field) in [
+            (r#"{"login":"a","password":91827364554433}"#, "body"),
+            (r#"{"login":"a","password":{"x":"91827364554433"}}"#, "body"),
+            (r#"{"login":"a","password":["91827364554433"]}"#, "body"),
+            (r#"{"login":91827364554433,"password":"p"}"#, "body"),
+            (
+                r#"{"login":"a","password":"p","mode":"91827364554433"}"#,
+                "body",
+            ),
+            (r#"{"login":"a","password":"p","91827364554433":1}"#, "body"),
+            (
+                r#"{"login":"a","password":"p","x91827364554433":1}"#,
+                "body",
+            ),
+            (r#"{"login":"a"}"#, "password"),
+        ] {
+            let e = serde_json::from_str::<Login>(body).unwrap_err();
+            let described = data_error_message(&e);
+            let text = format!("{described:?}");
+            assert!(!text.contains("9182736455"), "{body}: {text}");
+            assert_eq!(described.field, field, "{body}: {text}");
+            assert!(!described.message.is_empty());
+        }
+        let e = serde_json::from_str::<Login>(r#"{"login":"a","password":9}"#).unwrap_err();
+        assert!(
+            data_error_message(&e)
+                .message
+                .starts_with("has the wrong type (an integer): expected a string"),
+            "{:?}",
+            data_error_message(&e)
+        );
+    }
 }

@@ -1,5 +1,10 @@
 //! The rate-limit middleware: spends the request from the client's budgets before routing, adds
 //! the `RateLimit-*` headers, and turns a refusal into a 429 problem with `Retry-After`.
+//!
+//! Which budgets apply is decided on the route pattern the request resolves to (the resource
+//! map matched against the path as the router decodes it), never on the raw path: every
+//! spelling that reaches the login handler spends the login budget, and only what reaches
+//! `/health` or `/ready` is exempt.
 
 use std::sync::Arc;
 
@@ -27,8 +32,9 @@ pub async fn limit(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     // `None` when RATE_LIMIT_ENABLED=false.
+    let pattern = crate::http::routed_pattern(&req);
     let limiter = match req.app_data::<Option<Arc<Limiter>>>() {
-        Some(Some(limiter)) if !is_exempt(req.path()) => limiter.clone(),
+        Some(Some(limiter)) if !is_exempt(pattern.as_deref()) => limiter.clone(),
         _ => {
             return next
                 .call(req)
@@ -37,7 +43,7 @@ pub async fn limit(
         }
     };
     let key = limiter.extractor().extract(&req)?;
-    let class = RouteClass::of(req.method(), req.path());
+    let class = RouteClass::of(req.method(), pattern.as_deref());
     let verdict = limiter.check(key, class).await;
     let policy = limiter.policy_header(class);
     match verdict {

@@ -9,9 +9,11 @@ use actix_web::http::Method;
 
 use crate::config::settings::RateLimitSettings;
 
-/// Requests that spend no budget at all: liveness and readiness probes.
-pub fn is_exempt(path: &str) -> bool {
-    matches!(path, "/health" | "/ready")
+/// Requests that spend no budget at all: liveness and readiness probes. `pattern` is the route
+/// pattern the request resolves to ([`crate::http::routed_pattern`]), never the raw path, so only
+/// what actually reaches the probes is exempt (`/health/../api/v1/auth/login` resolves to nothing).
+pub fn is_exempt(pattern: Option<&str>) -> bool {
+    matches!(pattern, Some("/health" | "/ready"))
 }
 
 /// The routes with a stricter per-IP limit of their own, on top of the global ones.
@@ -31,13 +33,15 @@ impl RouteClass {
         RouteClass::Password,
     ];
 
-    /// The class of a request, from its method and exact path (the limiter runs before routing).
-    /// The console's sign-in form shares the API login's limit.
-    pub fn of(method: &Method, path: &str) -> Option<RouteClass> {
+    /// The class of a request, from its method and the route pattern it resolves to
+    /// ([`crate::http::routed_pattern`]: the pattern the router will match, whatever spelling of
+    /// the path reached it — `%6cogin` is `login`). The console's sign-in form shares the API
+    /// login's limit.
+    pub fn of(method: &Method, pattern: Option<&str>) -> Option<RouteClass> {
         if method != Method::POST {
             return None;
         }
-        match path {
+        match pattern? {
             "/api/v1/auth/login" | "/admin/login" => Some(RouteClass::Login),
             "/api/v1/auth/register" => Some(RouteClass::Register),
             "/api/v1/auth/refresh" => Some(RouteClass::Refresh),
@@ -233,21 +237,26 @@ mod tests {
     }
 
     #[test]
-    fn route_classes_match_exact_post_paths() {
+    fn route_classes_match_post_route_patterns() {
         assert_eq!(
-            RouteClass::of(&Method::POST, "/api/v1/auth/login"),
+            RouteClass::of(&Method::POST, Some("/api/v1/auth/login")),
             Some(RouteClass::Login)
         );
         assert_eq!(
-            RouteClass::of(&Method::POST, "/admin/login"),
+            RouteClass::of(&Method::POST, Some("/admin/login")),
             Some(RouteClass::Login)
         );
-        assert_eq!(RouteClass::of(&Method::GET, "/api/v1/auth/login"), None);
-        assert_eq!(RouteClass::of(&Method::POST, "/api/v1/auth/login/"), None);
         assert_eq!(
-            RouteClass::of(&Method::POST, "/api/v1/me/password"),
+            RouteClass::of(&Method::GET, Some("/api/v1/auth/login")),
+            None
+        );
+        assert_eq!(RouteClass::of(&Method::POST, None), None);
+        assert_eq!(
+            RouteClass::of(&Method::POST, Some("/api/v1/me/password")),
             Some(RouteClass::Password)
         );
+        assert!(is_exempt(Some("/health")));
+        assert!(!is_exempt(None));
     }
 
     #[test]

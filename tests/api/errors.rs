@@ -12,6 +12,18 @@ struct Echo {
     count: u32,
 }
 
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct Shape {
+    n: u8,
+    mode: Option<Mode>,
+}
+
+#[derive(Deserialize)]
+enum Mode {
+    Fast,
+}
+
 async fn echo_app() -> TestApp {
     app_without_database()
         .extra_routes(|cfg| {
@@ -19,6 +31,18 @@ async fn echo_app() -> TestApp {
                 "/test/echo",
                 web::post().to(|body: web::Json<Echo>| async move {
                     HttpResponse::Ok().json(serde_json::json!({ "name": body.name }))
+                }),
+            );
+            cfg.route(
+                "/test/query",
+                web::get().to(|q: web::Query<Shape>| async move {
+                    HttpResponse::Ok().json(serde_json::json!({ "n": q.n }))
+                }),
+            );
+            cfg.route(
+                "/test/form",
+                web::post().to(|f: web::Form<Shape>| async move {
+                    HttpResponse::Ok().json(serde_json::json!({ "n": f.n }))
                 }),
             );
         })
@@ -99,4 +123,159 @@ async fn oversized_json_is_413_even_when_chunked() {
     let res = post(&app, "application/json", reqwest::Body::wrap_stream(stream)).await;
     assert_eq!(res.status(), 413);
     assert_problem(&res.json().await.unwrap(), 413);
+}
+
+/// The real binary, logging JSON to a channel: (child, port, lines).
+fn serve_with_logs() -> (std::process::Child, u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut env = crate::support::base_env("postgres://postgres@127.0.0.1:1/nowhere");
+    env.insert("LOG_FORMAT".into(), "json".into());
+    env.insert("LOG_LEVEL".into(), "info".into());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .arg("serve")
+        .env_clear()
+        .env("RAMPART_CONFIG_DIR", crate::support::config_dir())
+        .envs(&env)
+        .current_dir(std::env::temp_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let port = loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("server did not start");
+        let parsed: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if parsed["message"] == "rampart listening" {
+            break parsed["port"].as_u64().unwrap() as u16;
+        }
+    };
+    (child, port, rx)
+}
+
+#[actix_web::test]
+async fn a_value_of_the_wrong_type_is_never_echoed_in_the_body_or_the_log() {
+    const DIGITS: &str = "918273645544332211";
+    let (mut child, port, rx) = serve_with_logs();
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "/api/v1/auth/login",
+            format!(r#"{{"login":"alice","password":{DIGITS}}}"#),
+        ),
+        (
+            "/api/v1/auth/login",
+            format!(r#"{{"login":"alice","password":{{"pin":{DIGITS}}}}}"#),
+        ),
+        (
+            "/api/v1/auth/login",
+            format!(r#"{{"login":"alice","password":[{DIGITS}, "{DIGITS}"]}}"#),
+        ),
+        (
+            "/api/v1/auth/login",
+            format!(r#"{{"login":"alice","password":"{DIGITS}x","{DIGITS}":1}}"#),
+        ),
+        (
+            "/api/v1/auth/register",
+            format!(
+                r#"{{"username":{DIGITS},"email":"a@example.org","password":"correct horse battery"}}"#
+            ),
+        ),
+        (
+            "/api/v1/auth/refresh",
+            format!(r#"{{"refresh_token":{DIGITS}.5}}"#),
+        ),
+    ];
+    for (path, body) in &cases {
+        let res = client
+            .post(url(path))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        assert!(
+            status == 422 || status == 400,
+            "{path} {body}: {status} {text}"
+        );
+        assert!(!text.contains(DIGITS), "{path} {body} echoed: {text}");
+        if status == 422 {
+            let problem: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let message = problem["errors"][0]["message"].as_str().unwrap();
+            assert!(message.contains("expected"), "{text}");
+        }
+    }
+    // Every request has been logged (a WARN line for its error, then `request finished`).
+    let mut lines = Vec::new();
+    let mut finished = 0;
+    while finished < cases.len() {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("request log lines");
+        if line.contains("request finished") {
+            finished += 1;
+        }
+        lines.push(line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let all = lines.join("\n");
+    assert!(all.contains("Error encountered"), "{all}");
+    assert!(
+        !all.contains(&DIGITS[..10]),
+        "the log echoes a value:\n{all}"
+    );
+}
+
+#[actix_web::test]
+async fn query_and_form_shape_errors_are_422_without_the_value() {
+    const DIGITS: &str = "918273645544332211";
+    let app = echo_app().await;
+    for path in [
+        format!("/test/query?n={DIGITS}"),
+        format!("/test/query?n=1&mode=x{DIGITS}"),
+    ] {
+        let res = app.get(&path).await;
+        assert_eq!(res.status(), 422, "{path}");
+        let text = res.text().await.unwrap();
+        assert!(!text.contains(DIGITS), "{path}: {text}");
+        assert_problem(&serde_json::from_str(&text).unwrap(), 422);
+    }
+    for body in [format!("n={DIGITS}"), format!("n=1&mode=x{DIGITS}")] {
+        let res = post_to(
+            &app,
+            "/test/form",
+            "application/x-www-form-urlencoded",
+            body.clone(),
+        )
+        .await;
+        assert_eq!(res.status(), 422, "{body}");
+        let text = res.text().await.unwrap();
+        assert!(!text.contains(DIGITS), "{body}: {text}");
+    }
+}
+
+async fn post_to(app: &TestApp, path: &str, content_type: &str, body: String) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
 }

@@ -430,3 +430,152 @@ async fn an_unreachable_redis_leaves_the_local_limits_in_force() {
         "a dead Redis does not hold requests up"
     );
 }
+
+/// One raw POST (so that no client normalises the path): status, `RateLimit-Remaining`, and
+/// `RateLimit-Limit`.
+async fn raw_post(app: &TestApp, path: &str) -> (u16, Option<u64>, Option<u64>) {
+    let (status, raw) = crate::support::raw_http(
+        app.port,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+        ),
+    )
+    .await;
+    let value = |name: &str| {
+        raw.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_string())
+            })
+            .and_then(|v| v.parse().ok())
+    };
+    (
+        status,
+        value("ratelimit-remaining"),
+        value("ratelimit-limit"),
+    )
+}
+
+/// Spellings of `path` an attacker would try: percent-encoded letters (lower- and upper-case
+/// hex, one or all), case, double and trailing slashes, dot segments, an encoded slash, a query.
+fn spellings(path: &str) -> Vec<String> {
+    let (dir, last) = path.rsplit_once('/').unwrap();
+    let first = last.as_bytes()[0];
+    let all: String = last.bytes().map(|b| format!("%{b:02X}")).collect();
+    let second_segment = path[1..].find('/').unwrap() + 1;
+    vec![
+        path.to_string(),
+        format!("{dir}/%{first:02x}{}", &last[1..]),
+        format!("{dir}/%{first:02X}{}", &last[1..]),
+        format!("{dir}/{all}"),
+        format!("/%{:02x}{}", path.as_bytes()[1], &path[2..]),
+        format!("{path}?next=/x"),
+        path.to_uppercase(),
+        format!("{dir}/{}", last.to_uppercase()),
+        format!("/{path}"),
+        format!("{}/{}", &path[..second_segment], &path[second_segment..]),
+        format!("{path}/"),
+        format!("{path}//"),
+        format!("{dir}/./{last}"),
+        format!("{dir}/x/../{last}"),
+        format!("{}%2F{last}", dir),
+        format!("{path}%00"),
+        format!("{path};x=1"),
+    ]
+}
+
+#[actix_web::test]
+async fn every_spelling_of_a_limited_route_404s_or_spends_that_routes_budget() {
+    let app = app()
+        .env("RATE_LIMIT_LOGIN_PER_MINUTE", "200")
+        .env("RATE_LIMIT_REGISTER_PER_MINUTE", "201")
+        .env("RATE_LIMIT_REFRESH_PER_MINUTE", "202")
+        .env("RATE_LIMIT_PASSWORD_PER_MINUTE", "203")
+        .spawn()
+        .await;
+    // (route, its class's limit); the console's sign-in shares the login budget.
+    let routes = [
+        ("/api/v1/auth/login", 200),
+        ("/admin/login", 200),
+        ("/api/v1/auth/register", 201),
+        ("/api/v1/auth/refresh", 202),
+        ("/api/v1/me/password", 203),
+    ];
+    let mut spent = std::collections::BTreeMap::<u64, u64>::new();
+    let mut routed = Vec::new();
+    for (route, limit) in routes {
+        for spelling in spellings(route) {
+            let (status, remaining, header_limit) = raw_post(&app, &spelling).await;
+            if status == 404 {
+                continue;
+            }
+            let n = spent.entry(limit).or_default();
+            *n += 1;
+            assert_eq!(
+                (header_limit, remaining),
+                (Some(limit), Some(limit - *n)),
+                "POST {spelling} answered {status} without spending the {route} budget"
+            );
+            routed.push(spelling);
+        }
+    }
+    // The encoded spellings really reached the handlers (else the test proves nothing).
+    for reached in [
+        "/api/v1/auth/%6cogin",
+        "/api/v1/auth/%72egister",
+        "/api/v1/me/%70assword",
+        "/admin/%6cogin",
+        "/%61dmin/login",
+        "/api/v1/auth/%72%65%66%72%65%73%68",
+    ] {
+        assert!(
+            routed.iter().any(|r| r.eq_ignore_ascii_case(reached)),
+            "{reached} not routed: {routed:?}"
+        );
+    }
+    // Once the budget is spent, an encoded spelling is refused like the plain one.
+    let small = crate::support::app()
+        .env("RATE_LIMIT_LOGIN_PER_MINUTE", "2")
+        .spawn()
+        .await;
+    assert_eq!(raw_post(&small, "/api/v1/auth/%6cogin").await.0, 422);
+    // JSON is not a sign-in form: 415, but still spent from the login budget.
+    assert_eq!(raw_post(&small, "/admin/%6Cogin").await.0, 415);
+    assert_eq!(
+        raw_post(&small, "/api/v1/auth/%6C%6F%67%69%6E").await.0,
+        429
+    );
+    assert_eq!(raw_post(&small, "/api/v1/auth/login").await.0, 429);
+}
+
+#[actix_web::test]
+async fn only_what_routes_to_health_or_ready_is_exempt() {
+    let app = limited("4", "1000").spawn().await;
+    for path in [
+        "/health/../api/v1/auth/login",
+        "/health/%2e%2e/api/v1/auth/login",
+        "/health/",
+        "/ready//",
+    ] {
+        let (status, remaining, _) = raw_post(&app, path).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(remaining.is_some(), "{path} spent no budget");
+    }
+    let (status, _, _) = raw_post(&app, "/health/../api/v1/auth/login").await;
+    assert_eq!(
+        status, 429,
+        "a path that only starts like /health is limited"
+    );
+    // The probes themselves, however spelled, still answer.
+    for path in ["/health", "/%68ealth", "/ready", "/%72eady"] {
+        let res = get(&app, path).await;
+        assert!(
+            res.status() == 200 || res.status() == 503,
+            "{path}: {}",
+            res.status()
+        );
+        assert!(res.headers().get("ratelimit-remaining").is_none(), "{path}");
+    }
+}

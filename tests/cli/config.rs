@@ -480,3 +480,56 @@ fn token_settings_are_checked() {
     env.insert("ACCESS_TOKEN_TTL_SECONDS".into(), "86400".into());
     assert!(variables(&load(env)).contains(&"ACCESS_TOKEN_TTL_SECONDS"));
 }
+
+#[test]
+fn http_timing_settings_have_the_documented_defaults_parse_overrides_and_are_shown() {
+    use std::time::Duration;
+    let s = load(good_env());
+    // Keep-alive outlives a load balancer's usual 60 s idle timeout.
+    assert_eq!(s.http.keep_alive, Duration::from_secs(75));
+    assert!(s.http.keep_alive > Duration::from_secs(60));
+    assert_eq!(s.http.client_timeout, Duration::from_secs(5));
+    assert_eq!(s.http.body_read_timeout, Duration::from_secs(10));
+    assert_eq!(s.http.shutdown_timeout, Duration::from_secs(30));
+    let mut env = good_env();
+    for (key, value) in [
+        ("HTTP_KEEP_ALIVE_SECONDS", "0"),
+        ("HTTP_CLIENT_TIMEOUT_SECONDS", "3"),
+        ("BODY_READ_TIMEOUT_SECONDS", "2"),
+        ("HTTP_SHUTDOWN_TIMEOUT_SECONDS", "5"),
+    ] {
+        env.insert(key.into(), value.into());
+    }
+    let s = load(env);
+    assert_eq!(s.http.keep_alive, Duration::ZERO);
+    assert_eq!(s.http.client_timeout, Duration::from_secs(3));
+    assert_eq!(s.http.body_read_timeout, Duration::from_secs(2));
+    assert_eq!(s.http.shutdown_timeout, Duration::from_secs(5));
+    let shown = s.redacted_lines().join("\n");
+    for line in [
+        "HTTP_KEEP_ALIVE_SECONDS=0",
+        "HTTP_CLIENT_TIMEOUT_SECONDS=3",
+        "BODY_READ_TIMEOUT_SECONDS=2",
+        "HTTP_SHUTDOWN_TIMEOUT_SECONDS=5",
+    ] {
+        assert!(shown.contains(line), "{line} not in:\n{shown}");
+    }
+    for (key, value) in [
+        ("HTTP_KEEP_ALIVE_SECONDS", "soon"),
+        ("HTTP_CLIENT_TIMEOUT_SECONDS", "0"),
+        ("BODY_READ_TIMEOUT_SECONDS", "0"),
+        ("BODY_READ_TIMEOUT_SECONDS", "-1"),
+        ("HTTP_SHUTDOWN_TIMEOUT_SECONDS", "100000"),
+    ] {
+        let mut env = good_env();
+        env.insert(key.into(), value.into());
+        let err = Settings::load_from(&Sources {
+            config_dir: config_dir(),
+            env,
+            dotenv: None,
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(key), "{key}={value}: {err}");
+    }
+}

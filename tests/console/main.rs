@@ -8,6 +8,7 @@ mod support;
 mod admin_api;
 mod browser;
 mod client;
+mod control_chars;
 mod pages;
 mod pagination;
 mod sign_in;
