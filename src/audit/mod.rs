@@ -78,7 +78,7 @@ use time::OffsetDateTime;
 pub use chain::{AuditKey, Failure, FailureKind};
 pub use model::{
     Action, Actor, ActorType, AuditEntry, AuditFilter, AuditPage, AuditQuery, AuditRow, Checkpoint,
-    Event, Outcome, RequestMeta, parse_before, parse_reason,
+    Event, Outcome, RequestMeta, in_timestamp_range, parse_reason, parse_timestamp,
 };
 
 use crate::clock::rfc3339;
@@ -513,6 +513,13 @@ impl Auditor {
         if in_transaction(conn)? {
             return Err(DieselError::AlreadyInTransaction);
         }
+        // `parse_timestamp` already refuses these; a caller with its own date must not reach the
+        // binding (diesel panics on an offset time with no UTC equivalent).
+        if !in_timestamp_range(before) {
+            return Err(DieselError::QueryBuilderError(
+                "the date is outside the range of timestamps Postgres holds".into(),
+            ));
+        }
         let before = chain::truncate_to_micros(before);
         // Verify without the lock first, so appends are not held up for a full walk.
         let snapshot = self.verify(conn)?;
@@ -671,6 +678,7 @@ fn prepare(meta: &RequestMeta, event: &Event) -> AuditRow {
         ip: meta.ip.map(|ip| IpNet::from(ip.to_canonical())),
         user_agent: bound_opt(meta.user_agent.as_deref(), MAX_USER_AGENT_CHARS),
         request_id: bound_opt(meta.request_id.as_deref(), MAX_REQUEST_ID_CHARS),
+        server_request_id: bound_opt(meta.server_request_id.as_deref(), MAX_REQUEST_ID_CHARS),
         metadata: scrub::scrub_metadata(&event.metadata),
         prev_hash: Vec::new(),
         hash: Vec::new(),

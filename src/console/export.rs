@@ -1,9 +1,14 @@
 //! The audit log as CSV, streamed: rows are read in keyset batches and written out as they come,
 //! so an export of millions of rows holds one batch in memory, never the whole set.
 //!
-//! Cells that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, tab or
-//! carriage return) are prefixed with `'`: audit rows hold attacker-chosen text (user agents,
-//! login names) and an export must not turn into code on an admin's machine.
+//! Audit rows hold attacker-chosen text (user agents, login names) and an export must not turn
+//! into code on an admin's machine (CSV injection). Following OWASP's guidance, every field is
+//! quoted (embedded quotes doubled), and a `'` goes before every formula trigger (`=`, `+`, `-`,
+//! `@`, tab, carriage return) that could start a cell: at the start of the field, and after any
+//! character a spreadsheet may split cells on when it guesses the delimiter or ignores the
+//! quotes — `,` `;` tab `|`, line breaks and quote marks (`Mozilla/5.0;=1+2*3` is a formula to a
+//! spreadsheet in a `;` locale, quoted or not). Spaces between the separator and the trigger do
+//! not hide it. The stored row is untouched; only its export is defused.
 
 use actix_web::web;
 use bytes::Bytes;
@@ -16,7 +21,7 @@ use crate::http::error::AppError;
 /// Rows per database round trip.
 pub const BATCH: i64 = 500;
 
-pub const HEADER: [&str; 13] = [
+pub const HEADER: [&str; 14] = [
     "id",
     "occurred_at",
     "actor_type",
@@ -28,17 +33,42 @@ pub const HEADER: [&str; 13] = [
     "ip",
     "user_agent",
     "request_id",
+    "server_request_id",
     "count",
     "metadata",
 ];
 
-/// A cell safe to open in a spreadsheet.
+/// Characters that start a formula when they open a cell.
+const TRIGGERS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+/// Characters after which a spreadsheet may start a new cell.
+const SEPARATORS: [char; 8] = [',', ';', '\t', '|', '\n', '\r', '"', '\''];
+
+/// A cell safe to open in a spreadsheet: `'` before every trigger that could begin a cell.
 pub fn cell(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        std::borrow::Cow::Owned(format!("'{text}"))
-    } else {
-        std::borrow::Cow::Borrowed(text)
+    // Whether the next non-space character would be the first of a cell.
+    let mut cell_start = true;
+    let mut at_risk = false;
+    for c in text.chars() {
+        if cell_start && TRIGGERS.contains(&c) {
+            at_risk = true;
+            break;
+        }
+        cell_start = SEPARATORS.contains(&c) || (cell_start && c == ' ');
     }
+    if !at_risk {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut cell_start = true;
+    for c in text.chars() {
+        if cell_start && TRIGGERS.contains(&c) {
+            out.push('\'');
+        }
+        out.push(c);
+        // A defused tab or CR still separates: what follows it is checked as well.
+        cell_start = SEPARATORS.contains(&c) || (cell_start && c == ' ');
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 fn write_row(out: &mut csv::Writer<Vec<u8>>, e: &AuditEntry) -> Result<(), csv::Error> {
@@ -62,6 +92,7 @@ fn write_row(out: &mut csv::Writer<Vec<u8>>, e: &AuditEntry) -> Result<(), csv::
         &ip,
         &cell(e.user_agent.as_deref().unwrap_or_default()),
         &cell(e.request_id.as_deref().unwrap_or_default()),
+        &cell(e.server_request_id.as_deref().unwrap_or_default()),
         &count,
         &cell(&metadata),
     ])
@@ -69,7 +100,9 @@ fn write_row(out: &mut csv::Writer<Vec<u8>>, e: &AuditEntry) -> Result<(), csv::
 
 /// CSV bytes for a batch (with the header line first when `header`).
 pub fn encode(entries: &[AuditEntry], header: bool) -> Result<Bytes, AppError> {
-    let mut out = csv::Writer::from_writer(Vec::with_capacity(entries.len() * 256));
+    let mut out = csv::WriterBuilder::new()
+        .quote_style(csv::QuoteStyle::Always)
+        .from_writer(Vec::with_capacity(entries.len() * 256));
     if header {
         out.write_record(HEADER).map_err(AppError::internal)?;
     }
@@ -144,11 +177,76 @@ mod tests {
             ("-2+3", "'-2+3"),
             ("@SUM(A1)", "'@SUM(A1)"),
             ("\tcmd", "'\tcmd"),
+            ("\r=1", "'\r'=1"),
+            ("  =1", "  '=1"),
             ("curl/8.0", "curl/8.0"),
             ("auth.login.failed", "auth.login.failed"),
+            (
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)",
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)",
+            ),
+            ("a-b+c=d@e", "a-b+c=d@e"),
             ("", ""),
         ] {
-            assert_eq!(cell(raw), safe);
+            assert_eq!(cell(raw), safe, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn triggers_after_a_separator_are_defused_too() {
+        for (raw, safe) in [
+            ("Mozilla/5.0;=1+2*3;x", "Mozilla/5.0;'=1+2*3;x"),
+            ("a,=1", "a,'=1"),
+            ("a, +1", "a, '+1"),
+            ("a\t@SUM(A1)", "a\t'@SUM(A1)"),
+            ("a|-1", "a|'-1"),
+            ("a\n=1", "a\n'=1"),
+            ("a\r\n=1", "a\r\n'=1"),
+            ("a\"=1", "a\"'=1"),
+            ("a'=1", "a''=1"),
+            ("a;;=1;+2", "a;;'=1;'+2"),
+            ("\t=1", "'\t'=1"),
+            ("{\"ua\":\"x;=cmd|' /C calc'!A0\"}", "{\"ua\":\"x;'=cmd|' /C calc'!A0\"}"),
+        ] {
+            assert_eq!(cell(raw), safe, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn every_field_is_quoted_and_quotes_are_doubled() {
+        let entry = AuditEntry {
+            id: 7,
+            occurred_at: time::macros::datetime!(2026-11-30 12:00 UTC),
+            actor_type: "anonymous".into(),
+            actor_id: None,
+            action: "auth.login.failed".into(),
+            outcome: "failure".into(),
+            target_type: None,
+            target_id: None,
+            ip: Some("203.0.113.9".parse().unwrap()),
+            user_agent: Some("Mozilla/5.0;=1+2*3;x \"q\"".into()),
+            request_id: Some("attacker-chosen".into()),
+            server_request_id: Some("0193-server".into()),
+            metadata: serde_json::json!({ "login": "=1" }),
+            hash: "ab".into(),
+            prev_hash: "cd".into(),
+        };
+        let csv = String::from_utf8(encode(&[entry], true).unwrap().to_vec()).unwrap();
+        let mut lines = csv.lines();
+        let header = lines.next().unwrap();
+        assert!(header.starts_with("\"id\",\"occurred_at\","), "{header}");
+        let row = lines.next().unwrap();
+        assert!(row.starts_with("\"7\",\"2026-11-30T12:00:00Z\",\"anonymous\",\"\","), "{row}");
+        assert!(
+            row.contains(",\"Mozilla/5.0;'=1+2*3;x \"\"q\"\"\","),
+            "{row}"
+        );
+        assert!(row.contains(",\"attacker-chosen\",\"0193-server\","), "{row}");
+        assert!(row.contains("\"{\"\"login\"\":\"\"'=1\"\"}\""), "{row}");
+        // Read back as CSV, every record has every column.
+        let mut reader = csv::Reader::from_reader(csv.as_bytes());
+        for record in reader.records() {
+            assert_eq!(record.unwrap().len(), HEADER.len());
         }
     }
 }

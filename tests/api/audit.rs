@@ -48,6 +48,7 @@ fn meta() -> RequestMeta {
         ip: Some("203.0.113.9".parse().unwrap()),
         user_agent: Some("test-agent/1.0".into()),
         request_id: Some("req-1".into()),
+        server_request_id: Some("0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".into()),
     }
 }
 
@@ -335,6 +336,7 @@ fn hostile_strings_are_stored_and_returned_verbatim_but_bounded() {
         ip: Some("2001:db8::1".parse().unwrap()),
         user_agent: Some(long_ua.clone()),
         request_id: Some(hostile.to_string()),
+        server_request_id: None,
     };
     let event = Event::new(Action::WebhookRejected, Outcome::Denied, Actor::anonymous())
         .target(short_hostile, hostile)
@@ -561,6 +563,7 @@ fn forged_row(id: i64, prev_hash: Vec<u8>) -> AuditRow {
         ip: Some("198.51.100.1/32".parse().unwrap()),
         user_agent: None,
         request_id: None,
+        server_request_id: None,
         metadata: json!({}),
         prev_hash,
         hash: Vec::new(),

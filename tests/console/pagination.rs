@@ -51,6 +51,7 @@ fn seed(app: &TestApp) {
                 ip: Some(ip(i).parse().unwrap()),
                 user_agent: Some("seed".into()),
                 request_id: None,
+                server_request_id: None,
             };
             let event = Event::new(
                 action,
