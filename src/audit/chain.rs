@@ -730,7 +730,9 @@ mod tests {
         assert!(verifier.finish().failure.is_none());
         for change in [
             |r: &mut AuditRow| r.server_request_id = None,
-            |r: &mut AuditRow| r.server_request_id = Some("0193a1b2-0000-7000-8000-00000000beee".into()),
+            |r: &mut AuditRow| {
+                r.server_request_id = Some("0193a1b2-0000-7000-8000-00000000beee".into())
+            },
             |r: &mut AuditRow| r.server_request_id = Some(String::new()),
             // The client's id and the server's cannot be swapped.
             |r: &mut AuditRow| {

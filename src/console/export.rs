@@ -206,7 +206,10 @@ mod tests {
             ("a'=1", "a''=1"),
             ("a;;=1;+2", "a;;'=1;'+2"),
             ("\t=1", "'\t'=1"),
-            ("{\"ua\":\"x;=cmd|' /C calc'!A0\"}", "{\"ua\":\"x;'=cmd|' /C calc'!A0\"}"),
+            (
+                "{\"ua\":\"x;=cmd|' /C calc'!A0\"}",
+                "{\"ua\":\"x;'=cmd|' /C calc'!A0\"}",
+            ),
         ] {
             assert_eq!(cell(raw), safe, "{raw:?}");
         }
@@ -236,12 +239,18 @@ mod tests {
         let header = lines.next().unwrap();
         assert!(header.starts_with("\"id\",\"occurred_at\","), "{header}");
         let row = lines.next().unwrap();
-        assert!(row.starts_with("\"7\",\"2026-11-30T12:00:00Z\",\"anonymous\",\"\","), "{row}");
+        assert!(
+            row.starts_with("\"7\",\"2026-11-30T12:00:00Z\",\"anonymous\",\"\","),
+            "{row}"
+        );
         assert!(
             row.contains(",\"Mozilla/5.0;'=1+2*3;x \"\"q\"\"\","),
             "{row}"
         );
-        assert!(row.contains(",\"attacker-chosen\",\"0193-server\","), "{row}");
+        assert!(
+            row.contains(",\"attacker-chosen\",\"0193-server\","),
+            "{row}"
+        );
         assert!(row.contains("\"{\"\"login\"\":\"\"'=1\"\"}\""), "{row}");
         // Read back as CSV, every record has every column.
         let mut reader = csv::Reader::from_reader(csv.as_bytes());
