@@ -71,6 +71,41 @@ pub fn cell(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// The metadata column: JSON, defused like [`cell`] but still valid JSON with the same values —
+/// a trigger inside a string is written as its `\u00XX` escape instead of getting a `'` (outside
+/// strings only a negative number after `,` can start a cell, and that gets the `'`).
+pub fn json_cell(value: &serde_json::Value) -> String {
+    let text = value.to_string();
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut cell_start = true;
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in text.chars() {
+        if cell_start && TRIGGERS.contains(&c) {
+            if in_string {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+                cell_start = false;
+                continue;
+            }
+            out.push('\'');
+        }
+        out.push(c);
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+        }
+        cell_start = SEPARATORS.contains(&c) || (cell_start && c == ' ');
+    }
+    out
+}
+
 fn write_row(out: &mut csv::Writer<Vec<u8>>, e: &AuditEntry) -> Result<(), csv::Error> {
     let count = e
         .metadata
@@ -78,7 +113,7 @@ fn write_row(out: &mut csv::Writer<Vec<u8>>, e: &AuditEntry) -> Result<(), csv::
         .and_then(|c| c.as_i64())
         .map(|c| c.to_string())
         .unwrap_or_default();
-    let metadata = e.metadata.to_string();
+    let metadata = json_cell(&e.metadata);
     let ip = e.ip.map(|ip| ip.to_string()).unwrap_or_default();
     out.write_record([
         e.id.to_string().as_str(),
@@ -94,7 +129,7 @@ fn write_row(out: &mut csv::Writer<Vec<u8>>, e: &AuditEntry) -> Result<(), csv::
         &cell(e.request_id.as_deref().unwrap_or_default()),
         &cell(e.server_request_id.as_deref().unwrap_or_default()),
         &count,
-        &cell(&metadata),
+        &metadata,
     ])
 }
 
@@ -216,6 +251,39 @@ mod tests {
     }
 
     #[test]
+    fn metadata_stays_json_with_the_same_values_but_defused() {
+        let value = serde_json::json!({
+            "login": "@nobody",
+            "ua": "x;=1+2",
+            "path": "/a,-b",
+            "n": [1, -2],
+            "quote": "a\"=b",
+            "uuid": "01a22d19-af18-735c-8564-bb77a79b8325",
+        });
+        let text = json_cell(&value);
+        // No trigger follows a separator anywhere, inside strings or out, unless behind a `'`.
+        let chars: Vec<char> = text.chars().collect();
+        for (i, c) in chars.iter().enumerate().skip(1) {
+            if TRIGGERS.contains(c) {
+                let before = chars[..i].iter().rev().find(|c| **c != ' ').unwrap();
+                assert!(
+                    !SEPARATORS.contains(before) || *before == '\'',
+                    "{text} at {i}"
+                );
+            }
+        }
+        assert!(text.contains("\"\\u0040nobody\""), "{text}");
+        assert!(
+            text.contains("01a22d19-af18-735c"),
+            "hyphens inside ids stay: {text}"
+        );
+        // Strings read back exactly; only the negative number after a comma is now text.
+        let back: serde_json::Value = serde_json::from_str(&text.replace(",'-", ",-")).unwrap();
+        assert_eq!(back, value);
+        assert!(text.contains(",'-2"), "{text}");
+    }
+
+    #[test]
     fn every_field_is_quoted_and_quotes_are_doubled() {
         let entry = AuditEntry {
             id: 7,
@@ -251,7 +319,10 @@ mod tests {
             row.contains(",\"attacker-chosen\",\"0193-server\","),
             "{row}"
         );
-        assert!(row.contains("\"{\"\"login\"\":\"\"'=1\"\"}\""), "{row}");
+        assert!(
+            row.contains("\"{\"\"login\"\":\"\"\\u003d1\"\"}\""),
+            "{row}"
+        );
         // Read back as CSV, every record has every column.
         let mut reader = csv::Reader::from_reader(csv.as_bytes());
         for record in reader.records() {

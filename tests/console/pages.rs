@@ -534,10 +534,12 @@ async fn the_csv_export_streams_the_filtered_rows_and_defuses_formulas() {
     assert_eq!(headers.get(4), Some("action"));
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
     assert_eq!(rows.len(), 3);
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
     for row in &rows {
         assert_eq!(&row[4], "auth.login.failed");
-        assert!(row[9].starts_with("'="), "formula defused: {}", &row[9]);
-        let metadata: Value = serde_json::from_str(&row[12]).unwrap();
+        let ua = &row[column("user_agent")];
+        assert!(ua.starts_with("'="), "formula defused: {ua}");
+        let metadata: Value = serde_json::from_str(&row[column("metadata")]).unwrap();
         assert!(metadata["login"].as_str().unwrap().starts_with('@'));
     }
     let ids: Vec<i64> = rows.iter().map(|r| r[0].parse().unwrap()).collect();
@@ -546,4 +548,110 @@ async fn the_csv_export_streams_the_filtered_rows_and_defuses_formulas() {
     let res = console.get("/admin/audit/export.csv?ip=nonsense").await;
     assert_eq!(res.status(), 422);
     assert_eq!(audit_count(&app, Action::DataExported), 1);
+}
+
+#[actix_web::test]
+async fn the_csv_export_quotes_every_field_and_defuses_formulas_after_a_separator() {
+    let app = admin_app().spawn().await;
+    app.register("root").await;
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("user-agent", "Mozilla/5.0;=1+2*3;x")
+        .json(&json!({ "login": "nobody", "password": "whatever it is" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let mut console = Console::new(&app);
+    console.sign_in("root").await;
+    let res = console
+        .get("/admin/audit/export.csv?action=auth.login.failed")
+        .await;
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    // The raw bytes: the user agent is quoted and its second "cell" defused.
+    assert!(
+        text.contains(",\"Mozilla/5.0;'=1+2*3;x\","),
+        "the user agent is quoted and defused: {text}"
+    );
+    assert!(!text.contains(";=1"), "{text}");
+    // Split the way a spreadsheet in a `;` locale does: no piece starts a formula.
+    for line in text.lines() {
+        for piece in line.split([';', ',', '\t', '|']) {
+            let piece = piece.trim_start_matches([' ', '"']);
+            assert!(!piece.starts_with(['=', '+', '@']), "{piece:?} in {line}");
+        }
+        // Every field is quoted: the line is exactly its fields written with quotes always.
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(line.as_bytes());
+        let record = reader.records().next().unwrap().unwrap();
+        let mut writer = csv::WriterBuilder::new()
+            .quote_style(csv::QuoteStyle::Always)
+            .from_writer(Vec::new());
+        writer.write_record(&record).unwrap();
+        let requoted = String::from_utf8(writer.into_inner().unwrap()).unwrap();
+        assert_eq!(requoted.trim_end(), line, "every field quoted");
+    }
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let ua = headers.iter().position(|h| h == "user_agent").unwrap();
+    let row = reader.records().next().unwrap().unwrap();
+    assert_eq!(&row[ua], "Mozilla/5.0;'=1+2*3;x");
+}
+
+#[actix_web::test]
+async fn console_audit_dates_postgres_cannot_hold_are_a_422_page_and_never_a_broken_export() {
+    let app = admin_app().spawn().await;
+    app.register("root").await;
+    let mut console = Console::new(&app);
+    console.sign_in("root").await;
+    for query in [
+        "from=-4800-01-01",
+        "to=9999-12-31T23:59:59-23:59",
+        "from=-4713-11-23T23:59",
+        "to=%2B10000-01-01",
+    ] {
+        let (status, html) = console.get_text(&format!("/admin/audit?{query}")).await;
+        assert_eq!(status, 422, "{query}: {html}");
+        assert!(html.contains("class=\"field-error\""), "{query}: {html}");
+        if !query.contains("10000") {
+            assert!(html.contains("outside the range"), "{query}: {html}");
+        }
+        // The export refuses before its first byte: an HTML error page, not a cut-off CSV.
+        let res = console
+            .get(&format!("/admin/audit/export.csv?{query}"))
+            .await;
+        assert_eq!(res.status(), 422, "{query}");
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{query}"
+        );
+        assert!(res.headers().get("content-disposition").is_none());
+    }
+    assert_eq!(audit_count(&app, Action::DataExported), 0);
+    // The edges of the range work, in the page and in the export.
+    for query in [
+        "from=-4713-11-24",
+        "to=9999-12-31T23:59:59.999999Z",
+        "from=-4713-11-24T00:00&to=9999-12-31T23:59:59%2B23:59",
+    ] {
+        let (status, html) = console.get_text(&format!("/admin/audit?{query}")).await;
+        assert_eq!(status, 200, "{query}: {html}");
+        assert!(
+            html.contains("auth.login.succeeded") || html.contains("admin.login"),
+            "{query}"
+        );
+        let res = console
+            .get(&format!("/admin/audit/export.csv?{query}"))
+            .await;
+        assert_eq!(res.status(), 200, "{query}");
+        let text = res.text().await.unwrap();
+        assert!(text.starts_with("\"id\","), "{query}: {text}");
+        assert!(text.lines().count() > 1, "{query}: {text}");
+    }
 }
