@@ -720,7 +720,7 @@ mod tests {
         let mut new = row(5, &[7u8; 32], &key);
         new.server_request_id = Some("0193a1b2-0000-7000-8000-00000000beef".into());
         new.hash = row_hash(&key, &new).to_vec();
-        let mut rows = vec![new.clone()];
+        let mut rows = [new.clone()];
         let start = ChainStart {
             next_id: 5,
             prev_hash: [7u8; 32],

@@ -655,3 +655,96 @@ async fn console_audit_dates_postgres_cannot_hold_are_a_422_page_and_never_a_bro
         assert!(text.lines().count() > 1, "{query}: {text}");
     }
 }
+
+/// The text of the audit list's target cell whose title names `target` (`type id`).
+fn target_cell(html: &str, target: &str) -> String {
+    let marker = format!("title=\"{target}\">");
+    let at = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no cell for {target}"));
+    let rest = &html[at + marker.len()..];
+    rest[..rest.find("</td>").unwrap()].trim().to_string()
+}
+
+#[actix_web::test]
+async fn sessions_started_in_the_same_minute_have_distinct_targets_in_the_audit_list() {
+    let app = admin_app().spawn().await;
+    app.register("root").await;
+    app.register("alice").await;
+    let first = app.login("alice").await;
+    let second = app.login("alice").await;
+    let third = app.login("alice").await;
+    // UUID v7 begin with their timestamp: ids made within the same ~65 s share their first 8
+    // digits (so the old 8-digit display showed these two alike).
+    for (token, victim) in [
+        (&third.access, &first.session_id),
+        (&third.access, &second.session_id),
+    ] {
+        let res = app
+            .client
+            .delete(app.url(&format!("/api/v1/auth/sessions/{victim}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204);
+    }
+    let mut console = Console::new(&app);
+    console.sign_in("root").await;
+    let (status, html) = console
+        .get_text("/admin/audit?action=session.revoked")
+        .await;
+    assert_eq!(status, 200);
+    let a = target_cell(&html, &format!("session {}", first.session_id));
+    let b = target_cell(&html, &format!("session {}", second.session_id));
+    assert_ne!(a, b, "two sessions, two different targets");
+    for (text, id) in [(&a, &first.session_id), (&b, &second.session_id)] {
+        assert!(text.starts_with("session "), "{text}");
+        let tail = id.rsplit('-').next().unwrap();
+        assert!(text.ends_with(tail), "{text} shows the random tail of {id}");
+    }
+}
+
+#[actix_web::test]
+async fn an_audit_row_shows_the_clients_request_id_and_the_servers_own() {
+    let app = admin_app().spawn().await;
+    app.register("root").await;
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-request-id", "attacker-chosen")
+        .json(&json!({ "login": "nobody", "password": "whatever it is" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let mut conn = app.db.as_ref().unwrap().connect();
+    let row = rampart::audit::list(
+        &mut conn,
+        &rampart::audit::AuditQuery {
+            action: Some(Action::AuthLoginFailed),
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .items
+    .remove(0);
+    assert_eq!(row.request_id.as_deref(), Some("attacker-chosen"));
+    let server_id = row.server_request_id.clone().unwrap();
+    assert_ne!(server_id, "attacker-chosen");
+    let mut console = Console::new(&app);
+    console.sign_in("root").await;
+    let (status, html) = console.get_text(&format!("/admin/audit/{}", row.id)).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("<code class=\"wrap\">attacker-chosen</code>"),
+        "{html}"
+    );
+    assert!(html.contains("(sent by the client)"), "{html}");
+    assert!(html.contains("Server request id"), "{html}");
+    assert!(
+        html.contains(&format!("<code class=\"wrap\">{server_id}</code>")),
+        "{html}"
+    );
+}
