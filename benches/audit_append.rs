@@ -37,6 +37,7 @@ fn meta(i: usize) -> RequestMeta {
         ])),
         user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) bench".into()),
         request_id: Some(uuid::Uuid::now_v7().to_string()),
+        server_request_id: None,
     }
 }
 

@@ -371,10 +371,10 @@ fn audit(settings: &Settings, command: AuditCommand) -> ExitCode {
         }
     };
     let before = match &command {
-        AuditCommand::Prune { before } => match crate::audit::parse_before(before) {
+        AuditCommand::Prune { before } => match crate::audit::parse_timestamp(before) {
             Ok(at) => Some(at),
             Err(error) => {
-                eprintln!("error: --before: {error}");
+                eprintln!("error: --before {:?} {error}", before.trim());
                 return ExitCode::from(2);
             }
         },

@@ -40,6 +40,7 @@ fn system_meta() -> RequestMeta {
         ip: None,
         user_agent: Some("rampart-cli".into()),
         request_id: None,
+        server_request_id: None,
     }
 }
 

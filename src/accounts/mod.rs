@@ -523,8 +523,9 @@ pub fn find_user(conn: &mut diesel::PgConnection, id: Uuid) -> Result<Option<Use
 const EXPORT_AUDIT_EVENTS: i64 = 500;
 
 /// Everything rampart holds about the caller, as one JSON document: profile, sessions, API keys
-/// (metadata only) and the audit events they did or that were done to their account. Spends the
-/// daily `data_exports` quota and is audited, both in the same transaction.
+/// (metadata only), the audit events they did (as themselves or with their API keys) and, without
+/// anyone else's details, what others did to their account (`audit::events_of_subject`). Spends
+/// the daily `data_exports` quota and is audited, both in the same transaction.
 pub async fn export(
     state: &AppState,
     principal: &Principal,
@@ -545,7 +546,9 @@ pub async fn export(
                 let user = store::find(conn, id)?.ok_or(AppError::NotFound)?;
                 let sessions = sessions::all_for_user(conn, id, caller.session_id())?;
                 let api_keys = crate::api_keys::all_for_user(conn, id, now)?;
-                let (events, truncated) = audit_events_of(conn, id, EXPORT_AUDIT_EVENTS)?;
+                let key_ids: Vec<Uuid> = api_keys.iter().map(|k| k.id).collect();
+                let events =
+                    crate::audit::events_of_subject(conn, id, &key_ids, EXPORT_AUDIT_EVENTS)?;
                 auditor.record(
                     conn,
                     &tx_meta,
@@ -554,7 +557,8 @@ pub async fn export(
                         .metadata(serde_json::json!({
                             "sessions": sessions.len(),
                             "api_keys": api_keys.len(),
-                            "audit_events": events.len(),
+                            "audit_events": events.own.len(),
+                            "audit_events_by_others": events.by_others.len(),
                         })),
                 )?;
                 Ok(serde_json::json!({
@@ -562,8 +566,9 @@ pub async fn export(
                     "user": UserView::from(&user),
                     "sessions": sessions,
                     "api_keys": api_keys,
-                    "audit_events": events,
-                    "audit_events_truncated": truncated,
+                    "audit_events": events.own,
+                    "audit_events_by_others": events.by_others,
+                    "audit_events_truncated": events.truncated,
                 }))
             })
         })
@@ -571,7 +576,8 @@ pub async fn export(
     quota::audited(state, principal, meta, result).await
 }
 
-/// The newest audit events the user did (as themselves) or that were done to their account.
+/// The newest audit events the user did (as themselves) or that were done to their account, in
+/// full: the console's view for admins (a user's own export uses `audit::events_of_subject`).
 pub fn audit_events_of(
     conn: &mut diesel::PgConnection,
     user_id: Uuid,

@@ -4,7 +4,9 @@
 //! `hash(row) = HMAC-SHA256(audit key, prev_hash ‖ encode(row))`, where `encode` is a
 //! length-prefixed concatenation of every column except `hash` (id and timestamp included, so a
 //! row cannot be moved or re-dated) with metadata in a canonical JSON form that survives the
-//! round trip through `jsonb` (sorted keys, numbers by value).
+//! round trip through `jsonb` (sorted keys, numbers by value). Columns added later
+//! (`server_request_id`) follow, name-tagged, only when set: older rows, which lack them, encode
+//! as they did when written and still verify, while a newer row's value cannot be cleared.
 //!
 //! Classification, for the first row that fails (ids are dense, so position is known):
 //! - its MAC verifies but it does not continue the chain, and ids are missing before it →
@@ -163,6 +165,13 @@ fn encode_row(row: &AuditRow, id: i64) -> Vec<u8> {
     e.opt(row.user_agent.as_deref());
     e.opt(row.request_id.as_deref());
     e.bytes(canonical_json(&row.metadata).as_bytes());
+    // Columns added after the first rows were written are appended only when set, tagged with
+    // their name: a row without them encodes exactly as before (old rows still verify), and a
+    // row with them cannot be made to verify by clearing them (the encoding would change).
+    if let Some(server_request_id) = row.server_request_id.as_deref() {
+        e.bytes(b"server_request_id");
+        e.bytes(server_request_id.as_bytes());
+    }
     e.0
 }
 
@@ -595,6 +604,7 @@ mod tests {
             ip: Some("203.0.113.7/32".parse().unwrap()),
             user_agent: Some("ua".into()),
             request_id: Some("req".into()),
+            server_request_id: None,
             metadata: json!({"n": id, "b": [1, 2.5, "x"]}),
             prev_hash: prev.to_vec(),
             hash: Vec::new(),
@@ -681,6 +691,7 @@ mod tests {
             |r| r.ip = Some("203.0.113.8/32".parse().unwrap()),
             |r| r.user_agent = Some("ub".into()),
             |r| r.request_id = None,
+            |r| r.server_request_id = Some("server".into()),
             |r| r.metadata["n"] = json!(6),
             |r| r.prev_hash[0] ^= 1,
         ];
@@ -688,6 +699,52 @@ mod tests {
             let mut r = base.clone();
             change(&mut r);
             assert_ne!(row_hash(&key, &r), h, "variant {i} not covered");
+        }
+    }
+
+    #[test]
+    fn rows_without_a_server_request_id_hash_exactly_as_before_the_column_existed() {
+        // Computed independently (Python's hmac) from the v1 encoding, which has no
+        // server_request_id: rows written before the column was added must keep verifying.
+        let key = key();
+        let old = row(5, &[7u8; 32], &key);
+        assert_eq!(
+            hex::encode(row_hash(&key, &old)),
+            "a3bbfe10bf621042cba46e4f58675761d28ec505c29ae916c591f8c9e257f31d"
+        );
+    }
+
+    #[test]
+    fn a_server_request_id_is_covered_and_cannot_be_cleared_or_moved() {
+        let key = key();
+        let mut new = row(5, &[7u8; 32], &key);
+        new.server_request_id = Some("0193a1b2-0000-7000-8000-00000000beef".into());
+        new.hash = row_hash(&key, &new).to_vec();
+        let mut rows = [new.clone()];
+        let start = ChainStart {
+            next_id: 5,
+            prev_hash: [7u8; 32],
+        };
+        let mut verifier = Verifier::new(&key, start);
+        verifier.push(&rows[0]);
+        assert!(verifier.finish().failure.is_none());
+        for change in [
+            |r: &mut AuditRow| r.server_request_id = None,
+            |r: &mut AuditRow| {
+                r.server_request_id = Some("0193a1b2-0000-7000-8000-00000000beee".into())
+            },
+            |r: &mut AuditRow| r.server_request_id = Some(String::new()),
+            // The client's id and the server's cannot be swapped.
+            |r: &mut AuditRow| {
+                std::mem::swap(&mut r.request_id, &mut r.server_request_id);
+            },
+        ] {
+            rows[0] = new.clone();
+            change(&mut rows[0]);
+            assert_ne!(row_hash(&key, &rows[0]).to_vec(), new.hash);
+            let mut verifier = Verifier::new(&key, start);
+            verifier.push(&rows[0]);
+            assert!(verifier.finish().failure.is_some());
         }
     }
 

@@ -204,7 +204,10 @@ pub struct RequestMeta {
     /// The trusted client IP (`http::client_ip::ClientIp`), never a raw forwarding header.
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
+    /// The client's `X-Request-Id` when it sent an acceptable one, else the server's id.
     pub request_id: Option<String>,
+    /// The id the server generated for the request, whatever the client sent.
+    pub server_request_id: Option<String>,
 }
 
 impl RequestMeta {
@@ -224,6 +227,7 @@ impl RequestMeta {
             ip,
             user_agent: user_agent.map(|ua| super::scrub::lossy_text(ua, 4 * 1024)),
             request_id: request_id.map(str::to_string),
+            server_request_id: None,
         }
     }
 }
@@ -277,6 +281,8 @@ pub struct AuditRow {
     pub ip: Option<IpNet>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
+    /// Added later than the other columns: chained only when present (see `chain`).
+    pub server_request_id: Option<String>,
     pub metadata: Value,
     pub prev_hash: Vec<u8>,
     pub hash: Vec<u8>,
@@ -297,7 +303,11 @@ pub struct AuditEntry {
     pub target_id: Option<String>,
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
+    /// The client's `X-Request-Id` if it sent an acceptable one, else the server's id.
     pub request_id: Option<String>,
+    /// The id the server generated for the request (`None` for rows written before it was kept
+    /// and for rows without a request).
+    pub server_request_id: Option<String>,
     pub metadata: Value,
     /// Hex of the row's chain hash, and of the hash it is chained to.
     pub hash: String,
@@ -322,6 +332,7 @@ impl AuditEntry {
             ip: row.ip.map(|net| net.addr()),
             user_agent: row.user_agent,
             request_id: row.request_id,
+            server_request_id: row.server_request_id,
             metadata,
             hash: hex::encode(&row.hash),
             prev_hash: hex::encode(&row.prev_hash),
@@ -493,12 +504,9 @@ impl AuditFilter {
             ("to", &self.to, &mut query.until),
         ] {
             if let Some(raw) = non_empty(raw) {
-                match parse_time(raw) {
-                    Some(at) => *slot = Some(at),
-                    None => errors.push(FieldError::new(
-                        field,
-                        "is not a date (YYYY-MM-DD), a date and time, or an RFC 3339 timestamp",
-                    )),
+                match parse_timestamp(raw) {
+                    Ok(at) => *slot = Some(at),
+                    Err(message) => errors.push(FieldError::new(field, message)),
                 }
             }
         }
@@ -526,20 +534,6 @@ impl AuditFilter {
     }
 }
 
-/// RFC 3339, `YYYY-MM-DD` (midnight UTC), or an HTML `datetime-local` value (UTC).
-fn parse_time(raw: &str) -> Option<OffsetDateTime> {
-    if let Ok(at) = parse_before(raw) {
-        return Some(at);
-    }
-    let local = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]");
-    let with_seconds =
-        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
-    time::PrimitiveDateTime::parse(raw, &local)
-        .or_else(|_| time::PrimitiveDateTime::parse(raw, &with_seconds))
-        .ok()
-        .map(|t| t.assume_utc())
-}
-
 /// Longest reason an admin may give for an action.
 pub const MAX_REASON_CHARS: usize = 500;
 
@@ -563,16 +557,59 @@ pub fn parse_reason(raw: &str) -> Result<String, crate::http::error::FieldError>
     Ok(reason)
 }
 
-/// Parses a `--before` argument: `YYYY-MM-DD` (midnight UTC) or an RFC 3339 timestamp.
-pub fn parse_before(raw: &str) -> Result<OffsetDateTime, String> {
+/// The earliest instant a Postgres `timestamptz` holds: 4714-11-24 00:00:00 BC, UTC (Julian
+/// day 0; astronomical year -4713).
+pub const EARLIEST_TIMESTAMP: OffsetDateTime = time::macros::datetime!(-4713-11-24 0:00 UTC);
+/// The latest instant both Postgres (294276 AD) and `time` (year 9999 without its `large-dates`
+/// feature) hold, to the microsecond Postgres keeps.
+pub const LATEST_TIMESTAMP: OffsetDateTime =
+    time::macros::datetime!(9999-12-31 23:59:59.999_999 UTC);
+
+/// The one parser of a point in time typed by a client or an operator — the audit API's and the
+/// console's `from`/`to` filters and `rampart audit prune --before`: RFC 3339, `YYYY-MM-DD`
+/// (midnight UTC), or an HTML `datetime-local` value `YYYY-MM-DDTHH:MM[:SS]` (UTC).
+///
+/// The result is in UTC, cut to whole microseconds, and within what a `timestamptz` can hold
+/// ([`EARLIEST_TIMESTAMP`]..=[`LATEST_TIMESTAMP`], checked *after* applying the offset:
+/// `9999-12-31T23:59:59-23:59` is in year 10000). Anything outside is refused here, so no query
+/// binds it: Postgres would answer "timestamp out of range" and diesel panics converting an
+/// offset time that has no UTC equivalent in `time`.
+pub fn parse_timestamp(raw: &str) -> Result<OffsetDateTime, String> {
     let raw = raw.trim();
-    if let Ok(at) = OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339) {
-        return Ok(at);
-    }
-    let date_format = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(raw, &date_format)
-        .map(|date| date.midnight().assume_utc())
-        .map_err(|_| format!("`{raw}` is neither YYYY-MM-DD nor an RFC 3339 timestamp"))
+    let parsed = OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .or_else(|| {
+            let date = time::macros::format_description!("[year]-[month]-[day]");
+            let local = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]");
+            let with_seconds =
+                time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+            time::Date::parse(raw, &date)
+                .map(|d| d.midnight())
+                .or_else(|_| time::PrimitiveDateTime::parse(raw, &local))
+                .or_else(|_| time::PrimitiveDateTime::parse(raw, &with_seconds))
+                .ok()
+                .map(|t| t.assume_utc())
+        })
+        .ok_or_else(|| {
+            "is not a date (YYYY-MM-DD), a date and time (YYYY-MM-DDTHH:MM), or an RFC 3339 \
+             timestamp"
+                .to_string()
+        })?;
+    let utc = parsed
+        .checked_to_offset(time::UtcOffset::UTC)
+        .map(super::chain::truncate_to_micros)
+        .filter(|at| (EARLIEST_TIMESTAMP..=LATEST_TIMESTAMP).contains(at));
+    utc.ok_or_else(|| {
+        "is outside the range of timestamps the audit log can hold (4714-11-24 BC to \
+         9999-12-31 UTC)"
+            .to_string()
+    })
+}
+
+/// Whether `at` can be bound as a `timestamptz` (see [`parse_timestamp`]).
+pub fn in_timestamp_range(at: OffsetDateTime) -> bool {
+    at.checked_to_offset(time::UtcOffset::UTC)
+        .is_some_and(|utc| (EARLIEST_TIMESTAMP..=LATEST_TIMESTAMP).contains(&utc))
 }
 
 #[cfg(test)]
@@ -660,15 +697,81 @@ mod tests {
     }
 
     #[test]
-    fn before_accepts_a_date_or_a_timestamp() {
+    fn timestamps_parse_in_every_accepted_form() {
         assert_eq!(
-            parse_before("2026-01-02").unwrap(),
+            parse_timestamp("2026-01-02").unwrap(),
             time::macros::datetime!(2026-01-02 0:00 UTC)
         );
         assert_eq!(
-            parse_before("2026-01-02T03:04:05+01:00").unwrap(),
+            parse_timestamp("2026-01-02T03:04:05+01:00").unwrap(),
             time::macros::datetime!(2026-01-02 2:04:05 UTC)
         );
-        assert!(parse_before("yesterday").is_err());
+        assert_eq!(
+            parse_timestamp(" 2026-01-02T03:04 ").unwrap(),
+            time::macros::datetime!(2026-01-02 3:04 UTC)
+        );
+        assert_eq!(
+            parse_timestamp("2026-01-02T03:04:05").unwrap(),
+            time::macros::datetime!(2026-01-02 3:04:05 UTC)
+        );
+        // Nanoseconds are cut to the microseconds Postgres keeps.
+        assert_eq!(
+            parse_timestamp("2026-01-02T03:04:05.123456789Z").unwrap(),
+            time::macros::datetime!(2026-01-02 3:04:05.123456 UTC)
+        );
+        for bad in ["yesterday", "", "2026-13-01", "2026-01-02T25:00", "1e9"] {
+            assert!(parse_timestamp(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn timestamps_outside_what_postgres_holds_are_refused_at_both_edges() {
+        // The earliest timestamptz, and one microsecond (or one day) before it.
+        assert_eq!(parse_timestamp("-4713-11-24").unwrap(), EARLIEST_TIMESTAMP);
+        assert_eq!(
+            parse_timestamp("-4713-11-24T00:00").unwrap(),
+            EARLIEST_TIMESTAMP
+        );
+        assert!(parse_timestamp("-4713-11-23").is_err());
+        assert!(parse_timestamp("-4713-11-23T23:59:59").is_err());
+        assert!(parse_timestamp("-4800-01-01").is_err());
+        assert!(parse_timestamp("-9999-01-01").is_err());
+        // The latest `time` holds, in UTC and through an offset.
+        assert_eq!(
+            parse_timestamp("9999-12-31T23:59:59.999999999Z").unwrap(),
+            LATEST_TIMESTAMP
+        );
+        assert_eq!(
+            parse_timestamp("9999-12-31T23:59:59+00:00").unwrap(),
+            time::macros::datetime!(9999-12-31 23:59:59 UTC)
+        );
+        assert_eq!(
+            parse_timestamp("9999-12-31T23:59:59+23:59").unwrap(),
+            time::macros::datetime!(9999-12-31 0:00:59 UTC)
+        );
+        // After the offset these are in year 10000, or before the earliest.
+        assert!(parse_timestamp("9999-12-31T23:59:59-23:59").is_err());
+        assert!(parse_timestamp("9999-12-31T23:59:59-00:01").is_err());
+        assert!(parse_timestamp("+10000-01-01").is_err());
+        assert!(parse_timestamp("10000-01-01").is_err());
+        let message = parse_timestamp("9999-12-31T23:59:59-23:59").unwrap_err();
+        assert!(message.contains("outside the range"), "{message}");
+        assert!(in_timestamp_range(EARLIEST_TIMESTAMP));
+        assert!(!in_timestamp_range(
+            EARLIEST_TIMESTAMP - time::Duration::microseconds(1)
+        ));
+    }
+
+    #[test]
+    fn out_of_range_filters_are_field_errors() {
+        let errors = AuditFilter {
+            from: Some("-4800-01-01".into()),
+            to: Some("9999-12-31T23:59:59-23:59".into()),
+            ..Default::default()
+        }
+        .to_query()
+        .unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, vec!["from", "to"]);
     }
 }

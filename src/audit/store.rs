@@ -310,3 +310,50 @@ pub fn latest_of(conn: &mut PgConnection, action: &str) -> QueryResult<Option<En
         .first(conn)
         .optional()
 }
+
+/// Which side of a user's data export a query selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectSide {
+    /// Rows the user performed: as the user, or with one of `key_ids`.
+    Own,
+    /// Rows about the user's account or one of `key_ids`, performed by anyone else.
+    DoneTo,
+}
+
+/// The newest `limit` rows of one side of a user's export (see [`SubjectSide`]), newest first.
+pub fn subject_rows(
+    conn: &mut PgConnection,
+    user_id: &str,
+    key_ids: &[String],
+    side: SubjectSide,
+    limit: i64,
+) -> QueryResult<Vec<EntryRow>> {
+    let by_user = audit_logs::actor_type
+        .eq("user")
+        .and(audit_logs::actor_id.eq(user_id.to_string()))
+        .or(audit_logs::actor_type
+            .eq("api_key")
+            .and(audit_logs::actor_id.eq_any(key_ids.to_vec())));
+    let q = audit_logs::table
+        .left_join(audit_aggregates::table)
+        .select((
+            AuditRow::as_select(),
+            audit_aggregates::event_count.nullable(),
+        ))
+        .into_boxed::<Pg>();
+    let q = match side {
+        SubjectSide::Own => q.filter(by_user),
+        SubjectSide::DoneTo => q
+            .filter(
+                audit_logs::target_type
+                    .eq("user")
+                    .and(audit_logs::target_id.eq(user_id.to_string()))
+                    .or(audit_logs::target_type
+                        .eq("api_key")
+                        .and(audit_logs::target_id.eq_any(key_ids.to_vec()))),
+            )
+            // Only rows known not to be the user's own (`IS NOT DISTINCT FROM false`).
+            .filter(by_user.is_not_distinct_from(false)),
+    };
+    q.order(audit_logs::id.desc()).limit(limit).load(conn)
+}

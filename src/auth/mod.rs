@@ -264,7 +264,8 @@ pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Princip
     })
 }
 
-/// Request details recorded with audit events: the trusted client IP, user agent and request id.
+/// Request details recorded with audit events: the trusted client IP, user agent, request id (the
+/// client's, if acceptable) and the server's own request id.
 pub fn request_meta(req: &HttpRequest) -> crate::audit::RequestMeta {
     let ip = req
         .extensions()
@@ -273,6 +274,10 @@ pub fn request_meta(req: &HttpRequest) -> crate::audit::RequestMeta {
     let request_id = req
         .extensions()
         .get::<crate::http::request_id::RequestId>()
+        .map(|id| id.0.clone());
+    let server_request_id = req
+        .extensions()
+        .get::<crate::http::request_id::ServerRequestId>()
         .map(|id| id.0.clone());
     let user_agent = req.headers().get(header::USER_AGENT).map(|v| {
         String::from_utf8_lossy(v.as_bytes())
@@ -284,6 +289,7 @@ pub fn request_meta(req: &HttpRequest) -> crate::audit::RequestMeta {
         ip,
         user_agent,
         request_id,
+        server_request_id,
     }
 }
 

@@ -96,6 +96,7 @@ pub struct AuditRowView {
     pub ip: String,
     pub user_agent: String,
     pub request_id: String,
+    pub server_request_id: String,
     pub count: Option<i64>,
     pub hash: String,
 }
@@ -134,15 +135,28 @@ impl AuditRowView {
             ip: e.ip.map(|ip| ip.to_string()).unwrap_or_default(),
             user_agent: e.user_agent.clone().unwrap_or_default(),
             request_id: e.request_id.clone().unwrap_or_default(),
+            server_request_id: e.server_request_id.clone().unwrap_or_default(),
             count: e.metadata.get("count").and_then(|c| c.as_i64()),
             hash: e.hash.clone(),
         }
     }
 }
 
-/// The first 8 characters of an id (the title attribute shows it whole).
-fn short(id: &str) -> String {
-    id.chars().take(8).collect()
+/// A short form of an id that still tells ids apart (the title attribute and the row's page show
+/// it whole). For a UUID, its last group: the first digits of a UUID v7 are its timestamp, so
+/// every session started in the same minute would share them, while the last 12 digits are
+/// random. Other ids are shown whole up to 16 characters.
+pub fn short(id: &str) -> String {
+    if let Ok(uuid) = uuid::Uuid::parse_str(id) {
+        let text = uuid.hyphenated().to_string();
+        let tail = text.rsplit('-').next().unwrap_or_default();
+        return format!("…{tail}");
+    }
+    if id.chars().count() <= 16 {
+        id.to_string()
+    } else {
+        format!("{}…", id.chars().take(16).collect::<String>())
+    }
 }
 
 /// Where the audit chain stands, from the newest `audit.verified` row.
@@ -425,4 +439,20 @@ pub struct ConfirmPage {
     pub roles: Vec<(&'static str, bool)>,
     pub error: Option<String>,
     pub cancel: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short;
+
+    #[test]
+    fn short_ids_keep_the_random_tail_of_a_uuid() {
+        // Two UUID v7 of the same minute share their first 8 digits, not their tails.
+        let a = "01a22cb5-1111-7aaa-8bbb-0123456789ab";
+        let b = "01a22cb5-2222-7ccc-9ddd-ba9876543210";
+        assert_eq!(short(a), "…0123456789ab");
+        assert_ne!(short(a), short(b));
+        assert_eq!(short("42"), "42");
+        assert_eq!(short("abcdefghijklmnopqrstuvwxyz"), "abcdefghijklmnop…");
+    }
 }

@@ -72,6 +72,7 @@ diesel::table! {
         metadata -> Jsonb,
         prev_hash -> Bytea,
         hash -> Bytea,
+        server_request_id -> Nullable<Text>,
     }
 }
 

@@ -1,6 +1,11 @@
 //! Per-request context set by the outermost middleware: the request id (a well-formed incoming
-//! `X-Request-Id` is honoured, otherwise a UUID v7), the trusted client IP and the start time.
+//! `X-Request-Id` is honoured, otherwise a UUID v7), the server's own id for the request (always a
+//! fresh UUID v7, whatever the client sent), the trusted client IP and the start time.
 //! Everything inside — logs, problem bodies, the audit log — reads them from here.
+//!
+//! The client's id is kept so that a caller can correlate its own logs with ours; since the client
+//! chooses it (two requests may claim the same one, or another request's), the audit log also
+//! stores [`ServerRequestId`], which only the server makes.
 
 use std::future::{Ready, ready};
 use std::sync::Arc;
@@ -18,6 +23,11 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);
+
+/// The id the server generated for this request: unique, never chosen by the client. Equal to
+/// the [`RequestId`] when the client sent none (or an unacceptable one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerRequestId(pub String);
 
 /// When the request entered the service (for the request log's latency).
 #[derive(Debug, Clone, Copy)]
@@ -60,12 +70,13 @@ pub async fn request_context(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let start = Instant::now();
+    let server_id = RequestId::generate();
     let id = req
         .headers()
         .get(&REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(RequestId::parse)
-        .unwrap_or_else(RequestId::generate);
+        .unwrap_or_else(|| server_id.clone());
     let proxies = req
         .app_data::<Arc<TrustedProxies>>()
         .cloned()
@@ -74,6 +85,7 @@ pub async fn request_context(
     {
         let mut ext = req.extensions_mut();
         ext.insert(id.clone());
+        ext.insert(ServerRequestId(server_id.0));
         ext.insert(client_ip);
         ext.insert(RequestStart(start));
     }

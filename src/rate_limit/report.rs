@@ -76,6 +76,7 @@ pub fn spawn(pool: Pool, auditor: Auditor) -> Reporter {
                             ip: Some(refusal.ip),
                             user_agent: refusal.user_agent.clone(),
                             request_id: refusal.request_id.clone(),
+                            server_request_id: None,
                         };
                         let event = Event::new(
                             Action::RateLimitExceeded,

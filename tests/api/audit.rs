@@ -48,6 +48,7 @@ fn meta() -> RequestMeta {
         ip: Some("203.0.113.9".parse().unwrap()),
         user_agent: Some("test-agent/1.0".into()),
         request_id: Some("req-1".into()),
+        server_request_id: Some("0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".into()),
     }
 }
 
@@ -335,6 +336,7 @@ fn hostile_strings_are_stored_and_returned_verbatim_but_bounded() {
         ip: Some("2001:db8::1".parse().unwrap()),
         user_agent: Some(long_ua.clone()),
         request_id: Some(hostile.to_string()),
+        server_request_id: None,
     };
     let event = Event::new(Action::WebhookRejected, Outcome::Denied, Actor::anonymous())
         .target(short_hostile, hostile)
@@ -561,6 +563,7 @@ fn forged_row(id: i64, prev_hash: Vec<u8>) -> AuditRow {
         ip: Some("198.51.100.1/32".parse().unwrap()),
         user_agent: None,
         request_id: None,
+        server_request_id: None,
         metadata: json!({}),
         prev_hash,
         hash: Vec::new(),
@@ -1264,4 +1267,357 @@ fn scoped_aggregates_count_per_scope_and_take_coalesced_occurrences() {
     );
     assert!(error.contains("only event_count may grow"), "{error}");
     assert!(verified(&mut conn, &auditor).is_ok());
+}
+
+// --- over HTTP: dates, request ids, a user's own export ------------------------------------------
+
+/// An app whose ADMIN_EMAILS makes `root` an admin and that believes X-Forwarded-For from the
+/// loopback proxy, so the admin and the user can come from different addresses.
+async fn admin_app() -> crate::support::TestApp {
+    crate::support::app()
+        .env("ADMIN_EMAILS", "root@example.org")
+        .env("TRUSTED_PROXIES", "127.0.0.1/32")
+        .spawn()
+        .await
+}
+
+fn user_id_of(app: &crate::support::TestApp, username: &str) -> String {
+    use rampart::db::schema::users;
+    let mut conn = app.db.as_ref().unwrap().connect();
+    users::table
+        .filter(users::username.eq(username))
+        .select(users::id)
+        .first::<uuid::Uuid>(&mut conn)
+        .unwrap()
+        .to_string()
+}
+
+fn rows_of(app: &crate::support::TestApp, action: Action) -> Vec<audit::AuditEntry> {
+    let mut conn = app.db.as_ref().unwrap().connect();
+    audit::list(
+        &mut conn,
+        &AuditQuery {
+            action: Some(action),
+            limit: 500,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .items
+}
+
+#[actix_web::test]
+async fn audit_api_dates_outside_what_postgres_holds_are_422_and_the_edges_work() {
+    let app = admin_app().await;
+    let root = app.user("root").await;
+    let list = |query: &str| {
+        let url = format!("/api/v1/admin/audit-logs?{query}");
+        let app = &app;
+        let token = root.access.clone();
+        async move { app.get_auth(&url, &token).await }
+    };
+    for (query, field) in [
+        ("from=-4800-01-01", "from"),
+        ("to=9999-12-31T23:59:59-23:59", "to"),
+        ("to=9999-12-31T23%3A59%3A59-00%3A01", "to"),
+        ("from=-4713-11-23T23:59:59", "from"),
+        ("from=-4713-11-23", "from"),
+        ("to=%2B10000-01-01", "to"),
+        ("to=10000-01-01", "to"),
+        ("from=-9999-01-01&to=2026-01-01", "from"),
+    ] {
+        let res = list(query).await;
+        assert_eq!(res.status(), 422, "{query}");
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/problem+json")
+        );
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["errors"][0]["field"], field, "{query}: {body}");
+    }
+    // The edges themselves are accepted (and bound without trouble).
+    for query in [
+        "from=-4713-11-24",
+        "from=-4713-11-24T00:00",
+        "to=9999-12-31T23:59:59.999999Z",
+        "to=9999-12-31T23:59:59%2B23:59",
+        "from=-4713-11-24&to=9999-12-31",
+    ] {
+        let res = list(query).await;
+        assert_eq!(res.status(), 200, "{query}");
+        let body: Value = res.json().await.unwrap();
+        assert!(body["items"].is_array(), "{query}: {body}");
+    }
+    let body: Value = list("from=-4713-11-24&to=9999-12-31T23:59:59.999999Z")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(!body["items"].as_array().unwrap().is_empty(), "{body}");
+}
+
+#[actix_web::test]
+async fn a_client_request_id_is_kept_and_the_servers_own_id_is_stored_beside_it() {
+    let app = admin_app().await;
+    let root = app.user("root").await;
+    // Two requests claiming the same id, and one claiming none.
+    for (name, claimed) in [
+        ("alice", Some("attacker-chosen")),
+        ("bob", Some("attacker-chosen")),
+        ("carol", None),
+    ] {
+        let mut req = app
+            .client
+            .post(app.url("/api/v1/auth/register"))
+            .json(&json!({
+                "username": name,
+                "email": format!("{name}@example.org"),
+                "password": crate::support::PASSWORD,
+            }));
+        if let Some(id) = claimed {
+            req = req.header("X-Request-Id", id);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 201);
+        if let Some(id) = claimed {
+            assert_eq!(
+                res.headers()["x-request-id"],
+                id,
+                "the client's id is echoed"
+            );
+        }
+    }
+    let rows = rows_of(&app, Action::UserRegistered);
+    let by_name = |name: &str| {
+        let id = user_id_of(&app, name);
+        rows.iter()
+            .find(|r| r.target_id.as_deref() == Some(id.as_str()))
+            .unwrap_or_else(|| panic!("no user.registered row for {name}: {rows:?}"))
+            .clone()
+    };
+    let (alice, bob, carol) = (by_name("alice"), by_name("bob"), by_name("carol"));
+    for row in [&alice, &bob] {
+        assert_eq!(row.request_id.as_deref(), Some("attacker-chosen"));
+        let server = row.server_request_id.as_deref().expect("a server id");
+        assert_ne!(server, "attacker-chosen");
+        let uuid = uuid::Uuid::parse_str(server).expect("the server id is a UUID");
+        assert_eq!(uuid.get_version_num(), 7);
+    }
+    assert_ne!(
+        alice.server_request_id, bob.server_request_id,
+        "the server's ids tell the two requests apart"
+    );
+    // Without a client id both columns hold the server's.
+    assert!(carol.server_request_id.is_some());
+    assert_eq!(carol.request_id, carol.server_request_id);
+    // The admin API shows both, and the chain covers the new column.
+    let body: Value = app
+        .get_auth(
+            "/api/v1/admin/audit-logs?action=user.registered",
+            &root.access,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let items = body["items"].as_array().unwrap();
+    assert!(items.iter().any(|i| i["request_id"] == "attacker-chosen"
+        && i["server_request_id"] == alice.server_request_id.clone().unwrap()));
+    let report: Value = app
+        .get_auth("/api/v1/admin/audit-logs/verify", &root.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["ok"], true, "{report}");
+    // Clearing or changing the server id of a row is caught.
+    let mut conn = app.db.as_ref().unwrap().connect();
+    tamper(
+        &mut conn,
+        &format!(
+            "UPDATE audit_logs SET server_request_id = NULL WHERE id = {}",
+            alice.id
+        ),
+    );
+    let report: Value = app
+        .get_auth("/api/v1/admin/audit-logs/verify", &root.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["ok"], false, "{report}");
+    assert_eq!(report["failure"]["row_id"], alice.id, "{report}");
+}
+
+async fn admin_post(
+    app: &crate::support::TestApp,
+    token: &str,
+    path: &str,
+    body: Value,
+) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .bearer_auth(token)
+        .header("User-Agent", "AdminBrowser/9.9 (admin-ua-marker)")
+        .header("X-Request-Id", "admin-request-marker")
+        .header("X-Forwarded-For", "198.51.100.77")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn export_of(app: &crate::support::TestApp, credential: &str) -> (String, Value) {
+    let res = app
+        .client
+        .get(app.url("/api/v1/me/export"))
+        .bearer_auth(credential)
+        .header("X-Forwarded-For", "203.0.113.50")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    (text, doc)
+}
+
+#[actix_web::test]
+async fn a_users_export_holds_their_own_events_and_nothing_about_the_admins() {
+    let app = admin_app().await;
+    let root = app.user("root").await;
+    let root_id = user_id_of(&app, "root");
+    app.register("alice").await;
+    let alice_id = user_id_of(&app, "alice");
+    let user = |action: &str| format!("/api/v1/admin/users/{alice_id}/{action}");
+    for (action, reason) in [
+        (
+            "disable",
+            "Your account sent spam; write to support@example.org",
+        ),
+        ("enable", "Reviewed and cleared"),
+        ("unlock", "Unlocked on request"),
+    ] {
+        let res = admin_post(
+            &app,
+            &root.access,
+            &user(action),
+            json!({ "reason": reason }),
+        )
+        .await;
+        assert_eq!(res.status(), 200, "{action}");
+    }
+    let alice = app.login("alice").await;
+    // One key exports; the other is revoked by the admin with a reason.
+    let key = app
+        .api_key(&alice.access, "exporter", &["data:export", "profile:read"])
+        .await;
+    let key_secret = key["key"].as_str().unwrap().to_string();
+    let key_id = key["id"].as_str().unwrap().to_string();
+    let doomed = app
+        .api_key(&alice.access, "old laptop", &["profile:read"])
+        .await;
+    let doomed_id = doomed["id"].as_str().unwrap().to_string();
+    let res = admin_post(
+        &app,
+        &root.access,
+        &format!("/api/v1/admin/api-keys/{doomed_id}/revoke"),
+        json!({ "reason": "Key found in a public repository" }),
+    )
+    .await;
+    assert_eq!(res.status(), 204);
+    // An export made with the API key is itself an event alice performed.
+    export_of(&app, &key_secret).await;
+    let (text, doc) = export_of(&app, &alice.access).await;
+
+    // Nothing identifying the admin or their request, anywhere in the document.
+    let admin_rows: Vec<audit::AuditEntry> = [
+        Action::UserDisabled,
+        Action::UserEnabled,
+        Action::UserUnlocked,
+        Action::ApiKeyRevoked,
+    ]
+    .into_iter()
+    .flat_map(|a| rows_of(&app, a))
+    .filter(|r| r.actor_type == "admin")
+    .collect();
+    assert_eq!(admin_rows.len(), 4, "{admin_rows:?}");
+    let mut secrets = vec![
+        root_id.clone(),
+        "198.51.100.77".to_string(),
+        "AdminBrowser".to_string(),
+        "admin-ua-marker".to_string(),
+        "admin-request-marker".to_string(),
+        "root".to_string(),
+    ];
+    for row in &admin_rows {
+        assert_eq!(row.actor_id.as_deref(), Some(root_id.as_str()));
+        assert_eq!(row.ip.unwrap().to_string(), "198.51.100.77");
+        secrets.push(row.server_request_id.clone().expect("a server id"));
+        secrets.push(row.hash.clone());
+    }
+    for secret in &secrets {
+        assert!(!text.contains(secret.as_str()), "{secret} leaked: {text}");
+    }
+    // Internal codes and metadata of those rows stay out too.
+    for internal in [
+        "sessions_revoked",
+        "was_locked_until",
+        "failed_logins",
+        "\"by\"",
+        "user_disabled",
+    ] {
+        assert!(!text.contains(internal), "{internal} leaked: {text}");
+    }
+
+    // What was done to alice: action, time and the reason the admin gave, nothing else.
+    let others = doc["audit_events_by_others"].as_array().unwrap();
+    let reason_of = |action: &str| {
+        others
+            .iter()
+            .find(|e| e["action"] == action)
+            .unwrap_or_else(|| panic!("no {action} in {others:?}"))["reason"]
+            .clone()
+    };
+    assert_eq!(
+        reason_of("user.disabled"),
+        "Your account sent spam; write to support@example.org"
+    );
+    assert_eq!(reason_of("user.enabled"), "Reviewed and cleared");
+    assert_eq!(reason_of("user.unlocked"), "Unlocked on request");
+    assert_eq!(
+        reason_of("api_key.revoked"),
+        "Key found in a public repository"
+    );
+    for event in others {
+        let keys: Vec<&String> = event.as_object().unwrap().keys().collect();
+        assert!(
+            keys.iter()
+                .all(|k| ["action", "occurred_at", "reason"].contains(&k.as_str())),
+            "{event}"
+        );
+        time::OffsetDateTime::parse(
+            event["occurred_at"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+    }
+
+    // What alice did, in full — as herself and with her key.
+    let own = doc["audit_events"].as_array().unwrap();
+    assert!(own.iter().all(|e| {
+        (e["actor_type"] == "user" && e["actor_id"] == alice_id.as_str())
+            || (e["actor_type"] == "api_key" && e["actor_id"] == key_id.as_str())
+    }));
+    let by_key = own
+        .iter()
+        .find(|e| e["actor_type"] == "api_key" && e["action"] == "data.exported")
+        .unwrap_or_else(|| panic!("the export made with the key is missing: {own:?}"));
+    assert_eq!(by_key["actor_id"], key_id.as_str());
+    assert_eq!(by_key["ip"], "203.0.113.50");
+    assert!(own.iter().any(|e| e["action"] == "api_key.created"));
+    assert!(own.iter().any(|e| e["action"] == "auth.login.succeeded"));
+    assert_eq!(doc["audit_events_truncated"], false);
 }

@@ -219,3 +219,49 @@ fn production_serve_refuses_to_start_when_its_shared_rate_limit_store_is_down() 
         "{stderr}"
     );
 }
+
+#[test]
+fn audit_prune_refuses_dates_postgres_cannot_hold_with_one_clean_line() {
+    let db = crate::support::TestDb::new();
+    let env = base_env(&db.url);
+    for before in [
+        "-4800-01-01",
+        "-4713-11-23T23:59:59",
+        "9999-12-31T23:59:59-23:59",
+        "9999-12-31T23:59:59-00:01",
+        "+10000-01-01",
+        "10000-01-01",
+        "last tuesday",
+    ] {
+        let out = rampart(&["audit", "prune", &format!("--before={before}")], &env);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{before}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{before}: {stderr}");
+        assert!(stderr.starts_with("error: --before "), "{before}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    let out = rampart(
+        &["audit", "prune", "--before=9999-12-31T23:59:59-23:59"],
+        &env,
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("outside the range"),
+        "{out:?}"
+    );
+    // The edges of the range are accepted and reach the database without trouble.
+    for before in [
+        "-4713-11-24",
+        "9999-12-31T23:59:59.999999Z",
+        "9999-12-31T23:59:59+23:59",
+    ] {
+        let out = rampart(&["audit", "prune", &format!("--before={before}")], &env);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{before}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.starts_with("nothing to prune"), "{before}: {stdout}");
+    }
+}

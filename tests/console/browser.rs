@@ -172,9 +172,30 @@ async fn fits_width(browser: &Client) -> bool {
         .unwrap_or(false)
 }
 
+/// What sticks out past the viewport (for the failure message).
+async fn widest(browser: &Client) -> String {
+    browser
+        .execute(
+            "const w = window.innerWidth; \
+             const out = [...document.querySelectorAll('body *')] \
+               .filter(e => e.getBoundingClientRect().right > w + 1) \
+               .slice(0, 8) \
+               .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)); \
+             return 'scrollWidth ' + document.documentElement.scrollWidth + ' > ' + w + ': ' + out.join(', ');",
+            vec![],
+        )
+        .await
+        .map(|v| v.to_string())
+        .unwrap_or_default()
+}
+
 #[actix_web::test]
 async fn an_admin_works_through_the_console_in_chromium() {
-    let app: TestApp = admin_app().spawn().await;
+    // Trusts the loopback proxy, so the sessions below can come from their own addresses.
+    let app: TestApp = admin_app()
+        .env("TRUSTED_PROXIES", "127.0.0.1/32")
+        .spawn()
+        .await;
     app.register_admin("root").await;
     let mallory = app.user("mallory").await;
     let alice = app.user("alice").await;
@@ -305,8 +326,41 @@ async fn an_admin_works_through_the_console_in_chromium() {
     assert_eq!(app.get_auth("/api/v1/me", &alice_key).await.status(), 401);
     shot(&browser, "10-key-revoked").await;
 
+    // Sessions as real browsers and phones leave them: long user agents, IPv6 addresses.
+    for (ua, ip) in [
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) \
+             Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+            "2001:db8:85a3:1234:5678:8a2e:370:7334",
+        ),
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 \
+             (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+            "203.0.113.250",
+        ),
+    ] {
+        let res = app
+            .client
+            .post(app.url("/api/v1/auth/login"))
+            .header("user-agent", ua)
+            .header("x-forwarded-for", ip)
+            .json(&json!({ "login": "alice", "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
     browser.goto(&app.url("/admin/sessions")).await.unwrap();
     wait_for_heading(&browser, "Live sessions").await;
+    assert!(
+        browser
+            .find_all(Locator::Css("table.data tbody tr"))
+            .await
+            .unwrap()
+            .len()
+            >= 3,
+        "sessions are listed"
+    );
     shot(&browser, "11-sessions").await;
 
     // A phone-sized screen: the pages still fit (tables scroll inside their box).
@@ -315,10 +369,16 @@ async fn an_admin_works_through_the_console_in_chromium() {
         ("/admin", "12-dashboard-390"),
         ("/admin/audit", "13-audit-390"),
         (&format!("/admin/users/{mallory_id}") as &str, "14-user-390"),
+        ("/admin/sessions", "14b-sessions-390"),
+        ("/admin/keys", "14c-keys-390"),
     ] {
         browser.goto(&app.url(path)).await.unwrap();
         heading(&browser).await;
-        assert!(fits_width(&browser).await, "{path} fits 390 px");
+        assert!(
+            fits_width(&browser).await,
+            "{path} fits 390 px: {}",
+            widest(&browser).await
+        );
         shot(&browser, name).await;
     }
     browser.set_window_size(1280, 800).await.unwrap();

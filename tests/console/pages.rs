@@ -534,10 +534,12 @@ async fn the_csv_export_streams_the_filtered_rows_and_defuses_formulas() {
     assert_eq!(headers.get(4), Some("action"));
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
     assert_eq!(rows.len(), 3);
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
     for row in &rows {
         assert_eq!(&row[4], "auth.login.failed");
-        assert!(row[9].starts_with("'="), "formula defused: {}", &row[9]);
-        let metadata: Value = serde_json::from_str(&row[12]).unwrap();
+        let ua = &row[column("user_agent")];
+        assert!(ua.starts_with("'="), "formula defused: {ua}");
+        let metadata: Value = serde_json::from_str(&row[column("metadata")]).unwrap();
         assert!(metadata["login"].as_str().unwrap().starts_with('@'));
     }
     let ids: Vec<i64> = rows.iter().map(|r| r[0].parse().unwrap()).collect();
@@ -546,4 +548,203 @@ async fn the_csv_export_streams_the_filtered_rows_and_defuses_formulas() {
     let res = console.get("/admin/audit/export.csv?ip=nonsense").await;
     assert_eq!(res.status(), 422);
     assert_eq!(audit_count(&app, Action::DataExported), 1);
+}
+
+#[actix_web::test]
+async fn the_csv_export_quotes_every_field_and_defuses_formulas_after_a_separator() {
+    let app = admin_app().spawn().await;
+    app.register("root").await;
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("user-agent", "Mozilla/5.0;=1+2*3;x")
+        .json(&json!({ "login": "nobody", "password": "whatever it is" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let mut console = Console::new(&app);
+    console.sign_in("root").await;
+    let res = console
+        .get("/admin/audit/export.csv?action=auth.login.failed")
+        .await;
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    // The raw bytes: the user agent is quoted and its second "cell" defused.
+    assert!(
+        text.contains(",\"Mozilla/5.0;'=1+2*3;x\","),
+        "the user agent is quoted and defused: {text}"
+    );
+    assert!(!text.contains(";=1"), "{text}");
+    // Split the way a spreadsheet in a `;` locale does: no piece starts a formula.
+    for line in text.lines() {
+        for piece in line.split([';', ',', '\t', '|']) {
+            let piece = piece.trim_start_matches([' ', '"']);
+            assert!(!piece.starts_with(['=', '+', '@']), "{piece:?} in {line}");
+        }
+        // Every field is quoted: the line is exactly its fields written with quotes always.
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(line.as_bytes());
+        let record = reader.records().next().unwrap().unwrap();
+        let mut writer = csv::WriterBuilder::new()
+            .quote_style(csv::QuoteStyle::Always)
+            .from_writer(Vec::new());
+        writer.write_record(&record).unwrap();
+        let requoted = String::from_utf8(writer.into_inner().unwrap()).unwrap();
+        assert_eq!(requoted.trim_end(), line, "every field quoted");
+    }
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let ua = headers.iter().position(|h| h == "user_agent").unwrap();
+    let row = reader.records().next().unwrap().unwrap();
+    assert_eq!(&row[ua], "Mozilla/5.0;'=1+2*3;x");
+}
+
+#[actix_web::test]
+async fn console_audit_dates_postgres_cannot_hold_are_a_422_page_and_never_a_broken_export() {
+    let app = admin_app().spawn().await;
+    app.register("root").await;
+    let mut console = Console::new(&app);
+    console.sign_in("root").await;
+    for query in [
+        "from=-4800-01-01",
+        "to=9999-12-31T23:59:59-23:59",
+        "from=-4713-11-23T23:59",
+        "to=%2B10000-01-01",
+    ] {
+        let (status, html) = console.get_text(&format!("/admin/audit?{query}")).await;
+        assert_eq!(status, 422, "{query}: {html}");
+        assert!(html.contains("class=\"field-error\""), "{query}: {html}");
+        if !query.contains("10000") {
+            assert!(html.contains("outside the range"), "{query}: {html}");
+        }
+        // The export refuses before its first byte: an HTML error page, not a cut-off CSV.
+        let res = console
+            .get(&format!("/admin/audit/export.csv?{query}"))
+            .await;
+        assert_eq!(res.status(), 422, "{query}");
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{query}"
+        );
+        assert!(res.headers().get("content-disposition").is_none());
+    }
+    assert_eq!(audit_count(&app, Action::DataExported), 0);
+    // The edges of the range work, in the page and in the export.
+    for query in [
+        "from=-4713-11-24",
+        "to=9999-12-31T23:59:59.999999Z",
+        "from=-4713-11-24T00:00&to=9999-12-31T23:59:59%2B23:59",
+    ] {
+        let (status, html) = console.get_text(&format!("/admin/audit?{query}")).await;
+        assert_eq!(status, 200, "{query}: {html}");
+        assert!(
+            html.contains("auth.login.succeeded") || html.contains("admin.login"),
+            "{query}"
+        );
+        let res = console
+            .get(&format!("/admin/audit/export.csv?{query}"))
+            .await;
+        assert_eq!(res.status(), 200, "{query}");
+        let text = res.text().await.unwrap();
+        assert!(text.starts_with("\"id\","), "{query}: {text}");
+        assert!(text.lines().count() > 1, "{query}: {text}");
+    }
+}
+
+/// The text of the audit list's target cell whose title names `target` (`type id`).
+fn target_cell(html: &str, target: &str) -> String {
+    let marker = format!("title=\"{target}\">");
+    let at = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no cell for {target}"));
+    let rest = &html[at + marker.len()..];
+    rest[..rest.find("</td>").unwrap()].trim().to_string()
+}
+
+#[actix_web::test]
+async fn sessions_started_in_the_same_minute_have_distinct_targets_in_the_audit_list() {
+    let app = admin_app().spawn().await;
+    app.register("root").await;
+    app.register("alice").await;
+    let first = app.login("alice").await;
+    let second = app.login("alice").await;
+    let third = app.login("alice").await;
+    // UUID v7 begin with their timestamp: ids made within the same ~65 s share their first 8
+    // digits (so the old 8-digit display showed these two alike).
+    for (token, victim) in [
+        (&third.access, &first.session_id),
+        (&third.access, &second.session_id),
+    ] {
+        let res = app
+            .client
+            .delete(app.url(&format!("/api/v1/auth/sessions/{victim}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204);
+    }
+    let mut console = Console::new(&app);
+    console.sign_in("root").await;
+    let (status, html) = console
+        .get_text("/admin/audit?action=session.revoked")
+        .await;
+    assert_eq!(status, 200);
+    let a = target_cell(&html, &format!("session {}", first.session_id));
+    let b = target_cell(&html, &format!("session {}", second.session_id));
+    assert_ne!(a, b, "two sessions, two different targets");
+    for (text, id) in [(&a, &first.session_id), (&b, &second.session_id)] {
+        assert!(text.starts_with("session "), "{text}");
+        let tail = id.rsplit('-').next().unwrap();
+        assert!(text.ends_with(tail), "{text} shows the random tail of {id}");
+    }
+}
+
+#[actix_web::test]
+async fn an_audit_row_shows_the_clients_request_id_and_the_servers_own() {
+    let app = admin_app().spawn().await;
+    app.register("root").await;
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-request-id", "attacker-chosen")
+        .json(&json!({ "login": "nobody", "password": "whatever it is" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let mut conn = app.db.as_ref().unwrap().connect();
+    let row = rampart::audit::list(
+        &mut conn,
+        &rampart::audit::AuditQuery {
+            action: Some(Action::AuthLoginFailed),
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .items
+    .remove(0);
+    assert_eq!(row.request_id.as_deref(), Some("attacker-chosen"));
+    let server_id = row.server_request_id.clone().unwrap();
+    assert_ne!(server_id, "attacker-chosen");
+    let mut console = Console::new(&app);
+    console.sign_in("root").await;
+    let (status, html) = console.get_text(&format!("/admin/audit/{}", row.id)).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("<code class=\"wrap\">attacker-chosen</code>"),
+        "{html}"
+    );
+    assert!(html.contains("(sent by the client)"), "{html}");
+    assert!(html.contains("Server request id"), "{html}");
+    assert!(
+        html.contains(&format!("<code class=\"wrap\">{server_id}</code>")),
+        "{html}"
+    );
 }
