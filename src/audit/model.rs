@@ -283,7 +283,7 @@ pub struct AuditRow {
 
 /// A row for readers (console, API, tests): aggregated rows carry their running `count` in
 /// `metadata`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub id: i64,
     #[serde(with = "time::serde::rfc3339")]
@@ -294,9 +294,11 @@ pub struct AuditEntry {
     pub outcome: String,
     pub target_type: Option<String>,
     pub target_id: Option<String>,
+    #[schema(value_type = Option<String>)]
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
+    #[schema(value_type = Object)]
     pub metadata: Value,
     /// Hex of the row's chain hash, and of the hash it is chained to.
     pub hash: String,
@@ -394,7 +396,9 @@ pub struct AuditPage {
 }
 
 /// The audit filters as a client writes them (query string of the admin API and the console).
-#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Default, serde::Deserialize, serde::Serialize, PartialEq, Eq, utoipa::IntoParams,
+)]
 pub struct AuditFilter {
     /// An action (`auth.login.failed`) or a prefix ending in `.` or `.*` (`auth.`).
     pub action: Option<String>,
