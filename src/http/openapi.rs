@@ -76,6 +76,19 @@ impl SchemaDoc {
     }
 }
 
+/// A query parameter from an `Option<T>` field is optional, not nullable: a query string has no
+/// null, so `"type": ["string", "null"]` becomes `"type": "string"`.
+fn not_null(mut parameter: Value) -> Value {
+    if let Some(Value::Array(types)) = parameter.pointer_mut("/schema/type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let only = types.remove(0);
+            parameter["schema"]["type"] = only;
+        }
+    }
+    parameter
+}
+
 /// What a route answers when it succeeds.
 #[derive(Debug, Clone)]
 pub struct Success {
@@ -119,7 +132,8 @@ impl RouteDoc {
         self.query.extend(
             Q::into_params(|| Some(ParameterIn::Query))
                 .iter()
-                .map(to_json),
+                .map(to_json)
+                .map(not_null),
         );
         self
     }
