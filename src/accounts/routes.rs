@@ -58,7 +58,8 @@ pub fn routes(r: &mut ApiRoutes) {
     r.add(Method::GET, "/api/v1/admin/users", manage, list_users)
         .query::<UserListParams>()
         .page::<AdminUserView>();
-    r.add(Method::GET, "/api/v1/admin/users/{id}", manage, get_user).ok::<AdminUserView>();
+    r.add(Method::GET, "/api/v1/admin/users/{id}", manage, get_user)
+        .ok::<AdminUserView>();
     // One handler; the action is the path's last segment.
     for path in [
         "/api/v1/admin/users/{id}/disable",
@@ -76,9 +77,12 @@ pub fn routes(r: &mut ApiRoutes) {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RegisterBody {
+    #[schema(min_length = 3, max_length = 50, pattern = "^[A-Za-z0-9_-]+$")]
     username: String,
+    #[schema(format = Email, max_length = 254)]
     email: String,
-    #[schema(value_type = String, format = Password)]
+    /// At least 12 characters (8 under PASSWORD_POLICY=classic), not guessable.
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 128)]
     password: SecretString,
 }
 
@@ -105,6 +109,7 @@ async fn register(
 #[serde(deny_unknown_fields)]
 struct LoginBody {
     /// Username or email.
+    #[schema(max_length = 254)]
     login: String,
     #[schema(value_type = String, format = Password)]
     password: SecretString,
@@ -164,6 +169,8 @@ async fn export_me(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateMeBody {
+    /// Null clears it.
+    #[schema(max_length = 100)]
     display_name: Option<String>,
 }
 
@@ -188,7 +195,7 @@ async fn update_me(
 struct PasswordBody {
     #[schema(value_type = String, format = Password)]
     current_password: SecretString,
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 128)]
     new_password: SecretString,
 }
 
@@ -305,7 +312,10 @@ async fn get_user(
 #[serde(deny_unknown_fields)]
 #[schema(as = AdminUserActionBody)]
 struct ActionBody {
+    /// Required to disable.
+    #[schema(max_length = 500)]
     reason: Option<String>,
+    /// For `/role`: `admin`, `team_member` or `demo`.
     role: Option<String>,
 }
 

@@ -71,9 +71,12 @@ fn key_id(path: web::Path<String>) -> Result<Uuid, AppError> {
 #[serde(deny_unknown_fields)]
 #[schema(as = NewApiKeyBody)]
 struct CreateBody {
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
     /// Permissions the key may use (a subset of the owner's role), e.g. `profile:read`.
+    #[schema(min_items = 1)]
     scopes: Vec<String>,
+    #[schema(minimum = 1, maximum = 3650)]
     expires_in_days: Option<i64>,
 }
 
@@ -135,6 +138,7 @@ async fn rotate_api_key(
 #[serde(deny_unknown_fields)]
 #[schema(as = AdminRevokeKeyBody)]
 struct AdminRevokeBody {
+    #[schema(min_length = 1, max_length = 500)]
     reason: String,
 }
 

@@ -169,6 +169,7 @@ async fn admin_list_sessions(
 #[serde(deny_unknown_fields)]
 #[schema(as = AdminRevokeSessionBody)]
 struct AdminRevokeBody {
+    #[schema(max_length = 500)]
     reason: Option<String>,
 }
 

@@ -37,7 +37,11 @@ async fn every_route_documents_the_body_and_query_it_reads_and_the_response_it_s
         // documents it as JSON, with a schema; one that reads none documents none.
         let reads_body = args.contains("::Json<") || args.contains("bytes::Bytes");
         let body = &op["requestBody"];
-        assert_eq!(reads_body, body.is_object(), "{name}: request body ({args})");
+        assert_eq!(
+            reads_body,
+            body.is_object(),
+            "{name}: request body ({args})"
+        );
         if reads_body {
             let schema = &body["content"]["application/json"]["schema"];
             let schema = resolve(&doc, schema);
@@ -67,7 +71,10 @@ async fn every_route_documents_the_body_and_query_it_reads_and_the_response_it_s
         }
         if reads_query {
             let names: Vec<&str> = query.iter().map(|p| p["name"].as_str().unwrap()).collect();
-            assert!(names.contains(&"limit") && names.contains(&"cursor"), "{name}");
+            assert!(
+                names.contains(&"limit") && names.contains(&"cursor"),
+                "{name}"
+            );
         }
 
         // Exactly one success status, with a JSON schema unless it is 204.
@@ -110,10 +117,17 @@ async fn every_route_documents_the_body_and_query_it_reads_and_the_response_it_s
             "{name}"
         );
         let security = op["security"].as_array().unwrap();
-        assert_eq!(security.is_empty(), route.access == Access::Public, "{name}");
+        assert_eq!(
+            security.is_empty(),
+            route.access == Access::Public,
+            "{name}"
+        );
         if let Access::Permission(p) = route.access {
             let description = op["description"].as_str().unwrap();
-            assert!(description.contains(&p.to_string()), "{name}: {description}");
+            assert!(
+                description.contains(&p.to_string()),
+                "{name}: {description}"
+            );
         }
     }
 }
@@ -121,9 +135,12 @@ async fn every_route_documents_the_body_and_query_it_reads_and_the_response_it_s
 #[actix_web::test]
 async fn lists_are_documented_as_keyset_pages_and_nullable_fields_as_nullable() {
     let doc = document().await;
-    let page = &doc["paths"]["/api/v1/admin/users"]["get"]["responses"]["200"]["content"]
-        ["application/json"]["schema"];
-    assert_eq!(page["required"], serde_json::json!(["items", "next_cursor"]));
+    let page = &doc["paths"]["/api/v1/admin/users"]["get"]["responses"]["200"]["content"]["application/json"]
+        ["schema"];
+    assert_eq!(
+        page["required"],
+        serde_json::json!(["items", "next_cursor"])
+    );
     assert_eq!(
         page["properties"]["next_cursor"]["type"],
         serde_json::json!(["string", "null"])
