@@ -20,10 +20,22 @@ pub fn routes(r: &mut ApiRoutes) {
         register,
     )
     .body::<RegisterBody>()
-    .created::<UserView>();
+    .created::<UserView>()
+    .link(Method::GET, "/api/v1/admin/users/{id}", "id")
+    .link(Method::POST, "/api/v1/admin/users/{id}/disable", "id")
+    .link(Method::POST, "/api/v1/admin/users/{id}/enable", "id")
+    .link(Method::POST, "/api/v1/admin/users/{id}/unlock", "id")
+    .link(Method::POST, "/api/v1/admin/users/{id}/sign-out", "id")
+    .link(Method::POST, "/api/v1/admin/users/{id}/role", "id");
     r.add(Method::POST, "/api/v1/auth/login", Access::Public, login)
         .body::<LoginBody>()
-        .ok::<crate::sessions::TokenPair>();
+        .ok::<crate::sessions::TokenPair>()
+        .link(Method::DELETE, "/api/v1/auth/sessions/{id}", "session_id")
+        .link(
+            Method::POST,
+            "/api/v1/admin/sessions/{id}/revoke",
+            "session_id",
+        );
     r.add(
         Method::GET,
         "/api/v1/me",

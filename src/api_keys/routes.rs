@@ -21,7 +21,10 @@ pub fn routes(r: &mut ApiRoutes) {
         create_api_key,
     )
     .body::<CreateBody>()
-    .created::<CreatedKey>();
+    .created::<CreatedKey>()
+    .link(Method::DELETE, "/api/v1/api-keys/{id}", "id")
+    .link(Method::POST, "/api/v1/api-keys/{id}/rotate", "id")
+    .link(Method::POST, "/api/v1/admin/api-keys/{id}/revoke", "id");
     r.add(
         Method::GET,
         "/api/v1/api-keys",
@@ -43,7 +46,9 @@ pub fn routes(r: &mut ApiRoutes) {
         Access::Permission(Permission::KeysManage),
         rotate_api_key,
     )
-    .created::<CreatedKey>();
+    .created::<CreatedKey>()
+    .link(Method::DELETE, "/api/v1/api-keys/{id}", "id")
+    .link(Method::POST, "/api/v1/admin/api-keys/{id}/revoke", "id");
     r.add(
         Method::GET,
         "/api/v1/admin/api-keys",

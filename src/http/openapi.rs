@@ -95,6 +95,18 @@ pub struct Success {
     pub status: u16,
     /// The JSON body; `None` for 204.
     pub body: Option<SchemaDoc>,
+    /// OpenAPI links: (name, operationId, `$response.body` pointer) — the operation whose `{id}`
+    /// is this response's field (lets stateful fuzzing act on what it created).
+    pub links: Vec<(String, String, &'static str)>,
+}
+
+/// The `operationId` of a route: method and path, e.g. `delete_api_v1_api_keys__id_`.
+pub fn operation_id(method: &actix_web::http::Method, path: &str) -> String {
+    format!(
+        "{}{}",
+        method.as_str().to_ascii_lowercase(),
+        path.replace(['/', '{', '}', '-'], "_")
+    )
 }
 
 /// What the document says about a route besides its method, path and access rule. Declared at
@@ -158,8 +170,27 @@ impl RouteDoc {
         self.respond(204, None)
     }
 
+    /// Links the success response's `field` to the `{id}` of `method path` (call after the
+    /// response is declared).
+    pub fn link(
+        &mut self,
+        method: actix_web::http::Method,
+        path: &'static str,
+        field: &'static str,
+    ) -> &mut Self {
+        if let Some(success) = &mut self.success {
+            let target = operation_id(&method, path);
+            success.links.push((target.clone(), target, field));
+        }
+        self
+    }
+
     fn respond(&mut self, status: u16, body: Option<SchemaDoc>) -> &mut Self {
-        self.success = Some(Success { status, body });
+        self.success = Some(Success {
+            status,
+            body,
+            links: Vec::new(),
+        });
         self
     }
 }
@@ -192,11 +223,28 @@ fn operation(route: &RouteInfo, components: &mut BTreeMap<String, Value>) -> Val
 
     let mut responses = serde_json::Map::new();
     match &doc.success {
-        Some(Success { status, body }) => {
+        Some(Success {
+            status,
+            body,
+            links,
+        }) => {
             let mut response = json!({ "description": "Success." });
             if let Some(body) = body {
                 add_components(body);
                 response["content"] = json!({ "application/json": { "schema": body.schema } });
+            }
+            if !links.is_empty() {
+                let links: serde_json::Map<String, Value> = links
+                    .iter()
+                    .map(|(name, target, field)| {
+                        let link = json!({
+                            "operationId": target,
+                            "parameters": { "id": format!("$response.body#/{field}") },
+                        });
+                        (name.clone(), link)
+                    })
+                    .collect();
+                response["links"] = Value::Object(links);
             }
             responses.insert(status.to_string(), response);
         }
@@ -215,11 +263,7 @@ fn operation(route: &RouteInfo, components: &mut BTreeMap<String, Value>) -> Val
     responses.insert("5XX".into(), problem());
 
     let mut operation = json!({
-        "operationId": format!(
-            "{}{}",
-            route.method.as_str().to_ascii_lowercase(),
-            route.path.replace(['/', '{', '}', '-'], "_")
-        ),
+        "operationId": operation_id(&route.method, route.path),
         "description": access,
         "security": security,
         "responses": responses,
@@ -333,6 +377,39 @@ mod tests {
             let pointer = r.trim_start_matches('#');
             assert!(doc.pointer(pointer).is_some(), "dangling {r}");
         }
+    }
+
+    #[test]
+    fn every_link_names_an_operation_with_an_id() {
+        let doc = document(api_routes().table());
+        let mut ids = std::collections::BTreeMap::new();
+        for (path, operations) in doc["paths"].as_object().unwrap() {
+            for op in operations.as_object().unwrap().values() {
+                ids.insert(
+                    op["operationId"].as_str().unwrap().to_string(),
+                    path.clone(),
+                );
+            }
+        }
+        assert_eq!(
+            ids.len(),
+            api_routes().table().len(),
+            "operationIds are unique"
+        );
+        let mut links = 0;
+        for operations in doc["paths"].as_object().unwrap().values() {
+            for op in operations.as_object().unwrap().values() {
+                for response in op["responses"].as_object().unwrap().values() {
+                    for link in response["links"].as_object().into_iter().flatten() {
+                        let target = link.1["operationId"].as_str().unwrap();
+                        let path = ids.get(target).expect(target);
+                        assert!(path.contains("{id}"), "{target}");
+                        links += 1;
+                    }
+                }
+            }
+        }
+        assert!(links > 0);
     }
 
     /// Two structs of one name (e.g. two `AdminRevokeBody`) would share one component and one

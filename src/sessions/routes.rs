@@ -21,7 +21,13 @@ pub fn routes(r: &mut ApiRoutes) {
         refresh,
     )
     .body::<RefreshBody>()
-    .ok::<TokenPair>();
+    .ok::<TokenPair>()
+    .link(Method::DELETE, "/api/v1/auth/sessions/{id}", "session_id")
+    .link(
+        Method::POST,
+        "/api/v1/admin/sessions/{id}/revoke",
+        "session_id",
+    );
     r.add(
         Method::POST,
         "/api/v1/auth/logout",
