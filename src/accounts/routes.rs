@@ -327,7 +327,8 @@ struct ActionBody {
     /// Required to disable.
     #[schema(max_length = 500)]
     reason: Option<String>,
-    /// For `/role`: `admin`, `team_member` or `demo`.
+    /// For `/role`.
+    #[schema(value_type = Option<crate::http::openapi::RoleName>)]
     role: Option<String>,
 }
 

@@ -11,11 +11,13 @@ use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, web};
 use serde_json::{Value, json};
+use utoipa::openapi::RefOr;
 use utoipa::openapi::path::ParameterIn;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use crate::app::AppState;
-use crate::auth::{Access, RouteInfo, api_routes};
+use crate::auth::{Access, Permission, Role, RouteInfo, api_routes};
 use crate::http::error::{AppError, PROBLEM_JSON};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -88,6 +90,40 @@ fn not_null(mut parameter: Value) -> Value {
     }
     parameter
 }
+
+/// A scope an API key may carry: a permission name, never an admin-only one (those are refused).
+/// For `#[schema(value_type = Vec<ScopeName>)]`.
+pub struct ScopeName;
+
+impl PartialSchema for ScopeName {
+    fn schema() -> RefOr<Schema> {
+        let names = Permission::ALL
+            .into_iter()
+            .filter(|p| !p.is_admin_only())
+            .map(Permission::as_str);
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(names))
+            .into()
+    }
+}
+
+impl ToSchema for ScopeName {}
+
+/// A role name (`#[schema(value_type = Option<RoleName>)]`).
+pub struct RoleName;
+
+impl PartialSchema for RoleName {
+    fn schema() -> RefOr<Schema> {
+        let names = [Role::Admin, Role::TeamMember, Role::Demo].map(Role::as_str);
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(names))
+            .into()
+    }
+}
+
+impl ToSchema for RoleName {}
 
 /// What a route answers when it succeeds.
 #[derive(Debug, Clone)]
