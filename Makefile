@@ -4,7 +4,8 @@
 # (.ci/run -> `make test`) all run exactly the same commands; the logic and
 # its reasons live in the scripts.
 #
-#   make test      everything CI checks: tools, database, fmt, deny, clippy, tests
+#   make test      everything CI checks: tools, database, fmt, deny, clippy, tests, schemathesis
+#   make schemathesis  contract-fuzz a running server against its OpenAPI document
 #   make lint      fmt check + clippy + cargo-deny, no database needed
 #   make run       start a database and the dev server (scripts/run-dev)
 #   make bench     scripts/bench
@@ -53,7 +54,7 @@ run_tests = if cargo nextest --version >/dev/null 2>&1; then \
 		cargo test --no-fail-fast; \
 	fi
 
-.PHONY: help test lint run bench db-up db-stop redis-up
+.PHONY: help test lint run bench db-up db-stop redis-up schemathesis
 
 help:
 	@sed -n '/^#   make/s/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -66,6 +67,7 @@ test:
 	$(call step,cargo deny,cargo deny check licenses bans sources)
 	$(call step,cargo clippy,cargo clippy --all-targets -- -D warnings)
 	$(call step,tests,$(load_db) $(load_redis) $(run_tests))
+	$(call step,schemathesis,$(load_db) scripts/schemathesis)
 
 # Lint needs no database and no browser; ensure-tools is a no-op when
 # cargo-deny is already installed.
@@ -80,6 +82,9 @@ run: db-up
 
 bench:
 	scripts/bench
+
+schemathesis: db-up
+	@$(load_db) scripts/schemathesis
 
 db-up:
 	@scripts/db-up

@@ -21,7 +21,7 @@ use crate::http::pagination::keyset_page;
 use crate::sessions;
 
 /// What an admin sees of an account (more than the user's own view: lockout state, super admin).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AdminUserView {
     pub id: Uuid,
     pub username: String,

@@ -286,7 +286,7 @@ pub struct NewUser<'a> {
 }
 
 /// The public shape of a user: never a hash, lockout counter or internal flag.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: Uuid,
     pub username: String,

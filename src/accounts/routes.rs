@@ -4,7 +4,10 @@ use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
+use super::admin::AdminUserView;
+use super::model::UserView;
 use crate::app::AppState;
 use crate::auth::{Access, ApiRoutes, Permission, Principal, request_meta};
 use crate::http::error::AppError;
@@ -15,35 +18,60 @@ pub fn routes(r: &mut ApiRoutes) {
         "/api/v1/auth/register",
         Access::Public,
         register,
-    );
-    r.add(Method::POST, "/api/v1/auth/login", Access::Public, login);
+    )
+    .body::<RegisterBody>()
+    .created::<UserView>()
+    .link(Method::GET, "/api/v1/admin/users/{id}", "id")
+    .link(Method::POST, "/api/v1/admin/users/{id}/disable", "id")
+    .link(Method::POST, "/api/v1/admin/users/{id}/enable", "id")
+    .link(Method::POST, "/api/v1/admin/users/{id}/unlock", "id")
+    .link(Method::POST, "/api/v1/admin/users/{id}/sign-out", "id")
+    .link(Method::POST, "/api/v1/admin/users/{id}/role", "id");
+    r.add(Method::POST, "/api/v1/auth/login", Access::Public, login)
+        .body::<LoginBody>()
+        .ok::<crate::sessions::TokenPair>()
+        .link(Method::DELETE, "/api/v1/auth/sessions/{id}", "session_id")
+        .link(
+            Method::POST,
+            "/api/v1/admin/sessions/{id}/revoke",
+            "session_id",
+        );
     r.add(
         Method::GET,
         "/api/v1/me",
         Access::Permission(Permission::ProfileRead),
         get_me,
-    );
+    )
+    .ok::<UserView>();
     r.add(
         Method::PATCH,
         "/api/v1/me",
         Access::Permission(Permission::ProfileWrite),
         update_me,
-    );
+    )
+    .body::<UpdateMeBody>()
+    .ok::<UserView>();
     r.add(
         Method::GET,
         "/api/v1/me/export",
         Access::Permission(Permission::DataExport),
         export_me,
-    );
+    )
+    .ok::<ExportDocument>();
     r.add(
         Method::POST,
         "/api/v1/me/password",
         Access::Permission(Permission::ProfileWrite),
         change_password,
-    );
+    )
+    .body::<PasswordBody>()
+    .no_content();
     let manage = Access::Permission(Permission::UsersManage);
-    r.add(Method::GET, "/api/v1/admin/users", manage, list_users);
-    r.add(Method::GET, "/api/v1/admin/users/{id}", manage, get_user);
+    r.add(Method::GET, "/api/v1/admin/users", manage, list_users)
+        .query::<UserListParams>()
+        .page::<AdminUserView>();
+    r.add(Method::GET, "/api/v1/admin/users/{id}", manage, get_user)
+        .ok::<AdminUserView>();
     // One handler; the action is the path's last segment.
     for path in [
         "/api/v1/admin/users/{id}/disable",
@@ -52,15 +80,21 @@ pub fn routes(r: &mut ApiRoutes) {
         "/api/v1/admin/users/{id}/sign-out",
         "/api/v1/admin/users/{id}/role",
     ] {
-        r.add(Method::POST, path, manage, act_on_user);
+        r.add(Method::POST, path, manage, act_on_user)
+            .optional_body::<ActionBody>()
+            .ok::<AdminUserView>();
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RegisterBody {
+    #[schema(min_length = 3, max_length = 50, pattern = "^[A-Za-z0-9_-]+$")]
     username: String,
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    /// At least 12 characters (8 under PASSWORD_POLICY=classic), not guessable.
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 128)]
     password: SecretString,
 }
 
@@ -83,10 +117,13 @@ async fn register(
     Ok(HttpResponse::Created().json(user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginBody {
+    /// Username or email.
+    #[schema(max_length = 254)]
     login: String,
+    #[schema(value_type = String, format = Password)]
     password: SecretString,
 }
 
@@ -111,6 +148,21 @@ async fn get_me(
     Ok(HttpResponse::Ok().json(super::me(&state, &principal).await?))
 }
 
+/// The document `GET /api/v1/me/export` returns (built as JSON by `super::export`; this struct
+/// only describes it for the OpenAPI document).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct ExportDocument {
+    #[schema(format = DateTime)]
+    exported_at: String,
+    user: UserView,
+    sessions: Vec<crate::sessions::model::SessionView>,
+    api_keys: Vec<crate::api_keys::model::ApiKeyView>,
+    audit_events: Vec<crate::audit::OwnEvent>,
+    audit_events_by_others: Vec<crate::audit::AccountEvent>,
+    audit_events_truncated: bool,
+}
+
 /// The caller's data as a JSON download (daily quota `data_exports`).
 async fn export_me(
     state: web::Data<AppState>,
@@ -127,11 +179,12 @@ async fn export_me(
 }
 
 /// Only display fields: anything else (role, active, email …) is refused as an unknown field.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateMeBody {
     /// Absent: left as it is. `null`: cleared. A string: set.
     #[serde(default, deserialize_with = "present")]
+    #[schema(max_length = 100, value_type = Option<String>)]
     display_name: Option<Option<String>>,
 }
 
@@ -161,10 +214,12 @@ async fn update_me(
     Ok(HttpResponse::Ok().json(user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordBody {
+    #[schema(value_type = String, format = Password)]
     current_password: SecretString,
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 128)]
     new_password: SecretString,
 }
 
@@ -188,12 +243,17 @@ async fn change_password(
 
 // --- admin ------------------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 struct UserListParams {
+    /// Username or email prefix.
     q: Option<String>,
+    /// `admin`, `team_member` or `demo`.
     role: Option<String>,
+    /// `active`, `disabled` or `locked`.
     status: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
 }
 
@@ -272,10 +332,15 @@ async fn get_user(
 }
 
 /// An admin action's optional body: `{"reason": …}` (and `{"role": …}` for role changes).
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AdminUserActionBody)]
 struct ActionBody {
+    /// Required to disable.
+    #[schema(max_length = 500)]
     reason: Option<String>,
+    /// For `/role`.
+    #[schema(value_type = Option<crate::http::openapi::RoleName>)]
     role: Option<String>,
 }
 

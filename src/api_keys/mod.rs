@@ -205,7 +205,7 @@ pub fn all_for_user(
 }
 
 /// A key as an admin sees it: its metadata and its owner.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct AdminKeyView {
     #[serde(flatten)]
     pub key: ApiKeyView,

@@ -64,7 +64,7 @@ impl ApiKeyRow {
 }
 
 /// Where a key stands at a given moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyStatus {
     Active,
@@ -200,10 +200,11 @@ impl Scopes {
 }
 
 /// The key as handed out once, at creation or rotation (DESIGN §4).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedKey {
     pub id: Uuid,
     #[serde(serialize_with = "expose")]
+    #[schema(value_type = String)]
     pub key: SecretString,
     pub prefix: String,
     pub name: String,
@@ -229,7 +230,7 @@ fn expose<S: Serializer>(key: &SecretString, serializer: S) -> Result<S::Ok, S::
 }
 
 /// What the owner sees of a key in lists: metadata only.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ApiKeyView {
     pub id: Uuid,
     pub prefix: String,

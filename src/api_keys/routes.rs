@@ -3,8 +3,11 @@
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::AdminKeyView;
+use super::model::{ApiKeyView, CreatedKey};
 use crate::app::AppState;
 use crate::auth::{Access, ApiRoutes, Permission, Principal, request_meta};
 use crate::http::error::AppError;
@@ -16,37 +19,52 @@ pub fn routes(r: &mut ApiRoutes) {
         "/api/v1/api-keys",
         Access::Permission(Permission::KeysManage),
         create_api_key,
-    );
+    )
+    .body::<CreateBody>()
+    .created::<CreatedKey>()
+    .link(Method::DELETE, "/api/v1/api-keys/{id}", "id")
+    .link(Method::POST, "/api/v1/api-keys/{id}/rotate", "id")
+    .link(Method::POST, "/api/v1/admin/api-keys/{id}/revoke", "id");
     r.add(
         Method::GET,
         "/api/v1/api-keys",
         Access::Permission(Permission::KeysManage),
         list_api_keys,
-    );
+    )
+    .query::<PageQuery>()
+    .page::<ApiKeyView>();
     r.add(
         Method::DELETE,
         "/api/v1/api-keys/{id}",
         Access::Permission(Permission::KeysManage),
         revoke_api_key,
-    );
+    )
+    .no_content();
     r.add(
         Method::POST,
         "/api/v1/api-keys/{id}/rotate",
         Access::Permission(Permission::KeysManage),
         rotate_api_key,
-    );
+    )
+    .created::<CreatedKey>()
+    .link(Method::DELETE, "/api/v1/api-keys/{id}", "id")
+    .link(Method::POST, "/api/v1/admin/api-keys/{id}/revoke", "id");
     r.add(
         Method::GET,
         "/api/v1/admin/api-keys",
         Access::Permission(Permission::KeysRevokeAny),
         admin_list_api_keys,
-    );
+    )
+    .query::<AdminListParams>()
+    .page::<AdminKeyView>();
     r.add(
         Method::POST,
         "/api/v1/admin/api-keys/{id}/revoke",
         Access::Permission(Permission::KeysRevokeAny),
         admin_revoke_api_key,
-    );
+    )
+    .body::<AdminRevokeBody>()
+    .no_content();
 }
 
 /// A malformed id names no key of anyone's: 404 like a missing one.
@@ -54,11 +72,16 @@ fn key_id(path: web::Path<String>) -> Result<Uuid, AppError> {
     Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewApiKeyBody)]
 struct CreateBody {
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
+    /// Permissions the key may use (a subset of the owner's role), e.g. `profile:read`.
+    #[schema(value_type = Vec<crate::http::openapi::ScopeName>, min_items = 1)]
     scopes: Vec<String>,
+    #[schema(minimum = 1, maximum = 3650)]
     expires_in_days: Option<i64>,
 }
 
@@ -116,9 +139,11 @@ async fn rotate_api_key(
     Ok(HttpResponse::Created().json(created))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AdminRevokeKeyBody)]
 struct AdminRevokeBody {
+    #[schema(min_length = 1, max_length = 500)]
     reason: String,
 }
 
@@ -136,12 +161,17 @@ async fn admin_revoke_api_key(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 struct AdminListParams {
+    /// The owner's user id.
     owner: Option<uuid::Uuid>,
+    /// `active`, `rotation_grace`, `rotated`, `expired` or `revoked`.
     status: Option<String>,
+    /// The key's public prefix.
     prefix: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
 }
 

@@ -814,7 +814,7 @@ pub struct SubjectEvents {
 }
 
 /// Something the user did, as their export shows it: the row without its chain hashes.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct OwnEvent {
     pub id: i64,
     #[serde(with = "time::serde::rfc3339")]
@@ -825,10 +825,12 @@ pub struct OwnEvent {
     pub outcome: String,
     pub target_type: Option<String>,
     pub target_id: Option<String>,
+    #[schema(value_type = Option<String>)]
     pub ip: Option<std::net::IpAddr>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
     pub server_request_id: Option<String>,
+    #[schema(value_type = Object)]
     pub metadata: Value,
 }
 
@@ -853,7 +855,7 @@ impl From<AuditEntry> for OwnEvent {
 }
 
 /// Something done to a user's account by someone else, as that user may see it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct AccountEvent {
     pub action: String,
     #[serde(with = "time::serde::rfc3339")]

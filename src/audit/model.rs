@@ -290,7 +290,7 @@ pub struct AuditRow {
 
 /// A row for readers (console, API, tests): aggregated rows carry their running `count` in
 /// `metadata`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub id: i64,
     #[serde(with = "time::serde::rfc3339")]
@@ -301,6 +301,7 @@ pub struct AuditEntry {
     pub outcome: String,
     pub target_type: Option<String>,
     pub target_id: Option<String>,
+    #[schema(value_type = Option<String>)]
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
     /// The client's `X-Request-Id` if it sent an acceptable one, else the server's id.
@@ -308,6 +309,7 @@ pub struct AuditEntry {
     /// The id the server generated for the request (`None` for rows written before it was kept
     /// and for rows without a request).
     pub server_request_id: Option<String>,
+    #[schema(value_type = Object)]
     pub metadata: Value,
     /// Hex of the row's chain hash, and of the hash it is chained to.
     pub hash: String,
@@ -406,7 +408,9 @@ pub struct AuditPage {
 }
 
 /// The audit filters as a client writes them (query string of the admin API and the console).
-#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Default, serde::Deserialize, serde::Serialize, PartialEq, Eq, utoipa::IntoParams,
+)]
 pub struct AuditFilter {
     /// An action (`auth.login.failed`) or a prefix ending in `.` or `.*` (`auth.`).
     pub action: Option<String>,

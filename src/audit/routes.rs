@@ -4,6 +4,7 @@
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
 use super::AuditFilter;
 use crate::app::AppState;
@@ -17,21 +18,72 @@ pub fn routes(r: &mut ApiRoutes) {
         "/api/v1/admin/audit-logs",
         Access::Permission(Permission::AuditRead),
         list_audit_logs,
-    );
+    )
+    .query::<AuditFilter>()
+    .query::<ListParams>()
+    .page::<super::AuditEntry>();
     r.add(
         Method::GET,
         "/api/v1/admin/audit-logs/verify",
         Access::Permission(Permission::AuditRead),
         verify_audit_logs,
-    );
+    )
+    .ok::<VerifyReportDoc>();
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 struct ListParams {
+    /// Documented by `AuditFilter`'s own parameters.
     #[serde(flatten)]
+    #[param(ignore)]
     filter: AuditFilter,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     limit: Option<String>,
+}
+
+/// The body of `GET /api/v1/admin/audit-logs/verify` (built as JSON by
+/// `VerifyReport::to_json`; these structs only describe it for the OpenAPI document).
+#[derive(ToSchema)]
+#[schema(as = AuditVerifyReport)]
+#[allow(dead_code)]
+struct VerifyReportDoc {
+    ok: bool,
+    rows_verified: u64,
+    /// The newest row checked.
+    head: Option<VerifyHeadDoc>,
+    /// The pruning checkpoint the chain starts from, if rows were pruned.
+    checkpoint: Option<VerifyCheckpointDoc>,
+    /// The first break found.
+    failure: Option<VerifyFailureDoc>,
+}
+
+#[derive(ToSchema)]
+#[schema(as = AuditVerifyHead)]
+#[allow(dead_code)]
+struct VerifyHeadDoc {
+    id: i64,
+    hash: String,
+}
+
+#[derive(ToSchema)]
+#[schema(as = AuditVerifyCheckpoint)]
+#[allow(dead_code)]
+struct VerifyCheckpointDoc {
+    id: i64,
+    last_pruned_id: i64,
+    #[schema(format = DateTime)]
+    pruned_before: String,
+}
+
+#[derive(ToSchema)]
+#[schema(as = AuditVerifyFailure)]
+#[allow(dead_code)]
+struct VerifyFailureDoc {
+    kind: String,
+    row_id: Option<i64>,
+    message: String,
 }
 
 /// `?action=&actor=&target=&outcome=&ip=&from=&to=&cursor=&limit=` → newest first.

@@ -6,6 +6,8 @@
 //! enforced by a per-route guard *before* the handler runs (fail closed), and the registrar keeps a
 //! table that the route-permission matrix test enumerates. A handler cannot be mounted without an
 //! access rule, and a protected handler reads its caller from the `Principal` the guard stored.
+//! `add` returns the route's [`RouteDoc`], on which the route declares its request body, query
+//! parameters and success response for the OpenAPI document (`crate::http::openapi`).
 
 pub mod permissions;
 
@@ -27,6 +29,7 @@ use crate::app::AppState;
 use crate::config::Settings;
 use crate::crypto::jwt::{JwtAlgorithm, JwtConfig, JwtKey, JwtKeys, KeyMaterial};
 use crate::http::error::AppError;
+pub use crate::http::openapi::RouteDoc;
 
 /// What a route requires of its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +119,11 @@ pub struct RouteInfo {
     pub method: Method,
     pub path: &'static str,
     pub access: Access,
+    /// Body, query and response schemas for the OpenAPI document.
+    pub doc: RouteDoc,
+    /// The type name of the handler's extractor tuple, so a test can check that a route taking a
+    /// `Json`/`Bytes` body or a `Query` documents it.
+    pub extractors: &'static str,
 }
 
 /// Collects routes grouped by path (actix matches resources by path first, so two methods on one
@@ -127,21 +135,33 @@ pub struct ApiRoutes {
 }
 
 impl ApiRoutes {
-    pub fn add<F, Args>(&mut self, method: Method, path: &'static str, access: Access, handler: F)
+    /// Mounts `handler` behind `access`; returns the route's documentation to fill in
+    /// (`.body::<B>()`, `.query::<Q>()`, `.ok::<R>()` …).
+    pub fn add<F, Args>(
+        &mut self,
+        method: Method,
+        path: &'static str,
+        access: Access,
+        handler: F,
+    ) -> &mut RouteDoc
     where
         F: Handler<Args>,
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
-        self.table.push(RouteInfo {
-            method: method.clone(),
-            path,
-            access,
-        });
-        let route = web::method(method).to(handler).wrap(from_fn(
+        let route = web::method(method.clone()).to(handler).wrap(from_fn(
             move |req: ServiceRequest, next: Next<BoxBody>| guard(access, req, next),
         ));
         self.resources.entry(path).or_default().push(route);
+        self.table.push(RouteInfo {
+            method,
+            path,
+            access,
+            doc: RouteDoc::default(),
+            extractors: std::any::type_name::<Args>(),
+        });
+        let index = self.table.len() - 1;
+        &mut self.table[index].doc
     }
 
     pub fn table(&self) -> &[RouteInfo] {

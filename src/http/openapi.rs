@@ -1,15 +1,24 @@
 //! `GET /api/v1/openapi.json`: an OpenAPI 3.1 description of every API route, generated from the
 //! route registrar's table (so it cannot drift from what is mounted), with each route's access
 //! rule as its security requirement. Served only when DOCS_ENABLED (off in production unless set).
+//!
+//! Each route also declares, when it is registered, a [`RouteDoc`]: its request body, query
+//! parameters and success response, as JSON schemas that utoipa derives from the very structs the
+//! handler deserializes and serializes (`ToSchema`, `IntoParams`). Every error is documented as
+//! RFC 9457 problem+json. `scripts/schemathesis` fuzzes the server against this document.
 
 use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, web};
 use serde_json::{Value, json};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::path::ParameterIn;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use crate::app::AppState;
-use crate::auth::{Access, RouteInfo, api_routes};
-use crate::http::error::AppError;
+use crate::auth::{Access, Permission, Role, RouteInfo, api_routes};
+use crate::http::error::{AppError, PROBLEM_JSON};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/v1/openapi.json").route(web::get().to(openapi)));
@@ -22,48 +31,310 @@ async fn openapi(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(document(api_routes().table())))
 }
 
+/// A JSON schema for a body, and the named schemas (`#/components/schemas/…`) it refers to.
+#[derive(Debug, Clone)]
+pub struct SchemaDoc {
+    pub schema: Value,
+    pub components: Vec<(String, Value)>,
+}
+
+/// utoipa's objects as JSON (they serialize infallibly: plain maps, strings and numbers).
+fn to_json(value: &impl serde::Serialize) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+impl SchemaDoc {
+    /// `T`'s schema, referred to by name.
+    pub fn of<T: ToSchema>() -> SchemaDoc {
+        let name = T::name().into_owned();
+        let mut components = vec![(name.clone(), T::schema())];
+        T::schemas(&mut components);
+        SchemaDoc {
+            schema: json!({ "$ref": format!("#/components/schemas/{name}") }),
+            components: components
+                .iter()
+                .map(|(name, schema)| (name.clone(), to_json(schema)))
+                .collect(),
+        }
+    }
+
+    /// A keyset page of `T` (`crate::http::pagination::Page`): `{"items": [T…], "next_cursor"}`.
+    pub fn page_of<T: ToSchema>() -> SchemaDoc {
+        let item = SchemaDoc::of::<T>();
+        SchemaDoc {
+            schema: json!({
+                "type": "object",
+                "required": ["items", "next_cursor"],
+                "properties": {
+                    "items": { "type": "array", "items": item.schema },
+                    "next_cursor": {
+                        "type": ["string", "null"],
+                        "description": "Pass as `cursor` for the next (older) page; null on the last page."
+                    }
+                }
+            }),
+            components: item.components,
+        }
+    }
+}
+
+/// A query parameter from an `Option<T>` field is optional, not nullable: a query string has no
+/// null, so `"type": ["string", "null"]` becomes `"type": "string"`.
+fn not_null(mut parameter: Value) -> Value {
+    if let Some(Value::Array(types)) = parameter.pointer_mut("/schema/type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let only = types.remove(0);
+            parameter["schema"]["type"] = only;
+        }
+    }
+    parameter
+}
+
+/// A scope an API key may carry: a permission name, never an admin-only one (those are refused).
+/// For `#[schema(value_type = Vec<ScopeName>)]`.
+pub struct ScopeName;
+
+impl PartialSchema for ScopeName {
+    fn schema() -> RefOr<Schema> {
+        let names = Permission::ALL
+            .into_iter()
+            .filter(|p| !p.is_admin_only())
+            .map(Permission::as_str);
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(names))
+            .into()
+    }
+}
+
+impl ToSchema for ScopeName {}
+
+/// A role name (`#[schema(value_type = Option<RoleName>)]`).
+pub struct RoleName;
+
+impl PartialSchema for RoleName {
+    fn schema() -> RefOr<Schema> {
+        let names = [Role::Admin, Role::TeamMember, Role::Demo].map(Role::as_str);
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(names))
+            .into()
+    }
+}
+
+impl ToSchema for RoleName {}
+
+/// What a route answers when it succeeds.
+#[derive(Debug, Clone)]
+pub struct Success {
+    pub status: u16,
+    /// The JSON body; `None` for 204.
+    pub body: Option<SchemaDoc>,
+    /// OpenAPI links: (name, operationId, `$response.body` pointer) — the operation whose `{id}`
+    /// is this response's field (lets stateful fuzzing act on what it created).
+    pub links: Vec<(String, String, &'static str)>,
+}
+
+/// The `operationId` of a route: method and path, e.g. `delete_api_v1_api_keys__id_`.
+pub fn operation_id(method: &actix_web::http::Method, path: &str) -> String {
+    format!(
+        "{}{}",
+        method.as_str().to_ascii_lowercase(),
+        path.replace(['/', '{', '}', '-'], "_")
+    )
+}
+
+/// What the document says about a route besides its method, path and access rule. Declared at
+/// registration: `r.add(…).body::<B>().query::<Q>().ok::<R>()`.
+#[derive(Debug, Clone, Default)]
+pub struct RouteDoc {
+    pub summary: Option<&'static str>,
+    /// The JSON request body, and whether it is required (an optional body may be empty).
+    pub body: Option<(SchemaDoc, bool)>,
+    /// Query parameters (several `query::<Q>()` calls add up).
+    pub query: Vec<Value>,
+    pub success: Option<Success>,
+}
+
+impl RouteDoc {
+    pub fn summary(&mut self, summary: &'static str) -> &mut Self {
+        self.summary = Some(summary);
+        self
+    }
+
+    /// A required JSON body of type `T`.
+    pub fn body<T: ToSchema>(&mut self) -> &mut Self {
+        self.body = Some((SchemaDoc::of::<T>(), true));
+        self
+    }
+
+    /// A JSON body of type `T` that may be left out (an empty body means its defaults).
+    pub fn optional_body<T: ToSchema>(&mut self) -> &mut Self {
+        self.body = Some((SchemaDoc::of::<T>(), false));
+        self
+    }
+
+    /// The query parameters of `Q`.
+    pub fn query<Q: IntoParams>(&mut self) -> &mut Self {
+        self.query.extend(
+            Q::into_params(|| Some(ParameterIn::Query))
+                .iter()
+                .map(to_json)
+                .map(not_null),
+        );
+        self
+    }
+
+    /// 200 with a `T`.
+    pub fn ok<T: ToSchema>(&mut self) -> &mut Self {
+        self.respond(200, Some(SchemaDoc::of::<T>()))
+    }
+
+    /// 201 with a `T`.
+    pub fn created<T: ToSchema>(&mut self) -> &mut Self {
+        self.respond(201, Some(SchemaDoc::of::<T>()))
+    }
+
+    /// 200 with a keyset page of `T`.
+    pub fn page<T: ToSchema>(&mut self) -> &mut Self {
+        self.respond(200, Some(SchemaDoc::page_of::<T>()))
+    }
+
+    /// 204, no body.
+    pub fn no_content(&mut self) -> &mut Self {
+        self.respond(204, None)
+    }
+
+    /// Links the success response's `field` to the `{id}` of `method path` (call after the
+    /// response is declared).
+    pub fn link(
+        &mut self,
+        method: actix_web::http::Method,
+        path: &'static str,
+        field: &'static str,
+    ) -> &mut Self {
+        if let Some(success) = &mut self.success {
+            let target = operation_id(&method, path);
+            success.links.push((target.clone(), target, field));
+        }
+        self
+    }
+
+    fn respond(&mut self, status: u16, body: Option<SchemaDoc>) -> &mut Self {
+        self.success = Some(Success {
+            status,
+            body,
+            links: Vec::new(),
+        });
+        self
+    }
+}
+
+fn problem() -> Value {
+    json!({ "$ref": "#/components/responses/Problem" })
+}
+
+/// The operation object of one route.
+fn operation(route: &RouteInfo, components: &mut BTreeMap<String, Value>) -> Value {
+    let doc = &route.doc;
+    let (security, access) = match route.access {
+        Access::Public => (json!([]), "Public.".to_string()),
+        Access::Authenticated => (
+            json!([{ "bearer": [] }, { "apiKey": [] }]),
+            "Any authenticated caller.".to_string(),
+        ),
+        Access::Permission(p) => (
+            json!([{ "bearer": [] }, { "apiKey": [] }]),
+            format!("Requires the `{p}` permission."),
+        ),
+    };
+    let mut add_components = |schema: &SchemaDoc| {
+        for (name, schema) in &schema.components {
+            components
+                .entry(name.clone())
+                .or_insert_with(|| schema.clone());
+        }
+    };
+
+    let mut responses = serde_json::Map::new();
+    match &doc.success {
+        Some(Success {
+            status,
+            body,
+            links,
+        }) => {
+            let mut response = json!({ "description": "Success." });
+            if let Some(body) = body {
+                add_components(body);
+                response["content"] = json!({ "application/json": { "schema": body.schema } });
+            }
+            if !links.is_empty() {
+                let links: serde_json::Map<String, Value> = links
+                    .iter()
+                    .map(|(name, target, field)| {
+                        let link = json!({
+                            "operationId": target,
+                            "parameters": { "id": format!("$response.body#/{field}") },
+                        });
+                        (name.clone(), link)
+                    })
+                    .collect();
+                response["links"] = Value::Object(links);
+            }
+            responses.insert(status.to_string(), response);
+        }
+        None => {
+            responses.insert("2XX".into(), json!({ "description": "Success." }));
+        }
+    }
+    if route.access != Access::Public {
+        responses.insert("401".into(), problem());
+    }
+    if matches!(route.access, Access::Permission(_)) {
+        responses.insert("403".into(), problem());
+    }
+    responses.insert("4XX".into(), problem());
+    // 503 while the database is unreachable; any other 5xx is a bug (schemathesis fails on it).
+    responses.insert("5XX".into(), problem());
+
+    let mut operation = json!({
+        "operationId": operation_id(&route.method, route.path),
+        "description": access,
+        "security": security,
+        "responses": responses,
+    });
+    if let Some(summary) = doc.summary {
+        operation["summary"] = json!(summary);
+    }
+    let mut parameters: Vec<Value> = Vec::new();
+    if route.path.contains("{id}") {
+        parameters.push(json!({
+            "name": "id", "in": "path", "required": true,
+            "schema": { "type": "string", "format": "uuid" }
+        }));
+    }
+    parameters.extend(doc.query.iter().cloned());
+    if !parameters.is_empty() {
+        operation["parameters"] = Value::Array(parameters);
+    }
+    if let Some((body, required)) = &doc.body {
+        add_components(body);
+        operation["requestBody"] = json!({
+            "required": required,
+            "content": { "application/json": { "schema": body.schema } }
+        });
+    }
+    operation
+}
+
 /// The document for `table`.
 pub fn document(table: &[RouteInfo]) -> Value {
     let mut paths: BTreeMap<&str, serde_json::Map<String, Value>> = BTreeMap::new();
+    let mut schemas = BTreeMap::new();
+    schemas.insert("Problem".to_string(), problem_schema());
     for route in table {
-        let (security, description, mut responses) = match route.access {
-            Access::Public => (json!([]), "Public.".to_string(), json!({})),
-            Access::Authenticated => (
-                json!([{ "bearer": [] }, { "apiKey": [] }]),
-                "Any authenticated caller.".to_string(),
-                json!({ "401": { "$ref": "#/components/responses/Problem" } }),
-            ),
-            Access::Permission(p) => (
-                json!([{ "bearer": [] }, { "apiKey": [] }]),
-                format!("Requires the `{p}` permission."),
-                json!({
-                    "401": { "$ref": "#/components/responses/Problem" },
-                    "403": { "$ref": "#/components/responses/Problem" },
-                }),
-            ),
-        };
-        if let Some(map) = responses.as_object_mut() {
-            map.insert("2XX".into(), json!({ "description": "Success." }));
-            map.insert(
-                "4XX".into(),
-                json!({ "$ref": "#/components/responses/Problem" }),
-            );
-            map.insert(
-                "5XX".into(),
-                json!({ "$ref": "#/components/responses/Problem" }),
-            );
-        }
-        let mut operation = json!({
-            "description": description,
-            "security": security,
-            "responses": responses,
-        });
-        if route.path.contains("{id}") {
-            operation["parameters"] = json!([{
-                "name": "id", "in": "path", "required": true,
-                "schema": { "type": "string", "format": "uuid" }
-            }]);
-        }
+        let operation = operation(route, &mut schemas);
         paths
             .entry(route.path)
             .or_default()
@@ -81,29 +352,120 @@ pub fn document(table: &[RouteInfo]) -> Value {
             "responses": {
                 "Problem": {
                     "description": "RFC 9457 problem details.",
-                    "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } }
+                    "content": { PROBLEM_JSON: { "schema": { "$ref": "#/components/schemas/Problem" } } }
                 }
             },
-            "schemas": {
-                "Problem": {
+            "schemas": schemas,
+        }
+    })
+}
+
+/// `crate::http::error::Problem` as it is serialized.
+fn problem_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": { "type": "string" },
+            "title": { "type": "string" },
+            "status": { "type": "integer", "minimum": 400, "maximum": 599 },
+            "detail": { "type": "string" },
+            "request_id": { "type": "string" },
+            "errors": {
+                "type": "array",
+                "items": {
                     "type": "object",
-                    "required": ["type", "title", "status", "detail"],
-                    "properties": {
-                        "type": { "type": "string" },
-                        "title": { "type": "string" },
-                        "status": { "type": "integer" },
-                        "detail": { "type": "string" },
-                        "request_id": { "type": "string" },
-                        "errors": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "properties": { "field": { "type": "string" }, "message": { "type": "string" } }
-                            }
-                        }
-                    }
+                    "required": ["field", "message"],
+                    "properties": { "field": { "type": "string" }, "message": { "type": "string" } }
                 }
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `$ref` in `value`.
+    fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                for (key, v) in map {
+                    match (key.as_str(), v) {
+                        ("$ref", Value::String(r)) => out.push(r),
+                        _ => refs(v, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let doc = document(api_routes().table());
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(!found.is_empty());
+        for r in found {
+            let pointer = r.trim_start_matches('#');
+            assert!(doc.pointer(pointer).is_some(), "dangling {r}");
+        }
+    }
+
+    #[test]
+    fn every_link_names_an_operation_with_an_id() {
+        let doc = document(api_routes().table());
+        let mut ids = std::collections::BTreeMap::new();
+        for (path, operations) in doc["paths"].as_object().unwrap() {
+            for op in operations.as_object().unwrap().values() {
+                ids.insert(
+                    op["operationId"].as_str().unwrap().to_string(),
+                    path.clone(),
+                );
+            }
+        }
+        assert_eq!(
+            ids.len(),
+            api_routes().table().len(),
+            "operationIds are unique"
+        );
+        let mut links = 0;
+        for operations in doc["paths"].as_object().unwrap().values() {
+            for op in operations.as_object().unwrap().values() {
+                for response in op["responses"].as_object().unwrap().values() {
+                    for link in response["links"].as_object().into_iter().flatten() {
+                        let target = link.1["operationId"].as_str().unwrap();
+                        let path = ids.get(target).expect(target);
+                        assert!(path.contains("{id}"), "{target}");
+                        links += 1;
+                    }
+                }
+            }
+        }
+        assert!(links > 0);
+    }
+
+    /// Two structs of one name (e.g. two `AdminRevokeBody`) would share one component and one
+    /// of them would be described wrongly: names must be unique (`#[schema(as = …)]`).
+    #[test]
+    fn schema_names_are_unique() {
+        let mut seen: BTreeMap<String, Value> = BTreeMap::new();
+        for route in api_routes().table() {
+            let doc = &route.doc;
+            let bodies = doc
+                .body
+                .iter()
+                .map(|(b, _)| b)
+                .chain(doc.success.iter().filter_map(|s| s.body.as_ref()));
+            for body in bodies {
+                for (name, schema) in &body.components {
+                    let previous = seen.entry(name.clone()).or_insert_with(|| schema.clone());
+                    assert_eq!(previous, schema, "two schemas named {name}");
+                }
+            }
+        }
+    }
 }

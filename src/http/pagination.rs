@@ -11,9 +11,11 @@ use super::error::{AppError, FieldError};
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 100;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct PageQuery {
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 

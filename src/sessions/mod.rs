@@ -25,7 +25,7 @@ use crate::http::error::AppError;
 pub const REUSE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The login/refresh response body (DESIGN §4).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TokenPair {
     pub access_token: String,
     pub token_type: &'static str,
@@ -394,7 +394,7 @@ pub async fn list(
 }
 
 /// A live session as an admin sees it: the session and whose it is.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AdminSessionView {
     #[serde(flatten)]
     pub session: SessionView,

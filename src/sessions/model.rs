@@ -43,7 +43,7 @@ pub struct RefreshToken {
 }
 
 /// What a user sees of their sessions.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     pub id: Uuid,
     #[serde(with = "time::serde::rfc3339")]

@@ -3,8 +3,11 @@
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::model::SessionView;
+use super::{AdminSessionView, TokenPair};
 use crate::app::AppState;
 use crate::auth::{Access, ApiRoutes, Permission, Principal, request_meta};
 use crate::http::error::AppError;
@@ -16,46 +19,63 @@ pub fn routes(r: &mut ApiRoutes) {
         "/api/v1/auth/refresh",
         Access::Public,
         refresh,
+    )
+    .body::<RefreshBody>()
+    .ok::<TokenPair>()
+    .link(Method::DELETE, "/api/v1/auth/sessions/{id}", "session_id")
+    .link(
+        Method::POST,
+        "/api/v1/admin/sessions/{id}/revoke",
+        "session_id",
     );
     r.add(
         Method::POST,
         "/api/v1/auth/logout",
         Access::Authenticated,
         logout,
-    );
+    )
+    .no_content();
     r.add(
         Method::GET,
         "/api/v1/auth/sessions",
         Access::Permission(Permission::SessionsManage),
         list_sessions,
-    );
+    )
+    .query::<PageQuery>()
+    .page::<SessionView>();
     r.add(
         Method::DELETE,
         "/api/v1/auth/sessions/{id}",
         Access::Permission(Permission::SessionsManage),
         revoke_session,
-    );
+    )
+    .no_content();
     r.add(
         Method::GET,
         "/api/v1/admin/sessions",
         Access::Permission(Permission::UsersManage),
         admin_list_sessions,
-    );
+    )
+    .query::<AdminListParams>()
+    .page::<AdminSessionView>();
     r.add(
         Method::POST,
         "/api/v1/admin/sessions/{id}/revoke",
         Access::Permission(Permission::UsersManage),
         admin_revoke_session,
-    );
+    )
+    .optional_body::<AdminRevokeBody>()
+    .no_content();
     r.add(
         Method::POST,
         "/api/v1/auth/sessions/revoke-others",
         Access::Permission(Permission::SessionsManage),
         revoke_other_sessions,
-    );
+    )
+    .no_content();
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshBody {
     refresh_token: String,
@@ -123,10 +143,13 @@ async fn revoke_other_sessions(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 struct AdminListParams {
+    /// Only this user's sessions.
     user: Option<Uuid>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
 }
 
@@ -148,9 +171,11 @@ async fn admin_list_sessions(
     }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AdminRevokeSessionBody)]
 struct AdminRevokeBody {
+    #[schema(max_length = 500)]
     reason: Option<String>,
 }
 
