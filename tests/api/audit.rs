@@ -1309,7 +1309,7 @@ fn rows_of(app: &crate::support::TestApp, action: Action) -> Vec<audit::AuditEnt
 #[actix_web::test]
 async fn audit_api_dates_outside_what_postgres_holds_are_422_and_the_edges_work() {
     let app = admin_app().await;
-    let root = app.user("root").await;
+    let root = app.admin_user("root").await;
     let list = |query: &str| {
         let url = format!("/api/v1/admin/audit-logs?{query}");
         let app = &app;
@@ -1361,7 +1361,7 @@ async fn audit_api_dates_outside_what_postgres_holds_are_422_and_the_edges_work(
 #[actix_web::test]
 async fn a_client_request_id_is_kept_and_the_servers_own_id_is_stored_beside_it() {
     let app = admin_app().await;
-    let root = app.user("root").await;
+    let root = app.admin_user("root").await;
     // Two requests claiming the same id, and one claiming none.
     for (name, claimed) in [
         ("alice", Some("attacker-chosen")),
@@ -1487,7 +1487,7 @@ async fn export_of(app: &crate::support::TestApp, credential: &str) -> (String, 
 #[actix_web::test]
 async fn a_users_export_holds_their_own_events_and_nothing_about_the_admins() {
     let app = admin_app().await;
-    let root = app.user("root").await;
+    let root = app.admin_user("root").await;
     let root_id = user_id_of(&app, "root");
     app.register("alice").await;
     let alice_id = user_id_of(&app, "alice");

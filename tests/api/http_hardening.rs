@@ -623,7 +623,7 @@ async fn nul_and_control_characters_in_queries_forms_and_json_are_422_naming_the
         .env("ADMIN_EMAILS", "root@example.org")
         .spawn()
         .await;
-    let root = app.user("root").await;
+    let root = app.admin_user("root").await;
     let alice = app.register("alice").await;
     for (path, field) in [
         ("/api/v1/admin/audit-logs?actor=%00", "actor"),
@@ -714,7 +714,7 @@ async fn megabyte_values_are_refused_cleanly_never_500() {
         .env("ADMIN_EMAILS", "root@example.org")
         .spawn()
         .await;
-    let root = app.user("root").await;
+    let root = app.admin_user("root").await;
     let huge = "a".repeat(1 << 20);
     let res = app
         .post_json(

@@ -15,7 +15,7 @@ fn is_html(res: &reqwest::Response) -> bool {
 #[actix_web::test]
 async fn console_sign_in_with_nul_is_the_ordinary_failed_sign_in() {
     let app = admin_app().spawn().await;
-    app.register("root").await;
+    app.register_admin("root").await;
     let mut console = Console::new(&app);
     let wrong = console.sign_in_as("root", "not the password at all").await;
     assert_eq!(wrong.status(), 401);
@@ -40,7 +40,7 @@ async fn console_sign_in_with_nul_is_the_ordinary_failed_sign_in() {
 #[actix_web::test]
 async fn console_filters_and_the_csv_export_refuse_nul_with_a_page_and_reasons_keep_line_breaks() {
     let app = admin_app().spawn().await;
-    app.register("root").await;
+    app.register_admin("root").await;
     app.register("mallory").await;
     let mut console = Console::new(&app);
     console.sign_in("root").await;

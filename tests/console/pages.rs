@@ -553,7 +553,7 @@ async fn the_csv_export_streams_the_filtered_rows_and_defuses_formulas() {
 #[actix_web::test]
 async fn the_csv_export_quotes_every_field_and_defuses_formulas_after_a_separator() {
     let app = admin_app().spawn().await;
-    app.register("root").await;
+    app.register_admin("root").await;
     let res = app
         .client
         .post(app.url("/api/v1/auth/login"))
@@ -604,7 +604,7 @@ async fn the_csv_export_quotes_every_field_and_defuses_formulas_after_a_separato
 #[actix_web::test]
 async fn console_audit_dates_postgres_cannot_hold_are_a_422_page_and_never_a_broken_export() {
     let app = admin_app().spawn().await;
-    app.register("root").await;
+    app.register_admin("root").await;
     let mut console = Console::new(&app);
     console.sign_in("root").await;
     for query in [
@@ -669,7 +669,7 @@ fn target_cell(html: &str, target: &str) -> String {
 #[actix_web::test]
 async fn sessions_started_in_the_same_minute_have_distinct_targets_in_the_audit_list() {
     let app = admin_app().spawn().await;
-    app.register("root").await;
+    app.register_admin("root").await;
     app.register("alice").await;
     let first = app.login("alice").await;
     let second = app.login("alice").await;
@@ -708,7 +708,7 @@ async fn sessions_started_in_the_same_minute_have_distinct_targets_in_the_audit_
 #[actix_web::test]
 async fn an_audit_row_shows_the_clients_request_id_and_the_servers_own() {
     let app = admin_app().spawn().await;
-    app.register("root").await;
+    app.register_admin("root").await;
     let res = app
         .client
         .post(app.url("/api/v1/auth/login"))
