@@ -12,7 +12,7 @@ use tracing::Span;
 use tracing_actix_web::RootSpanBuilder;
 
 use super::client_ip::ClientIp;
-use super::request_id::{RequestId, RequestStart};
+use super::request_id::{RequestId, RequestStart, ServerRequestId};
 
 pub struct RampartRootSpan;
 
@@ -21,6 +21,12 @@ impl RootSpanBuilder for RampartRootSpan {
         let ext = request.extensions();
         let request_id = ext
             .get::<RequestId>()
+            .map(|id| id.0.clone())
+            .unwrap_or_default();
+        // The client's X-Request-Id when it sent one: logged, but the server's own id is logged
+        // too, so a client cannot make two requests' lines look like one.
+        let server_request_id = ext
+            .get::<ServerRequestId>()
             .map(|id| id.0.clone())
             .unwrap_or_default();
         let client_ip = ext
@@ -33,6 +39,7 @@ impl RootSpanBuilder for RampartRootSpan {
         tracing::info_span!(
             "request",
             request_id = %request_id,
+            server_request_id = %server_request_id,
             method = %request.method(),
             route = %route,
             path = %request.path(),

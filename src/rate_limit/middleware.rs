@@ -20,7 +20,7 @@ use super::report::Refusal;
 use super::{Limiter, Policy};
 use crate::http::client_ip::ClientIp;
 use crate::http::error::AppError;
-use crate::http::request_id::RequestId;
+use crate::http::request_id::{RequestId, ServerRequestId};
 
 pub const LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 pub const REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
@@ -90,6 +90,7 @@ fn refusal(req: &ServiceRequest, policy: &Policy) -> Refusal {
         // Attacker-chosen: bounded here, and scrubbed again when written.
         path: req.path().chars().take(200).collect(),
         request_id: ext.get::<RequestId>().map(|id| id.0.clone()),
+        server_request_id: ext.get::<ServerRequestId>().map(|id| id.0.clone()),
         user_agent: req.headers().get(header::USER_AGENT).map(|v| {
             String::from_utf8_lossy(v.as_bytes())
                 .chars()

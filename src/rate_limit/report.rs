@@ -32,6 +32,8 @@ pub struct Refusal {
     pub method: String,
     pub path: String,
     pub request_id: Option<String>,
+    /// The id the server generated for the request (kept beside a client-chosen one).
+    pub server_request_id: Option<String>,
     pub user_agent: Option<String>,
 }
 
@@ -76,7 +78,7 @@ pub fn spawn(pool: Pool, auditor: Auditor) -> Reporter {
                             ip: Some(refusal.ip),
                             user_agent: refusal.user_agent.clone(),
                             request_id: refusal.request_id.clone(),
-                            server_request_id: None,
+                            server_request_id: refusal.server_request_id.clone(),
                         };
                         let event = Event::new(
                             Action::RateLimitExceeded,
@@ -139,6 +141,7 @@ mod tests {
             method: "POST".into(),
             path: "/api/v1/auth/login".into(),
             request_id: None,
+            server_request_id: None,
             user_agent: None,
         }
     }

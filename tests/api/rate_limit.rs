@@ -354,6 +354,12 @@ async fn refusals_are_audited_once_per_ip_policy_and_minute_with_a_count() {
     assert_eq!(entry.metadata["window_seconds"], 60);
     assert_eq!(entry.metadata["path"], "/api/v1/openapi.json");
     assert_eq!(entry.metadata["aggregate"]["scope"], "global");
+    // The refused request's server-generated id is kept, whatever the client sent as its own.
+    let server_id = entry
+        .server_request_id
+        .as_deref()
+        .expect("a server request id");
+    assert!(uuid::Uuid::parse_str(server_id).is_ok(), "{server_id}");
 }
 
 #[actix_web::test]
