@@ -16,14 +16,11 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, web};
 use tracing_actix_web::TracingLogger;
 
-use crate::audit::Auditor;
 use crate::clock::Clock;
 use crate::config::{Environment, Settings};
-use crate::crypto::jwt::JwtKeys;
-use crate::crypto::passwords::PasswordHasher;
 use crate::db::Pool;
+use crate::error::AppError;
 use crate::http::client_ip::TrustedProxies;
-use crate::http::error::AppError;
 use crate::http::headers::SecurityHeaders;
 use crate::http::hosts::AllowedHosts;
 use crate::http::limits::{BodyLimit, BodyReadTimeout};
@@ -31,42 +28,7 @@ use crate::http::{
     cors, error, headers, health, hosts, limits, panic, request_id, request_log, text_input,
 };
 use crate::rate_limit::Limiter;
-
-/// Shared, read-only state handed to handlers.
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub pool: Pool,
-    pub clock: Clock,
-    pub jwt: Arc<JwtKeys>,
-    pub hasher: PasswordHasher,
-    pub auditor: Auditor,
-    /// HMAC-SHA256 keyed with API_KEY_HASH_SECRET (derived once, cloned per verification).
-    pub api_key_hasher: crate::api_keys::ApiKeyHasher,
-    /// The console's CSRF key (from SESSION_SECRET) and cookie names.
-    pub console_key: crate::console::session::ConsoleKey,
-    pub console_cookies: crate::console::session::CookieNames,
-}
-
-impl AppState {
-    pub fn new(settings: Arc<Settings>, pool: Pool, clock: Clock) -> Result<AppState, AppError> {
-        Ok(AppState {
-            jwt: Arc::new(crate::auth::jwt_keys(&settings)?),
-            hasher: crate::accounts::cli::hasher_from(&settings)?,
-            api_key_hasher: crate::api_keys::hasher_from(&settings)?,
-            console_key: crate::console::session::ConsoleKey::from_settings(&settings)?,
-            console_cookies: crate::console::session::CookieNames::for_settings(&settings),
-            auditor: {
-                let clock = clock.clone();
-                Auditor::from_settings(&settings)
-                    .map_err(|e| AppError::internal(anyhow::anyhow!("audit log: {e}")))?
-                    .with_clock(move || clock.now())
-            },
-            settings,
-            pool,
-            clock,
-        })
-    }
-}
+use crate::state::AppState;
 
 /// What tests may vary: extra routes mounted inside the full middleware stack, and the clock.
 #[derive(Clone)]

@@ -350,8 +350,8 @@ fn import_users(settings: &Settings, file: &std::path::Path) -> ExitCode {
 }
 
 /// Field errors one per line; other errors as their message.
-fn print_app_error(error: &crate::http::error::AppError) {
-    use crate::http::error::AppError;
+fn print_app_error(error: &crate::error::AppError) {
+    use crate::error::AppError;
     match error {
         AppError::Validation(errors) | AppError::Conflict(errors) => {
             for e in errors {

@@ -13,12 +13,12 @@ use uuid::Uuid;
 
 use super::model::User;
 use super::store::{self, UserQuery};
-use crate::app::AppState;
 use crate::audit::{Action, Actor, Event, Outcome, RequestMeta};
 use crate::auth::{Principal, Role};
-use crate::http::error::{AppError, FieldError};
+use crate::error::{AppError, FieldError};
 use crate::http::pagination::keyset_page;
 use crate::sessions;
+use crate::state::AppState;
 
 /// What an admin sees of an account (more than the user's own view: lockout state, super admin).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

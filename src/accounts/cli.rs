@@ -12,27 +12,14 @@ use super::store;
 use crate::audit::{Action, Actor, Auditor, Event, Outcome, RequestMeta};
 use crate::auth::Role;
 use crate::config::Settings;
-use crate::crypto::passwords::{PasswordHasher, PasswordParams, is_supported_hash};
-use crate::http::error::AppError;
+use crate::crypto::passwords::is_supported_hash;
+use crate::error::AppError;
 
 pub struct CreatedAdmin {
     pub username: String,
     pub email: String,
     /// Set when the password was generated (to be printed once).
     pub generated_password: Option<String>,
-}
-
-pub fn hasher_from(settings: &Settings) -> Result<PasswordHasher, AppError> {
-    PasswordHasher::new(
-        PasswordParams {
-            m_cost: settings.auth.argon2_memory_kib,
-            t_cost: settings.auth.argon2_iterations,
-            p_cost: settings.auth.argon2_parallelism,
-        },
-        settings.auth.hash_concurrency,
-        settings.auth.hash_queue,
-    )
-    .map_err(|e| AppError::internal(anyhow::anyhow!("password hasher: {e}")))
 }
 
 fn system_meta() -> RequestMeta {
@@ -74,7 +61,7 @@ pub fn create_admin(
         "password",
     )
     .map_err(AppError::Validation)?;
-    let hasher = hasher_from(settings)?;
+    let hasher = crate::state::password_hasher(settings)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

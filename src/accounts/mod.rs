@@ -16,13 +16,13 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use self::model::{AdminGrant, Email, NewPassword, NewUser, User, UserView, Username};
-use crate::app::AppState;
 use crate::audit::{Action, Actor, Event, Outcome, RequestMeta};
 use crate::auth::{Principal, Role};
 use crate::clock;
 use crate::crypto::passwords::HashError;
-use crate::http::error::{AppError, FieldError};
+use crate::error::{AppError, FieldError};
 use crate::sessions::{self, AppStateRef, TokenPair};
+use crate::state::AppState;
 
 impl From<HashError> for AppError {
     fn from(error: HashError) -> Self {

@@ -12,7 +12,7 @@ use zxcvbn::matching::patterns::MatchPattern;
 use crate::auth::Role;
 use crate::config::settings::PasswordPolicy;
 use crate::db::schema::users;
-use crate::http::error::FieldError;
+use crate::error::FieldError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);

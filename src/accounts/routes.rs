@@ -8,9 +8,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::admin::AdminUserView;
 use super::model::UserView;
-use crate::app::AppState;
 use crate::auth::{Access, ApiRoutes, Permission, Principal, request_meta};
-use crate::http::error::AppError;
+use crate::error::AppError;
+use crate::state::AppState;
 
 pub fn routes(r: &mut ApiRoutes) {
     r.add(
@@ -263,7 +263,7 @@ async fn list_users(
     params: web::Query<UserListParams>,
 ) -> Result<HttpResponse, AppError> {
     use super::admin::{UserFilter, UserStatus};
-    use crate::http::error::FieldError;
+    use crate::error::FieldError;
     use crate::http::pagination::{PageQuery, uuid_cursor};
     let p = params.into_inner();
     let mut errors = Vec::new();

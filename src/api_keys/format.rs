@@ -8,12 +8,10 @@
 
 use std::fmt;
 
-use hmac::{Hmac, KeyInit, Mac};
-use secrecy::{ExposeSecret, SecretString};
-use sha2::Sha256;
+use secrecy::SecretString;
 use subtle::ConstantTimeEq;
 
-type HmacSha256 = Hmac<Sha256>;
+use crate::crypto::hmac::HmacKey;
 
 pub const PREFIX: &str = "rk_";
 /// Random characters after the prefix (32 × log2(62) ≈ 190 bits).
@@ -141,11 +139,11 @@ pub fn generate() -> Result<GeneratedKey, getrandom::Error> {
     })
 }
 
-/// HMAC-SHA256 keyed with API_KEY_HASH_SECRET: what the database stores and is searched by. Holds
-/// only the keyed HMAC state (cloned per use, so the secret is not re-processed per request).
+/// HMAC-SHA256 keyed with API_KEY_HASH_SECRET (as its UTF-8 bytes): what the database stores and
+/// is searched by. A thin name over the one keyed-HMAC construction, `crypto::hmac::HmacKey`.
 #[derive(Clone)]
 pub struct ApiKeyHasher {
-    mac: HmacSha256,
+    key: HmacKey,
 }
 
 impl fmt::Debug for ApiKeyHasher {
@@ -155,24 +153,23 @@ impl fmt::Debug for ApiKeyHasher {
 }
 
 impl ApiKeyHasher {
-    /// Keyed with the secret's UTF-8 bytes as written.
-    pub fn new(secret: &SecretString) -> ApiKeyHasher {
-        ApiKeyHasher::from_bytes(secret.expose_secret().as_bytes())
+    pub fn new(key: HmacKey) -> ApiKeyHasher {
+        ApiKeyHasher { key }
     }
 
+    /// Keyed with `secret` as given (tests and benches).
     pub fn from_bytes(secret: &[u8]) -> ApiKeyHasher {
-        // HMAC accepts keys of any length (RFC 2104), so this constructor cannot fail; the
-        // fallback only exists to avoid a panic path.
-        let mac = <HmacSha256 as KeyInit>::new_from_slice(secret)
-            .unwrap_or_else(|_| <HmacSha256 as KeyInit>::new(&Default::default()));
-        ApiKeyHasher { mac }
+        ApiKeyHasher::new(HmacKey::new(secret))
     }
 
     pub fn hash(&self, key: &str) -> [u8; HASH_LEN] {
-        let mut mac = self.mac.clone();
-        mac.update(key.as_bytes());
-        mac.finalize().into_bytes().into()
+        key_hash(&self.key, key)
     }
+}
+
+/// HMAC-SHA256(`hmac`, key): the stored and searched form of an API key.
+pub fn key_hash(hmac: &HmacKey, key: &str) -> [u8; HASH_LEN] {
+    hmac.mac(&[key.as_bytes()])
 }
 
 /// Whether the stored hash equals the computed one, in time independent of where they differ.
@@ -201,6 +198,7 @@ pub fn hashes_match_observed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     fn random_part(key: &str) -> &str {
         &key[PREFIX.len()..PREFIX.len() + RANDOM_LEN]
@@ -299,8 +297,10 @@ mod tests {
     #[test]
     fn the_hash_is_hmac_sha256_of_the_whole_key_and_debug_is_redacted() {
         let secret = SecretString::from("an-api-key-hash-secret-of-enough-length-0123");
-        let hasher = ApiKeyHasher::new(&secret);
+        let hasher = ApiKeyHasher::from_bytes(secret.expose_secret().as_bytes());
         let key = assemble("AbCdEfGhIjKlMnOpQrStUvWxYz012345");
+        use hmac::{Hmac, KeyInit, Mac};
+        type HmacSha256 = Hmac<sha2::Sha256>;
         let mut expected =
             <HmacSha256 as KeyInit>::new_from_slice(secret.expose_secret().as_bytes()).unwrap();
         expected.update(key.as_bytes());

@@ -23,37 +23,16 @@ use uuid::Uuid;
 
 pub use self::format::ApiKeyHasher;
 use self::model::{ApiKeyRow, ApiKeyView, CreatedKey, KeyName, KeyStatus, NewApiKey, Scopes};
-use crate::app::AppState;
 use crate::audit::{Action, Actor, Event, Outcome, RequestMeta};
 use crate::auth::{Credential, Permission, Principal};
 use crate::clock;
 use crate::clock::rfc3339;
-use crate::config::Settings;
-use crate::http::error::{AppError, FieldError};
+use crate::error::{AppError, FieldError};
 use crate::rate_limit::quota::{self, QuotaKind};
+use crate::state::AppState;
 
 /// `last_used_at` is refreshed when older than this.
 pub const LAST_USED_RESOLUTION: time::Duration = time::Duration::minutes(1);
-
-/// The HMAC key from API_KEY_HASH_SECRET. Without it, production is an error (check-config
-/// refuses it anyway) and development/test get an ephemeral key: keys then stop working at the
-/// next restart.
-pub fn hasher_from(settings: &Settings) -> Result<ApiKeyHasher, AppError> {
-    match &settings.secrets.api_key_hash_secret {
-        Some(secret) => Ok(ApiKeyHasher::new(secret)),
-        None if settings.is_production() => Err(AppError::internal(anyhow::anyhow!(
-            "API_KEY_HASH_SECRET is not set (generate one with `rampart keygen`)"
-        ))),
-        None => {
-            tracing::warn!(
-                "API_KEY_HASH_SECRET is not set: API keys are hashed with an EPHEMERAL random key \
-                 and stop working when this process exits"
-            );
-            let bytes = crate::crypto::random::bytes(32).map_err(AppError::internal)?;
-            Ok(ApiKeyHasher::from_bytes(&bytes))
-        }
-    }
-}
 
 /// Timestamps are stored with microsecond precision; hand out the same value that is stored.
 fn micros(at: OffsetDateTime) -> OffsetDateTime {
@@ -97,7 +76,7 @@ pub async fn create(
         return Err(AppError::Validation(errors));
     };
     let generated = format::generate().map_err(AppError::internal)?;
-    let hash = state.api_key_hasher.hash(generated.key.expose_secret());
+    let hash = format::key_hash(&state.api_key_hmac, generated.key.expose_secret());
     let prefix = generated.prefix.clone();
     let now = micros(state.clock.now());
     let expires_at = lifetime.map(|d| now.saturating_add(d));
@@ -364,7 +343,7 @@ pub async fn rotate(
     meta: RequestMeta,
 ) -> Result<CreatedKey, AppError> {
     let generated = format::generate().map_err(AppError::internal)?;
-    let hash = state.api_key_hasher.hash(generated.key.expose_secret());
+    let hash = format::key_hash(&state.api_key_hmac, generated.key.expose_secret());
     let prefix = generated.prefix.clone();
     let now = micros(state.clock.now());
     let grace_until = clock::after(now, state.settings.api_keys.rotation_grace);
@@ -593,7 +572,7 @@ pub async fn authenticate(
             return Err(AppError::Unauthorized);
         }
     };
-    let hash = state.api_key_hasher.hash(key.as_str());
+    let hash = format::key_hash(&state.api_key_hmac, key.as_str());
     let prefix = key.display_prefix().to_string();
     let now = micros(state.clock.now());
     let verdict = state

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::auth::{Permission, Principal};
 use crate::db::schema::api_keys;
-use crate::http::error::FieldError;
+use crate::error::FieldError;
 
 /// Longest lifetime a client may ask for.
 pub const MAX_EXPIRES_IN_DAYS: i64 = 3650;

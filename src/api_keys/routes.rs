@@ -8,10 +8,10 @@ use uuid::Uuid;
 
 use super::AdminKeyView;
 use super::model::{ApiKeyView, CreatedKey};
-use crate::app::AppState;
 use crate::auth::{Access, ApiRoutes, Permission, Principal, request_meta};
-use crate::http::error::AppError;
+use crate::error::AppError;
 use crate::http::pagination::{Page, PageQuery, uuid_cursor};
+use crate::state::AppState;
 
 pub fn routes(r: &mut ApiRoutes) {
     r.add(
@@ -184,7 +184,7 @@ async fn admin_list_api_keys(
     let status = match p.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(raw) => Some(super::model::KeyStatus::parse(raw).ok_or_else(|| {
-            AppError::Validation(vec![crate::http::error::FieldError::new(
+            AppError::Validation(vec![crate::error::FieldError::new(
                 "status",
                 "must be active, rotation_grace, rotated, expired or revoked",
             )])

@@ -759,10 +759,10 @@ pub fn last_verification(conn: &mut PgConnection) -> QueryResult<Option<AuditEnt
 /// Walks the chain and records the result as `audit.verified` by `actor` (the admin API and the
 /// console's "verify now").
 pub async fn verify_recorded(
-    state: &crate::app::AppState,
+    state: &crate::state::AppState,
     actor: Actor,
     meta: RequestMeta,
-) -> Result<VerifyReport, crate::http::error::AppError> {
+) -> Result<VerifyReport, crate::error::AppError> {
     let auditor = state.auditor.clone();
     state
         .pool

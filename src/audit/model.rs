@@ -432,8 +432,8 @@ fn non_empty(v: &Option<String>) -> Option<&str> {
 
 impl AuditFilter {
     /// The query these filters stand for, or one message per bad field.
-    pub fn to_query(&self) -> Result<AuditQuery, Vec<crate::http::error::FieldError>> {
-        use crate::http::error::FieldError;
+    pub fn to_query(&self) -> Result<AuditQuery, Vec<crate::error::FieldError>> {
+        use crate::error::FieldError;
         let mut errors = Vec::new();
         let mut query = AuditQuery::default();
         if let Some(action) = non_empty(&self.action) {
@@ -543,8 +543,8 @@ pub const MAX_REASON_CHARS: usize = 500;
 
 /// An admin's reason for an action, as the audit log records it: 1–500 characters after
 /// trimming, line breaks allowed (a form's CRLF becomes LF), no other control characters.
-pub fn parse_reason(raw: &str) -> Result<String, crate::http::error::FieldError> {
-    use crate::http::error::FieldError;
+pub fn parse_reason(raw: &str) -> Result<String, crate::error::FieldError> {
+    use crate::error::FieldError;
     let reason = raw.trim().replace("\r\n", "\n");
     if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
         return Err(FieldError::new(

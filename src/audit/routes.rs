@@ -7,10 +7,10 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AuditFilter;
-use crate::app::AppState;
 use crate::auth::{Access, ApiRoutes, Permission, Principal, request_meta};
-use crate::http::error::{AppError, FieldError};
+use crate::error::{AppError, FieldError};
 use crate::http::pagination::{self, Page, id_cursor, parse_id_cursor};
+use crate::state::AppState;
 
 pub fn routes(r: &mut ApiRoutes) {
     r.add(

@@ -23,13 +23,9 @@ use uuid::Uuid;
 
 pub use permissions::{Permission, Role};
 
-use secrecy::SecretString;
-
-use crate::app::AppState;
-use crate::config::Settings;
-use crate::crypto::jwt::{JwtAlgorithm, JwtConfig, JwtKey, JwtKeys, KeyMaterial};
-use crate::http::error::AppError;
+use crate::error::AppError;
 pub use crate::http::openapi::RouteDoc;
+use crate::state::AppState;
 
 /// What a route requires of its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -311,78 +307,6 @@ pub fn request_meta(req: &HttpRequest) -> crate::audit::RequestMeta {
         request_id,
         server_request_id,
     }
-}
-
-/// The access-token keys from configuration: HS256 with JWT_SECRET (plus JWT_PREVIOUS_SECRETS for
-/// verification during rotation), or EdDSA/ES256 from PEM files (JWT_PRIVATE_KEY_FILE signs;
-/// JWT_PUBLIC_KEY_FILES verifies, newest first).
-pub fn jwt_keys(settings: &Settings) -> Result<JwtKeys, AppError> {
-    let auth = &settings.auth;
-    let algorithm: JwtAlgorithm = auth
-        .jwt_algorithm
-        .parse()
-        .map_err(|e| AppError::internal(anyhow::anyhow!("JWT_ALGORITHM: {e}")))?;
-    let config = JwtConfig {
-        algorithm,
-        issuer: auth.jwt_issuer.clone(),
-        audience: auth.jwt_audience.clone(),
-        ttl: auth.access_token_ttl,
-        leeway_seconds: 30,
-    };
-    let read = |path: &std::path::Path| {
-        std::fs::read_to_string(path).map_err(|e| {
-            AppError::internal(anyhow::anyhow!(
-                "cannot read key file {}: {e}",
-                path.display()
-            ))
-        })
-    };
-    let keys = match algorithm {
-        JwtAlgorithm::Hs256 => {
-            let secret = match &settings.secrets.jwt_secret {
-                Some(secret) => secret.clone(),
-                // Development/test without a JWT_SECRET (check-config already warned): an
-                // ephemeral key, so nothing verifies across restarts.
-                None => SecretString::from(
-                    crate::crypto::random::secret_string().map_err(AppError::internal)?,
-                ),
-            };
-            std::iter::once(secret)
-                .chain(auth.jwt_previous_secrets.iter().cloned())
-                .map(JwtKey::hmac)
-                .collect()
-        }
-        JwtAlgorithm::EdDsa | JwtAlgorithm::Es256 => {
-            let private = auth.jwt_private_key_file.as_deref().ok_or_else(|| {
-                AppError::internal(anyhow::anyhow!(
-                    "JWT_PRIVATE_KEY_FILE is required for {algorithm}"
-                ))
-            })?;
-            let Some(((kid, public), older)) = auth.jwt_public_key_files.split_first() else {
-                return Err(AppError::internal(anyhow::anyhow!(
-                    "JWT_PUBLIC_KEY_FILES (kid=path, newest first) is required for {algorithm}"
-                )));
-            };
-            let mut keys = vec![JwtKey {
-                kid: kid.clone(),
-                material: KeyMaterial::Pem {
-                    private_pem: Some(read(private)?),
-                    public_pem: read(public)?,
-                },
-            }];
-            for (kid, path) in older {
-                keys.push(JwtKey {
-                    kid: kid.clone(),
-                    material: KeyMaterial::Pem {
-                        private_pem: None,
-                        public_pem: read(path)?,
-                    },
-                });
-            }
-            keys
-        }
-    };
-    JwtKeys::new(config, keys).map_err(|e| AppError::internal(anyhow::anyhow!("JWT keys: {e}")))
 }
 
 /// `/.well-known/jwks.json`: the public verification keys (asymmetric algorithms only; 404 for

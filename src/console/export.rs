@@ -14,9 +14,9 @@ use actix_web::web;
 use bytes::Bytes;
 use futures_util::Stream;
 
-use crate::app::AppState;
 use crate::audit::{AuditEntry, AuditQuery};
-use crate::http::error::AppError;
+use crate::error::AppError;
+use crate::state::AppState;
 
 /// Rows per database round trip.
 pub const BATCH: i64 = 500;

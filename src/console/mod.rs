@@ -24,7 +24,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpResponse, ResponseError};
 
-use crate::http::error::AppError;
+use crate::error::AppError;
 
 /// Why a console request did not get its page.
 #[derive(Debug)]

@@ -6,7 +6,7 @@ use askama::Template;
 use time::OffsetDateTime;
 
 use crate::audit::AuditEntry;
-use crate::http::error::FieldError;
+use crate::error::FieldError;
 
 /// What every page around its content needs: title, section, the signed-in admin, the CSRF
 /// token of the sign-out form, and a flash message left by the previous action.

@@ -21,11 +21,12 @@ use super::pages::{
 use super::session::{self, Admin};
 use crate::accounts::admin::{self as users_admin, AdminActor, Change, UserFilter, UserStatus};
 use crate::accounts::{self, SignIn};
-use crate::app::AppState;
 use crate::audit::{Action, AuditEntry, AuditFilter, Event, Outcome};
 use crate::auth::{Role, request_meta};
-use crate::http::error::AppError;
+use crate::console::session::CookieNames;
+use crate::error::AppError;
 use crate::http::pagination::{id_cursor, parse_id_cursor, parse_uuid_cursor, uuid_cursor};
+use crate::state::AppState;
 
 /// Rows per console table page.
 const PAGE: i64 = 50;
@@ -91,7 +92,7 @@ fn chrome(
     title: impl Into<String>,
     section: &'static str,
 ) -> (Chrome, Option<Cookie<'static>>) {
-    let names = &state.console_cookies;
+    let names = &CookieNames::for_settings(&state.settings);
     let flash = req.cookie(names.flash).and_then(|c| {
         let raw = percent_decode(c.value());
         let (kind, text) = raw.split_once('|')?;
@@ -123,7 +124,7 @@ fn percent_decode(raw: &str) -> String {
 
 /// 303 to `location`, leaving a flash message for the page there.
 fn redirect(state: &AppState, location: &str, kind: &str, text: &str) -> HttpResponse {
-    let names = &state.console_cookies;
+    let names = &CookieNames::for_settings(&state.settings);
     let value: String =
         url::form_urlencoded::byte_serialize(format!("{kind}|{text}").as_bytes()).collect();
     let mut cookie = names.cookie(names.flash, value);
@@ -211,7 +212,7 @@ async fn login_form(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ConsoleError> {
-    if let Some(token) = session::presented_token(&req, &state.console_cookies)
+    if let Some(token) = session::presented_token(&req, &CookieNames::for_settings(&state.settings))
         && session::resolve(&state, token).await?.is_some()
     {
         return Ok(HttpResponse::SeeOther()
@@ -240,7 +241,7 @@ fn login_page(
         },
         clear,
     )?;
-    let names = &state.console_cookies;
+    let names = &CookieNames::for_settings(&state.settings);
     let cookie = names.cookie(names.login, nonce);
     res.add_cookie(&cookie)
         .map_err(|e| ConsoleError::App(AppError::internal(e)))?;
@@ -276,7 +277,11 @@ async fn login(
             "This sign-in form was sent from another site. Nothing was changed.",
         ));
     }
-    if !session::check_login_nonce(&req, &state.console_cookies, &form.csrf_token) {
+    if !session::check_login_nonce(
+        &req,
+        &CookieNames::for_settings(&state.settings),
+        &form.csrf_token,
+    ) {
         return Err(ConsoleError::Forbidden(
             "This sign-in form has expired. Go back, reload the page and sign in again.",
         ));
@@ -313,7 +318,7 @@ async fn login(
         }
         Err(other) => return Err(other.into()),
     };
-    let names = state.console_cookies;
+    let names = CookieNames::for_settings(&state.settings);
     let previous = session::presented_token(&req, &names);
     let token = session::sign_in(&state, verified, previous, meta).await?;
     Ok(HttpResponse::SeeOther()
@@ -337,7 +342,7 @@ async fn logout(
 ) -> Result<HttpResponse, ConsoleError> {
     admin.check_form(&state, &req, &form.csrf_token)?;
     session::sign_out(&state, &admin, request_meta(&req)).await?;
-    let names = state.console_cookies;
+    let names = CookieNames::for_settings(&state.settings);
     let mut res = redirect(&state, "/admin/login", "ok", "You are signed out.");
     res.add_removal_cookie(&names.cookie(names.session, String::new()))
         .map_err(|e| ConsoleError::App(AppError::internal(e)))?;
@@ -457,7 +462,7 @@ async fn audit(
                 q.after_id = after;
             }
             _ => {
-                form.errors.push(crate::http::error::FieldError::new(
+                form.errors.push(crate::error::FieldError::new(
                     "action",
                     "the page link is not valid; start again from the first page",
                 ));

@@ -22,9 +22,6 @@ use actix_web::{FromRequest, HttpRequest, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use diesel::Connection;
-use hmac::{Hmac, KeyInit, Mac};
-use secrecy::ExposeSecret;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::ConsoleError;
@@ -32,14 +29,13 @@ use super::model::NewAdminSession;
 use super::store;
 use crate::accounts::model::User;
 use crate::accounts::{self, Verified};
-use crate::app::AppState;
 use crate::audit::{Action, Actor, Event, Outcome, RequestMeta};
 use crate::auth::Role;
 use crate::clock;
 use crate::config::Settings;
-use crate::http::error::AppError;
-
-type HmacSha256 = Hmac<Sha256>;
+use crate::crypto::hmac::{HmacKey, hash_token};
+use crate::error::AppError;
+use crate::state::AppState;
 
 /// Last-seen times are written when older than this, not on every request.
 const TOUCH_EVERY: time::Duration = time::Duration::seconds(60);
@@ -92,61 +88,16 @@ impl CookieNames {
     }
 }
 
-/// The key CSRF tokens are made with, derived from SESSION_SECRET (ephemeral, with a warning,
-/// in development and test when it is unset; production refuses to start without it).
-#[derive(Clone)]
-pub struct ConsoleKey {
-    mac: HmacSha256,
+/// The CSRF token of the session whose token hashes to `token_hash`: HMAC(`AppState::csrf_key`,
+/// token hash), so it is bound to the session and nobody without SESSION_SECRET can make one.
+pub fn csrf_token(key: &HmacKey, token_hash: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(key.mac(&[token_hash]))
 }
 
-impl std::fmt::Debug for ConsoleKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ConsoleKey(***REDACTED***)")
-    }
-}
-
-impl ConsoleKey {
-    pub fn from_settings(settings: &Settings) -> Result<ConsoleKey, AppError> {
-        let secret: Vec<u8> = match &settings.secrets.session_secret {
-            Some(secret) => secret.expose_secret().as_bytes().to_vec(),
-            None if settings.is_production() => {
-                return Err(AppError::internal(anyhow::anyhow!(
-                    "SESSION_SECRET is not set (generate one with `rampart keygen`)"
-                )));
-            }
-            None => {
-                tracing::warn!(
-                    "SESSION_SECRET is not set: console CSRF tokens use an EPHEMERAL key"
-                );
-                crate::crypto::random::bytes(32).map_err(AppError::internal)?
-            }
-        };
-        // Domain-separated from any other use of the secret.
-        let mut derive = <HmacSha256 as KeyInit>::new_from_slice(&secret)
-            .map_err(|e| AppError::internal(anyhow::anyhow!("SESSION_SECRET: {e}")))?;
-        derive.update(b"rampart console csrf v1");
-        let key = derive.finalize().into_bytes();
-        let mac = <HmacSha256 as KeyInit>::new_from_slice(&key)
-            .map_err(|e| AppError::internal(anyhow::anyhow!("console key: {e}")))?;
-        Ok(ConsoleKey { mac })
-    }
-
-    /// The CSRF token of the session whose token hashes to `token_hash`.
-    pub fn csrf_token(&self, token_hash: &[u8]) -> String {
-        let mut mac = self.mac.clone();
-        mac.update(token_hash);
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-    }
-
-    /// Whether `presented` is that session's token (constant time).
-    pub fn check_csrf(&self, token_hash: &[u8], presented: &str) -> bool {
-        let expected = self.csrf_token(token_hash);
-        expected.as_bytes().ct_eq(presented.as_bytes()).into()
-    }
-}
-
-fn hash_token(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
+/// Whether `presented` is that session's token (constant time).
+fn check_csrf(key: &HmacKey, token_hash: &[u8], presented: &str) -> bool {
+    let expected = csrf_token(key, token_hash);
+    expected.as_bytes().ct_eq(presented.as_bytes()).into()
 }
 
 /// A signed-in admin: what every console page handler receives.
@@ -171,7 +122,7 @@ impl Admin {
                 "This form was sent from another site. Nothing was changed.",
             ));
         }
-        if !state.console_key.check_csrf(&self.token_hash, presented) {
+        if !check_csrf(&state.csrf_key, &self.token_hash, presented) {
             return Err(ConsoleError::Forbidden(
                 "This form has expired or does not belong to your session. Nothing was changed; \
                  go back, reload the page and try again.",
@@ -225,7 +176,7 @@ pub fn presented_token(req: &HttpRequest, names: &CookieNames) -> Option<String>
 pub async fn resolve(state: &AppState, token: String) -> Result<Option<Admin>, AppError> {
     let now = state.clock.now();
     let limits = state.settings.console.clone();
-    let key = state.console_key.clone();
+    let key = state.csrf_key.clone();
     state
         .pool
         .run(move |conn| {
@@ -243,7 +194,7 @@ pub async fn resolve(state: &AppState, token: String) -> Result<Option<Admin>, A
                 store::touch(conn, &hash, now)?;
             }
             Ok(Some(Admin {
-                csrf: key.csrf_token(&hash),
+                csrf: csrf_token(&key, &hash),
                 token_hash: hash,
                 user,
             }))
@@ -354,7 +305,7 @@ impl FromRequest for Admin {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = state
             .as_ref()
-            .and_then(|s| presented_token(req, &s.console_cookies));
+            .and_then(|s| presented_token(req, &CookieNames::for_settings(&s.settings)));
         Box::pin(async move {
             let Some(state) = state else {
                 return Err(ConsoleError::App(AppError::internal(anyhow::anyhow!(

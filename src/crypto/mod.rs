@@ -1,5 +1,6 @@
 //! Cryptographic building blocks. Randomness always comes from the operating system.
 
+pub mod hmac;
 pub mod jwt;
 pub mod passwords;
 pub mod random;

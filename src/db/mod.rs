@@ -1,6 +1,6 @@
 //! The Postgres pool and the one helper every query goes through.
 //!
-//! `run` takes a pooled connection and executes a closure on actix's blocking thread pool, carrying
+//! `run` takes a pooled connection and executes a closure on the runtime's blocking thread pool, carrying
 //! the current tracing span, so Diesel never blocks an async worker. Broken connections are
 //! recognised from their errors and discarded (see `Manager`), which lets the pool skip r2d2's
 //! per-checkout `SELECT 1` by default and still recover after a Postgres restart.
@@ -14,11 +14,10 @@ use std::time::Duration;
 
 use diesel::PgConnection;
 use diesel::r2d2::{self, ConnectionManager, ManageConnection, R2D2Connection};
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use secrecy::ExposeSecret;
 
 use crate::config::settings::DatabaseSettings;
-use crate::http::error::AppError;
+use crate::error::AppError;
 
 /// A pooled connection plus what the pool needs to know about its health.
 pub struct Conn {
@@ -144,7 +143,7 @@ impl Pool {
     {
         let pool = self.clone();
         let span = tracing::Span::current();
-        actix_web::web::block(move || {
+        tokio::task::spawn_blocking(move || {
             span.in_scope(|| {
                 let mut conn = pool.get()?;
                 let result = f(&mut conn.conn);
@@ -163,15 +162,4 @@ impl Pool {
         .await
         .map_err(|e| AppError::internal(anyhow::anyhow!("blocking task failed: {e}")))?
     }
-}
-
-/// True for errors that mean the connection itself is gone (server restart, terminated backend,
-/// network cut), as opposed to an error in the query.
-pub fn is_connection_error(error: &DieselError) -> bool {
-    matches!(
-        error,
-        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
-            | DieselError::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _)
-            | DieselError::BrokenTransactionManager
-    )
 }

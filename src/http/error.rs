@@ -1,4 +1,5 @@
-//! One error type for the HTTP edge and its RFC 9457 rendering.
+//! Rendering errors at the HTTP edge: RFC 9457 problem+json for the API, a readable page for the
+//! console. The error types themselves live in `crate::error` (no actix there).
 //!
 //! `AppError` maps every failure to a status and a stable problem `type`. The `render_problems`
 //! middleware makes *every* error response problem+json (including actix's own 404/405 and
@@ -15,70 +16,12 @@ use serde::Serialize;
 
 use super::request_id::RequestId;
 use crate::clock::rfc3339;
+pub use crate::error::{AppError, FieldError};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 const TYPE_BASE: &str = "https://rampart.dev/problems/";
 
-/// A field-level validation message.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum AppError {
-    #[error("validation failed")]
-    Validation(Vec<FieldError>),
-    #[error("bad request: {0}")]
-    BadRequest(String),
-    #[error("authentication required")]
-    Unauthorized,
-    #[error("forbidden")]
-    Forbidden,
-    #[error("not found")]
-    NotFound,
-    #[error("conflict")]
-    Conflict(Vec<FieldError>),
-    #[error("payload too large")]
-    PayloadTooLarge { limit: usize },
-    #[error("unsupported media type")]
-    UnsupportedMediaType,
-    #[error("request body not received in time")]
-    RequestTimeout,
-    #[error("too many requests")]
-    TooManyRequests { retry_after: u64 },
-    #[error("daily quota {quota} exhausted")]
-    QuotaExceeded {
-        quota: &'static str,
-        limit: u32,
-        reset_at: time::OffsetDateTime,
-        /// Seconds from the refusal to `reset_at`.
-        retry_after: u64,
-    },
-    #[error("{reason} unavailable")]
-    Unavailable {
-        retry_after: u64,
-        reason: &'static str,
-    },
-    #[error("internal error: {0:#}")]
-    Internal(anyhow::Error),
-}
-
 impl AppError {
-    pub fn internal(error: impl Into<anyhow::Error>) -> Self {
-        AppError::Internal(error.into())
-    }
-
     pub fn problem(&self) -> Problem {
         let status = self.status_code();
         let (slug, detail) = match self {
@@ -159,20 +102,6 @@ impl AppError {
             | AppError::QuotaExceeded { retry_after, .. }
             | AppError::Unavailable { retry_after, .. } => Some(*retry_after),
             _ => None,
-        }
-    }
-}
-
-impl From<diesel::result::Error> for AppError {
-    fn from(error: diesel::result::Error) -> Self {
-        if crate::db::is_connection_error(&error) {
-            tracing::warn!(error = %error, "database connection lost");
-            AppError::Unavailable {
-                retry_after: 1,
-                reason: "database",
-            }
-        } else {
-            AppError::internal(error)
         }
     }
 }

@@ -4,9 +4,9 @@
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::db::migrations;
-use crate::http::error::AppError;
+use crate::error::AppError;
+use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     // `resource(..).route(..)` (not `cfg.route`) so other methods get 405, not 404.

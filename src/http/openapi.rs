@@ -16,9 +16,9 @@ use utoipa::openapi::path::ParameterIn;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
-use crate::app::AppState;
 use crate::auth::{Access, Permission, Role, RouteInfo, api_routes};
 use crate::http::error::{AppError, PROBLEM_JSON};
+use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/v1/openapi.json").route(web::get().to(openapi)));
@@ -28,7 +28,14 @@ async fn openapi(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     if !state.settings.docs_enabled {
         return Err(AppError::NotFound);
     }
-    Ok(HttpResponse::Ok().json(document(api_routes().table())))
+    // The document depends only on the compiled route table: made once, served as bytes.
+    static DOCUMENT: std::sync::OnceLock<bytes::Bytes> = std::sync::OnceLock::new();
+    let body = DOCUMENT.get_or_init(|| {
+        bytes::Bytes::from(document(api_routes().table()).to_string().into_bytes())
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body.clone()))
 }
 
 /// A JSON schema for a body, and the named schemas (`#/components/schemas/…`) it refers to.

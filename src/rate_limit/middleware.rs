@@ -18,8 +18,8 @@ use actix_web::middleware::Next;
 use super::model::{RouteClass, Standing, Verdict, is_exempt};
 use super::report::Refusal;
 use super::{Limiter, Policy};
+use crate::error::AppError;
 use crate::http::client_ip::ClientIp;
-use crate::http::error::AppError;
 use crate::http::request_id::{RequestId, ServerRequestId};
 
 pub const LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");

@@ -13,11 +13,11 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::store::{self, Usage};
-use crate::app::AppState;
 use crate::audit::{Action, Event, Outcome, RequestMeta};
 use crate::auth::{Credential, Principal, Role};
 use crate::config::settings::QuotaSettings;
-use crate::http::error::AppError;
+use crate::error::AppError;
+use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuotaKind {

@@ -9,16 +9,16 @@ pub mod store;
 
 use diesel::prelude::*;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use self::model::{NewSession, Session, SessionView};
-use crate::app::AppState;
 use crate::audit::{Action, Actor, Event, Outcome, RequestMeta};
 use crate::auth::{Principal, Role};
 use crate::clock;
-use crate::http::error::AppError;
+use crate::crypto::hmac::hash_token;
+use crate::error::AppError;
+use crate::state::AppState;
 
 /// A spent refresh token presented again within this window is a client's double submit: it fails
 /// cleanly without revoking the session. Later, it is treated as theft.
@@ -41,10 +41,6 @@ pub fn new_refresh_token() -> Result<(String, Vec<u8>), AppError> {
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let hash = hash_token(&token);
     Ok((token, hash))
-}
-
-fn hash_token(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
 }
 
 /// Starts a session inside the caller's transaction and returns it with its first refresh token.

@@ -8,10 +8,10 @@ use uuid::Uuid;
 
 use super::model::SessionView;
 use super::{AdminSessionView, TokenPair};
-use crate::app::AppState;
 use crate::auth::{Access, ApiRoutes, Permission, Principal, request_meta};
-use crate::http::error::AppError;
+use crate::error::AppError;
 use crate::http::pagination::{Page, PageQuery, uuid_cursor};
+use crate::state::AppState;
 
 pub fn routes(r: &mut ApiRoutes) {
     r.add(
