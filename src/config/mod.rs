@@ -2,6 +2,7 @@
 //! rules of `check-config` (`validate`).
 //! Nothing here opens connections or starts anything.
 
+mod layers;
 pub mod settings;
 pub mod spec;
 pub mod validate;

@@ -1,13 +1,15 @@
 //! Loads the layered configuration into one typed, immutable `Settings`.
 //!
 //! Layers, later wins: `config/default.toml` → `config/<ENVIRONMENT>.toml` → (development only)
-//! `.env` → process environment. Keys are the environment variable names in lower case. This module
-//! only parses and types values; whether they are *safe* is `validate.rs`'s job.
+//! `.env` → process environment (merged in `layers.rs`). Keys are the environment variable names in
+//! lower case. Each key's type, default, secrecy and `config show` form are declared once, in
+//! `spec.rs`. This module only parses and types values; whether they are *safe* is `validate.rs`'s
+//! job.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -21,9 +23,10 @@ const EMBEDDED_DEVELOPMENT: &str = include_str!("../../config/development.toml")
 const EMBEDDED_TEST: &str = include_str!("../../config/test.toml");
 const EMBEDDED_PRODUCTION: &str = include_str!("../../config/production.toml");
 
+use super::layers::{Layered, read_layer};
+use super::spec;
 /// Every key the layers may set, and the required secrets: both derived from `spec::SETTINGS`.
 pub use super::spec::{KNOWN_KEYS, SECRET_KEYS};
-use super::spec::{self, DefaultValue};
 
 pub const REDACTED: &str = "***REDACTED***";
 
@@ -77,7 +80,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn invalid(key: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(key: &str, message: impl Into<String>) -> Self {
         ConfigError::Invalid {
             key: key.to_string(),
             message: message.into(),
@@ -284,21 +287,6 @@ impl Sources {
     }
 }
 
-/// A raw value from one layer, before typing. TOML values keep their type; environment values are
-/// strings and are parsed per key.
-#[derive(Debug, Clone)]
-enum Raw {
-    Str(String),
-    Int(i64),
-    Bool(bool),
-    List(Vec<String>),
-}
-
-#[derive(Debug, Clone)]
-struct Layered {
-    values: BTreeMap<&'static str, (Raw, String)>,
-}
-
 impl Settings {
     /// Loads from the process environment and the files it names.
     pub fn load() -> Result<Settings, ConfigError> {
@@ -366,244 +354,14 @@ impl Settings {
     }
 }
 
-fn read_layer(
-    sources: &Sources,
-    file: &str,
-    embedded: &str,
-) -> Result<(String, String), ConfigError> {
-    let path = sources.config_dir.join(file);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok((path.display().to_string(), text)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Ok((format!("{file} (built in)"), embedded.to_string()))
-        }
-        Err(e) => Err(ConfigError::File {
-            file: path.display().to_string(),
-            message: format!("cannot be read: {e}"),
-        }),
-    }
-}
-
-fn known_key(name: &str) -> Option<&'static str> {
-    KNOWN_KEYS.iter().copied().find(|k| *k == name)
-}
-
 impl Layered {
-    fn merge_toml(&mut self, file: &str, text: &str) -> Result<(), ConfigError> {
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| ConfigError::File {
-                file: file.to_string(),
-                message: format!("is not valid TOML: {}", e.message()),
-            })?;
-        for (key, value) in table {
-            let upper = key.to_ascii_uppercase();
-            let Some(name) = known_key(&upper).filter(|_| key == key.to_ascii_lowercase()) else {
-                return Err(ConfigError::File {
-                    file: file.to_string(),
-                    message: format!(
-                        "unknown key `{key}` (keys are lower-case environment variable names; see .env.example)"
-                    ),
-                });
-            };
-            let raw = match value {
-                toml::Value::String(s) => Raw::Str(s),
-                toml::Value::Integer(i) => Raw::Int(i),
-                toml::Value::Boolean(b) => Raw::Bool(b),
-                toml::Value::Array(items) => {
-                    let mut list = Vec::with_capacity(items.len());
-                    for item in items {
-                        match item {
-                            toml::Value::String(s) => list.push(s),
-                            _ => {
-                                return Err(ConfigError::File {
-                                    file: file.to_string(),
-                                    message: format!("`{key}` must be a list of strings"),
-                                });
-                            }
-                        }
-                    }
-                    Raw::List(list)
-                }
-                _ => {
-                    return Err(ConfigError::File {
-                        file: file.to_string(),
-                        message: format!("`{key}` must be a string, integer, boolean or list"),
-                    });
-                }
-            };
-            self.values.insert(name, (raw, file.to_string()));
-        }
-        self.apply_cors_alias();
-        Ok(())
-    }
-
-    /// `.env` fills in what the real environment does not set (the usual dotenv rule).
-    fn merge_dotenv(
-        &mut self,
-        path: &Path,
-        env: &BTreeMap<String, String>,
-    ) -> Result<(), ConfigError> {
-        let iter = match dotenvy::from_path_iter(path) {
-            Ok(iter) => iter,
-            Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => {
-                return Err(ConfigError::File {
-                    file: path.display().to_string(),
-                    message: format!("cannot be read: {e}"),
-                });
-            }
-        };
-        for item in iter {
-            let (key, value) = item.map_err(|e| ConfigError::File {
-                file: path.display().to_string(),
-                message: format!("has a line that does not parse: {e}"),
-            })?;
-            if env.contains_key(&key) {
-                continue;
-            }
-            if let Some(name) = known_key(&key) {
-                self.values
-                    .insert(name, (Raw::Str(value), path.display().to_string()));
-            }
-        }
-        self.apply_cors_alias();
-        Ok(())
-    }
-
-    /// BACKEND_CORS_ORIGINS (the FastAPI templates' name) stands for CORS_ORIGINS from the layer
-    /// that set it, unless that layer also set CORS_ORIGINS.
-    fn apply_cors_alias(&mut self) {
-        if let Some((raw, source)) = self.values.remove("BACKEND_CORS_ORIGINS") {
-            let same_layer_has_primary = self
-                .values
-                .get("CORS_ORIGINS")
-                .is_some_and(|(_, primary_source)| *primary_source == source);
-            if !same_layer_has_primary {
-                self.values.insert("CORS_ORIGINS", (raw, source));
-            }
-        }
-    }
-
-    fn merge_env(&mut self, env: &BTreeMap<String, String>) {
-        for name in KNOWN_KEYS {
-            if let Some(value) = env.get(*name) {
-                self.values
-                    .insert(name, (Raw::Str(value.clone()), "environment".to_string()));
-            }
-        }
-        self.apply_cors_alias();
-    }
-
-    fn get(&self, key: &str) -> Option<&Raw> {
-        self.values.get(key).map(|(raw, _)| raw)
-    }
-
-    fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Raw::Str(s)) => Ok(Some(s.clone())),
-            Some(Raw::Int(i)) => Ok(Some(i.to_string())),
-            Some(Raw::Bool(b)) => Ok(Some(b.to_string())),
-            Some(Raw::List(_)) => Err(ConfigError::invalid(key, "must be a single value")),
-        }
-    }
-
-    /// A non-empty string; an empty one counts as unset.
-    fn nonempty(&self, key: &str) -> Result<Option<String>, ConfigError> {
-        Ok(self.string(key)?.filter(|s| !s.trim().is_empty()))
-    }
-
-    fn secret(&self, key: &str) -> Result<Option<SecretString>, ConfigError> {
-        // Secrets are used exactly as written: no trimming, so what is validated is what is used.
-        Ok(self
-            .string(key)?
-            .filter(|s| !s.is_empty())
-            .map(SecretString::from))
-    }
-
-    /// A string, or its declared default when unset or empty.
-    fn text(&self, key: &str) -> Result<String, ConfigError> {
-        match (self.nonempty(key)?, spec::default_of(key)) {
-            (Some(value), _) => Ok(value),
-            (None, DefaultValue::Str(default)) => Ok(default.to_string()),
-            (None, _) => Err(undeclared(key)),
-        }
-    }
-
-    fn boolean(&self, key: &str) -> Result<bool, ConfigError> {
-        match spec::default_of(key) {
-            DefaultValue::Bool(default) => self.boolean_or(key, default),
-            _ => Err(undeclared(key)),
-        }
-    }
-
-    /// A boolean whose default is worked out at load time.
-    fn boolean_or(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(Raw::Bool(b)) => Ok(*b),
-            Some(Raw::Str(s)) => parse_bool(key, s),
-            Some(_) => Err(ConfigError::invalid(key, "must be true or false")),
-        }
-    }
-
-    fn number<T: TryFrom<i64> + FromStr>(&self, key: &str) -> Result<T, ConfigError> {
-        let default = self.number_default(key)?;
-        self.number_or(key, default)
-    }
-
-    fn number_default<T: TryFrom<i64>>(&self, key: &str) -> Result<T, ConfigError> {
-        match spec::default_of(key) {
-            DefaultValue::Int(default) => T::try_from(default).map_err(|_| undeclared(key)),
-            _ => Err(undeclared(key)),
-        }
-    }
-
-    /// A number whose default is worked out at load time.
-    fn number_or<T: TryFrom<i64> + FromStr>(
-        &self,
-        key: &str,
-        default: T,
-    ) -> Result<T, ConfigError> {
-        let parsed = match self.get(key) {
-            None => return Ok(default),
-            Some(Raw::Int(i)) => T::try_from(*i).ok(),
-            Some(Raw::Str(s)) => s.trim().parse::<T>().ok(),
-            Some(_) => None,
-        };
-        parsed.ok_or_else(|| {
-            ConfigError::invalid(key, "must be a non-negative whole number in range")
-        })
-    }
-
-    fn list(&self, key: &str) -> Result<Vec<String>, ConfigError> {
-        let items = match self.get(key) {
-            None => match spec::default_of(key) {
-                DefaultValue::List(items) => items.iter().map(|s| s.to_string()).collect(),
-                _ => Vec::new(),
-            },
-            Some(Raw::List(items)) => items.clone(),
-            Some(Raw::Str(s)) => parse_list(s),
-            Some(_) => return Err(ConfigError::invalid(key, "must be a comma-separated list")),
-        };
-        Ok(items
-            .into_iter()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect())
-    }
-
     fn into_settings(self, environment: Environment) -> Result<Settings, ConfigError> {
         let database_url = match self.nonempty("DATABASE_URL")? {
             Some(url) => url,
             None => self.database_url_from_parts()?,
         };
         let cors_origins = self.list("CORS_ORIGINS")?;
-        let log_format = match self.text("LOG_FORMAT")?
-            .to_ascii_lowercase()
-            .as_str()
-        {
+        let log_format = match self.text("LOG_FORMAT")?.to_ascii_lowercase().as_str() {
             "auto" => LogFormat::Auto,
             "json" => LogFormat::Json,
             "pretty" | "text" | "human" => LogFormat::Pretty,
@@ -619,7 +377,8 @@ impl Layered {
             trusted_proxies.push(parse_net(&item)?);
         }
         let docs_explicit = self.get("DOCS_ENABLED").is_some();
-        let docs_enabled = self.boolean_or("DOCS_ENABLED", environment != Environment::Production)?;
+        let docs_enabled =
+            self.boolean_or("DOCS_ENABLED", environment != Environment::Production)?;
         let port: u16 = self.number("PORT")?;
         let pool_size: u32 = self.number("DATABASE_POOL_SIZE")?;
         if pool_size == 0 {
@@ -654,9 +413,7 @@ impl Layered {
                 pool_timeout: Duration::from_millis(self.number("DATABASE_POOL_TIMEOUT_MS")?),
                 test_on_checkout: self.boolean("DATABASE_TEST_ON_CHECKOUT")?,
                 migrate_on_start: self.boolean("DATABASE_MIGRATE_ON_START")?,
-                startup_wait: Duration::from_secs(
-                    self.number("DATABASE_STARTUP_WAIT_SECONDS")?,
-                ),
+                startup_wait: Duration::from_secs(self.number("DATABASE_STARTUP_WAIT_SECONDS")?),
             },
             secrets: Secrets {
                 secret_key: self.secret("SECRET_KEY")?,
@@ -706,10 +463,7 @@ impl Layered {
     }
 
     fn auth_settings(&self) -> Result<AuthSettings, ConfigError> {
-        let policy = match self.text("PASSWORD_POLICY")?
-            .to_ascii_lowercase()
-            .as_str()
-        {
+        let policy = match self.text("PASSWORD_POLICY")?.to_ascii_lowercase().as_str() {
             "modern" | "nist" | "asvs" => PasswordPolicy::Modern,
             "classic" => PasswordPolicy::Classic,
             other => {
@@ -808,8 +562,7 @@ impl Layered {
             }
             Ok(n)
         };
-        let max_tracked_clients: usize =
-            self.number("RATE_LIMIT_MAX_TRACKED_CLIENTS")?;
+        let max_tracked_clients: usize = self.number("RATE_LIMIT_MAX_TRACKED_CLIENTS")?;
         if max_tracked_clients < 1000 {
             return Err(ConfigError::invalid(
                 "RATE_LIMIT_MAX_TRACKED_CLIENTS",
@@ -928,12 +681,6 @@ impl Layered {
     }
 }
 
-/// A key read with a getter its declaration does not fit: a bug in rampart, reported instead of
-/// panicking (a unit test loads every default, so it cannot ship).
-fn undeclared(key: &str) -> ConfigError {
-    ConfigError::invalid(key, "has no declared default of this type (a bug in rampart)")
-}
-
 fn parse_quota(raw: &str) -> Option<Option<u32>> {
     if raw.eq_ignore_ascii_case("unlimited") {
         return Some(None);
@@ -943,28 +690,6 @@ fn parse_quota(raw: &str) -> Option<Option<u32>> {
 
 pub(crate) fn quota_text(limit: Option<u32>) -> String {
     limit.map_or_else(|| "unlimited".to_string(), |n| n.to_string())
-}
-
-fn parse_bool(key: &str, s: &str) -> Result<bool, ConfigError> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        other => Err(ConfigError::invalid(
-            key,
-            format!("`{other}` is not a boolean (use true or false)"),
-        )),
-    }
-}
-
-/// Comma-separated, or a JSON array as FastAPI settings write it (`["https://a","https://b"]`).
-fn parse_list(s: &str) -> Vec<String> {
-    let trimmed = s.trim();
-    if trimmed.starts_with('[')
-        && let Ok(items) = serde_json::from_str::<Vec<String>>(trimmed)
-    {
-        return items;
-    }
-    trimmed.split(',').map(|p| p.trim().to_string()).collect()
 }
 
 fn parse_net(item: &str) -> Result<IpNet, ConfigError> {
