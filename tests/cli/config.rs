@@ -533,3 +533,205 @@ fn http_timing_settings_have_the_documented_defaults_parse_overrides_and_are_sho
         assert!(err.contains(key), "{key}={value}: {err}");
     }
 }
+
+// --- README's configuration table and .env.example against the declarations (src/config/spec.rs)
+
+mod declared {
+    use rampart::config::spec::{DefaultValue, SETTINGS};
+
+    fn repo_file(name: &str) -> String {
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(name))
+            .unwrap()
+    }
+
+    /// A markdown table row's cells (`\|` is a pipe inside a cell).
+    fn cells(row: &str) -> Vec<String> {
+        let inner = row.trim().trim_start_matches('|').trim_end_matches('|');
+        let mut out = vec![String::new()];
+        let mut prev = ' ';
+        for ch in inner.chars() {
+            if ch == '|' && prev != '\\' {
+                out.push(String::new());
+            } else if let Some(last) = out.last_mut() {
+                last.push(ch);
+            }
+            prev = ch;
+        }
+        out.into_iter().map(|c| c.trim().to_string()).collect()
+    }
+
+    /// Every way README's configuration table differs from the declarations.
+    pub fn readme_problems(readme: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let section = readme
+            .split("\n## Configuration")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .unwrap_or_default();
+        let mut rows = Vec::new();
+        for line in section.lines().filter(|l| l.starts_with("| `")) {
+            let c = cells(line);
+            let spans: Vec<&str> = c[0].split('`').skip(1).step_by(2).collect();
+            if spans.len() != 1 || c[0] != format!("`{}`", spans[0]) {
+                problems.push(format!("row {:?} must name exactly one variable", c[0]));
+                continue;
+            }
+            rows.push((spans[0].to_string(), c.get(1).cloned().unwrap_or_default()));
+        }
+        for (name, _) in &rows {
+            if !SETTINGS.iter().any(|s| s.name == name) {
+                problems.push(format!("README lists {name}, which rampart does not know"));
+            }
+        }
+        for s in SETTINGS {
+            let found: Vec<&String> = rows
+                .iter()
+                .filter(|(n, _)| n == s.name)
+                .map(|(_, d)| d)
+                .collect();
+            let [cell] = found.as_slice() else {
+                problems.push(format!("README has {} rows for {}", found.len(), s.name));
+                continue;
+            };
+            let ok = match (s.default, s.default.text()) {
+                (_, Some(text)) => cell.starts_with(&format!("`{text}`")),
+                (DefaultValue::Computed(how), None) => cell.starts_with(how),
+                (_, None) => cell.starts_with('–') || cell.starts_with("empty"),
+            };
+            if !ok {
+                problems.push(format!(
+                    "README shows {}'s default as {cell:?}; declared: {:?}",
+                    s.name, s.default
+                ));
+            }
+        }
+        problems
+    }
+
+    /// `.env.example` is the development template: a key with a declared default shows it (or
+    /// the value config/development.toml gives it); keys without one show an example value.
+    pub fn env_example_problems(example: &str, development_toml: &str) -> Vec<String> {
+        let development: toml::Table = development_toml.parse().unwrap();
+        let mut problems = Vec::new();
+        let lines: Vec<(&str, &str)> = example
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .collect();
+        for (key, _) in &lines {
+            if !SETTINGS.iter().any(|s| s.name == *key) {
+                problems.push(format!(".env.example sets {key}, which rampart does not know"));
+            }
+        }
+        for s in SETTINGS {
+            let values: Vec<&str> = lines
+                .iter()
+                .filter(|(k, _)| *k == s.name)
+                .map(|(_, v)| *v)
+                .collect();
+            let [value] = values.as_slice() else {
+                problems.push(format!(
+                    ".env.example sets {} {} times",
+                    s.name,
+                    values.len()
+                ));
+                continue;
+            };
+            let Some(default) = s.default.text() else {
+                continue;
+            };
+            let dev = development
+                .get(&s.name.to_ascii_lowercase())
+                .map(|v| match v {
+                    toml::Value::String(s) => s.clone(),
+                    toml::Value::Array(items) => items
+                        .iter()
+                        .map(|i| i.as_str().unwrap_or_default().to_string())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    other => other.to_string(),
+                });
+            if *value != default && Some(value.to_string()) != dev {
+                problems.push(format!(
+                    ".env.example sets {}={value}; its default is {default}",
+                    s.name
+                ));
+            }
+        }
+        problems
+    }
+
+    #[test]
+    fn readme_table_lists_every_setting_with_its_declared_default() {
+        let problems = readme_problems(&repo_file("README.md"));
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+
+    #[test]
+    fn env_example_lists_every_setting_with_its_declared_default() {
+        let problems = env_example_problems(
+            &repo_file(".env.example"),
+            &repo_file("config/development.toml"),
+        );
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+
+    #[test]
+    fn the_doc_checks_catch_a_missing_key_a_wrong_default_and_an_unknown_key() {
+        let readme = repo_file("README.md");
+        let drifted = readme
+            .replace("| `CORS_MAX_AGE` | `600` |", "| `CORS_MAX_AGE` | `300` |")
+            .replace("| `LOCKOUT_MAX_SECONDS` |", "| `LOCKOUT_MAXIMUM` |")
+            .replace(
+                "| `API_KEY_MAX_PER_USER` |",
+                "| `API_KEY_MAX_PER_USER`, `X` |",
+            );
+        assert_eq!(
+            readme_problems(&drifted),
+            [
+                r#"row "`API_KEY_MAX_PER_USER`, `X`" must name exactly one variable"#,
+                "README lists LOCKOUT_MAXIMUM, which rampart does not know",
+                r#"README shows CORS_MAX_AGE's default as "`300`"; declared: Int(600)"#,
+                "README has 0 rows for LOCKOUT_MAX_SECONDS",
+                "README has 0 rows for API_KEY_MAX_PER_USER",
+            ],
+        );
+
+        let example = repo_file(".env.example");
+        let dev = repo_file("config/development.toml");
+        let drifted = example
+            .replace("\nCORS_MAX_AGE=600\n", "\nCORS_MAX_AGE=60\n")
+            .replace("\nPORT=8080\n", "\n")
+            .replace("\nDEBUG=false\n", "\nDEBUG=false\nDEBUGGING=1\n")
+            .replace("\nLOG_FORMAT=auto\n", "\nLOG_FORMAT=json\n");
+        assert_eq!(
+            env_example_problems(&drifted, &dev),
+            [
+                ".env.example sets DEBUGGING, which rampart does not know",
+                ".env.example sets PORT 0 times",
+                ".env.example sets CORS_MAX_AGE=60; its default is 600",
+                ".env.example sets LOG_FORMAT=json; its default is auto",
+            ]
+        );
+        // The development value is accepted as well as the default (pretty, from development.toml).
+        let dev_value = example.replace("\nLOG_FORMAT=auto\n", "\nLOG_FORMAT=pretty\n");
+        assert!(env_example_problems(&dev_value, &dev).is_empty());
+    }
+
+    #[test]
+    fn shipped_default_toml_repeats_no_declared_default() {
+        let table: toml::Table = repo_file("config/default.toml").parse().unwrap();
+        for (key, value) in table {
+            let declared = SETTINGS
+                .iter()
+                .find(|s| s.name.eq_ignore_ascii_case(&key))
+                .and_then(|s| s.default.text());
+            let value = match value {
+                toml::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            assert_ne!(Some(value), declared, "{key} repeats its declared default");
+        }
+    }
+}
