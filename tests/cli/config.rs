@@ -621,7 +621,9 @@ mod declared {
             .collect();
         for (key, _) in &lines {
             if !SETTINGS.iter().any(|s| s.name == *key) {
-                problems.push(format!(".env.example sets {key}, which rampart does not know"));
+                problems.push(format!(
+                    ".env.example sets {key}, which rampart does not know"
+                ));
             }
         }
         for s in SETTINGS {
@@ -734,4 +736,227 @@ mod declared {
             assert_ne!(Some(value), declared, "{key} repeats its declared default");
         }
     }
+}
+
+// --- `config show` and `check-config` print exactly what they printed before the settings were
+// declared in one table (tests/cli/golden/ was recorded with the binary of commit b72afcb).
+
+mod unchanged_output {
+    use std::collections::BTreeMap;
+
+    use crate::commands::rampart;
+    use crate::support::config_dir;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn golden(name: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/cli/golden")
+            .join(name);
+        std::fs::read_to_string(path)
+            .unwrap()
+            .replace("{config}", &config_dir().display().to_string())
+    }
+
+    #[test]
+    fn config_show_prints_the_development_defaults_as_before() {
+        let out = rampart(&["config", "show"], &BTreeMap::new());
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            golden("config_show_development.txt")
+        );
+    }
+
+    #[test]
+    fn config_show_prints_a_production_configuration_as_before() {
+        let out = rampart(
+            &["config", "show"],
+            &env(&[
+                ("ENVIRONMENT", "production"),
+                ("SECRET_KEY", "Zq3vX9kT2mL8pR4wN7yB1cF6hJ0dG5sA"),
+                ("JWT_SECRET", "Hn4Kp8Rt2Wy6Bv0Cx3Mz7Qf1Lj5Dg9Sa"),
+                (
+                    "ENCRYPTION_KEY",
+                    "n1Y8dI9fJ3o7Q9m7sZbH5xQ2vT6rK0pWcEuLgAaNfY4=",
+                ),
+                ("SESSION_SECRET", "Tb6Yn1Wq5Ep9Ru3Io7Pa2Sd6Fg0Hj4Kl"),
+                ("API_KEY_HASH_SECRET", "Vc2Xz6Bn0Mq4We8Rt3Yu7Io1Pa5Sd9Fg"),
+                (
+                    "STRIPE_WEBHOOK_SECRET",
+                    "whsec_Gh3Jk7Lz1Xc5Vb9Nm2Qw6Er0Ty4Ui8Op",
+                ),
+                (
+                    "CLERK_WEBHOOK_SECRET",
+                    "whsec_Kp0Lm4Nq8Rs2Tu6Vw1Xy5Za9Bc3De7Fg",
+                ),
+                ("CORS_ORIGINS", "https://a.example"),
+                ("ALLOWED_HOSTS", "api.example"),
+                (
+                    "DATABASE_URL",
+                    "postgres://u:pw@db.example/x?sslmode=require",
+                ),
+                ("REDIS_URL", "redis://:pw@r:6379/0"),
+                ("JWT_PREVIOUS_SECRETS", "a,b"),
+                (
+                    "QUOTA_OVERRIDES",
+                    "admin:messages_sent=unlimited,api_key:data_exports=3",
+                ),
+                ("TRUSTED_PROXIES", "10.0.0.0/8,::1"),
+                ("BACKEND_CORS_ORIGINS", "https://b.example"),
+                ("PASSWORD_HASH_CONCURRENCY", "3"),
+                ("QUOTA_EXPORTS_PER_DAY", "unlimited"),
+                ("LOG_FORMAT", "text"),
+                ("DOCS_ENABLED", "yes"),
+            ]),
+        );
+        assert_eq!(out.status.code(), Some(0));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(stdout, golden("config_show_production.txt"));
+        for secret in ["Zq3vX9kT2m", "pw@", "whsec_"] {
+            assert!(!stdout.contains(secret), "{secret} printed");
+        }
+    }
+
+    #[test]
+    fn check_config_lists_the_same_problems_as_before() {
+        let out = rampart(
+            &["check-config"],
+            &env(&[
+                ("ENVIRONMENT", "production"),
+                (
+                    "SECRET_KEY",
+                    "your-secret-key-change-me-in-production-please",
+                ),
+                (
+                    "JWT_SECRET",
+                    "your-jwt-secret-change-me-in-production-please",
+                ),
+                (
+                    "ENCRYPTION_KEY",
+                    "your-fernet-key-change-me-in-production-please",
+                ),
+                ("SESSION_SECRET", "short"),
+                ("API_KEY_HASH_SECRET", "Vc2Xz6Bn0Mq4We8Rt3Yu7Io1Pa5Sd9Fg"),
+                ("STRIPE_WEBHOOK_SECRET", "Vc2Xz6Bn0Mq4We8Rt3Yu7Io1Pa5Sd9Fg"),
+                ("DEBUG", "true"),
+                ("ALLOW_ALL_ORIGINS", "true"),
+                ("CORS_ALLOW_CREDENTIALS", "true"),
+                ("CORS_ORIGINS", "http://localhost:3000"),
+                (
+                    "DATABASE_URL",
+                    "postgres://rampart:pw@db.internal:5432/rampart?sslmode=prefer",
+                ),
+                ("ENABLE_AUDIT_LOGGING", "false"),
+                ("RATE_LIMIT_ENABLED", "false"),
+                ("JWT_ALGORITHM", "RS256"),
+                ("ACCESS_TOKEN_TTL_SECONDS", "30"),
+            ]),
+        );
+        assert_eq!(out.status.code(), Some(1));
+        assert!(out.stdout.is_empty());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            golden("check_config_production.txt")
+        );
+    }
+
+    #[test]
+    fn bad_values_give_the_same_messages_as_before() {
+        let cases = [
+            (
+                "PORT",
+                "abc",
+                "PORT: must be a non-negative whole number in range",
+            ),
+            (
+                "DEBUG",
+                "maybe",
+                "DEBUG: `maybe` is not a boolean (use true or false)",
+            ),
+            (
+                "ENVIRONMENT",
+                "staging",
+                "ENVIRONMENT: `staging` is not one of development, test, production",
+            ),
+            (
+                "QUOTA_MESSAGES_PER_DAY",
+                "-1",
+                "QUOTA_MESSAGES_PER_DAY: must be a whole number or `unlimited`",
+            ),
+            (
+                "HTTP_CLIENT_TIMEOUT_SECONDS",
+                "0",
+                "HTTP_CLIENT_TIMEOUT_SECONDS: must be between 1 and 86400 seconds",
+            ),
+            (
+                "RATE_LIMIT_PER_MINUTE",
+                "0",
+                "RATE_LIMIT_PER_MINUTE: must be at least 1 (use RATE_LIMIT_ENABLED=false to switch limits off)",
+            ),
+            (
+                "DATABASE_POOL_SIZE",
+                "0",
+                "DATABASE_POOL_SIZE: must be at least 1",
+            ),
+        ];
+        for (key, value, message) in cases {
+            for args in [&["config", "show"][..], &["check-config"][..]] {
+                let out = rampart(args, &env(&[(key, value)]));
+                assert_eq!(out.status.code(), Some(2), "{key}={value}");
+                assert!(out.stdout.is_empty(), "{key}={value}");
+                assert_eq!(
+                    String::from_utf8_lossy(&out.stderr),
+                    format!("error: invalid configuration: {message}\n")
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_unknown_file_key_gives_the_same_message_as_before() {
+        let dir = super::temp_dir();
+        for key in ["bogus_key", "Port"] {
+            std::fs::write(dir.join("default.toml"), format!("port = 1\n{key} = 2\n")).unwrap();
+            // A later RAMPART_CONFIG_DIR in the map wins over the helper's default one.
+            let dir_text = dir.display().to_string();
+            let out = rampart(
+                &["config", "show"],
+                &env(&[("RAMPART_CONFIG_DIR", dir_text.as_str())]),
+            );
+            assert_eq!(out.status.code(), Some(2));
+            assert_eq!(
+                String::from_utf8_lossy(&out.stderr),
+                format!(
+                    "error: invalid configuration: {}: unknown key `{key}` (keys are lower-case environment variable names; see .env.example)\n",
+                    dir.join("default.toml").display()
+                )
+            );
+        }
+    }
+}
+
+/// An operator's own config/default.toml that sets only a few keys leaves every other key at its
+/// declared default. (Before the declarations, ALLOWED_HOSTS' default lived only in the shipped
+/// default.toml, so such a file left it empty and every request got 400.)
+#[test]
+fn an_operators_default_toml_keeps_the_declared_defaults_for_what_it_does_not_set() {
+    let dir = temp_dir();
+    std::fs::write(dir.join("default.toml"), "port = 9000\n").unwrap();
+    let s = Settings::load_from(&Sources {
+        config_dir: dir,
+        env: BTreeMap::from([("ENVIRONMENT".to_string(), "production".to_string())]),
+        dotenv: None,
+    })
+    .unwrap();
+    assert_eq!(s.port, 9000);
+    assert_eq!(s.allowed_hosts, ["localhost", "127.0.0.1", "::1"]);
+    assert_eq!(s.rate_limit.per_minute, 60);
+    assert_eq!(s.auth.jwt_audience, "rampart-api");
+    assert!(s.enable_audit_logging);
 }
