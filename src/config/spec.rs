@@ -63,13 +63,16 @@ impl DefaultValue {
     }
 }
 
+/// Reads one secret out of `Secrets`.
+pub type SecretGetter = fn(&Secrets) -> Option<&SecretString>;
+
 /// How `config show` prints a setting.
 #[derive(Debug, Clone, Copy)]
 pub enum Show {
     /// As this function renders the typed value.
     Plain(fn(&Settings) -> String),
     /// A secret: `***REDACTED***` when set, `(unset)` when not.
-    Secret(fn(&Secrets) -> Option<&SecretString>),
+    Secret(SecretGetter),
     /// A URL that may carry a password: shown with the password masked.
     Url(fn(&Settings) -> Option<&SecretString>),
     /// A list of secrets: only how many there are.
@@ -131,11 +134,7 @@ const fn hidden(
 }
 
 /// One of the required secrets (`check-config` checks each).
-const fn secret(
-    name: &'static str,
-    doc: &'static str,
-    get: fn(&Secrets) -> Option<&SecretString>,
-) -> SettingSpec {
+const fn secret(name: &'static str, doc: &'static str, get: SecretGetter) -> SettingSpec {
     SettingSpec {
         name,
         kind: Kind::Secret,
@@ -708,9 +707,8 @@ const fn secret_count() -> usize {
 /// The required secrets' names and accessors, in `SETTINGS` order.
 pub(crate) const SECRET_COUNT: usize = secret_count();
 
-const fn secret_specs() -> [(&'static str, fn(&Secrets) -> Option<&SecretString>); SECRET_COUNT] {
-    let mut out: [(&'static str, fn(&Secrets) -> Option<&SecretString>); SECRET_COUNT] =
-        [("", |_| None); SECRET_COUNT];
+const fn secret_specs() -> [(&'static str, SecretGetter); SECRET_COUNT] {
+    let mut out: [(&'static str, SecretGetter); SECRET_COUNT] = [("", |_| None); SECRET_COUNT];
     let (mut i, mut n) = (0, 0);
     while i < SETTINGS.len() {
         if let Show::Secret(get) = SETTINGS[i].show {
@@ -722,8 +720,7 @@ const fn secret_specs() -> [(&'static str, fn(&Secrets) -> Option<&SecretString>
     out
 }
 
-pub(crate) const SECRETS: [(&str, fn(&Secrets) -> Option<&SecretString>); SECRET_COUNT] =
-    secret_specs();
+pub(crate) const SECRETS: [(&str, SecretGetter); SECRET_COUNT] = secret_specs();
 
 const fn secret_names() -> [&'static str; SECRET_COUNT] {
     let mut out = [""; SECRET_COUNT];
