@@ -16,6 +16,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 
+use super::layers::{Layered, read_layer};
+use super::spec;
+
 /// The embedded copies are used when the config directory (or one of its files) is absent, so the
 /// binary runs from any working directory.
 const EMBEDDED_DEFAULT: &str = include_str!("../../config/default.toml");
@@ -23,8 +26,6 @@ const EMBEDDED_DEVELOPMENT: &str = include_str!("../../config/development.toml")
 const EMBEDDED_TEST: &str = include_str!("../../config/test.toml");
 const EMBEDDED_PRODUCTION: &str = include_str!("../../config/production.toml");
 
-use super::layers::{Layered, read_layer};
-use super::spec;
 /// Every key the layers may set, and the required secrets: both derived from `spec::SETTINGS`.
 pub use super::spec::{KNOWN_KEYS, SECRET_KEYS};
 
