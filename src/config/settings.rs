@@ -1,18 +1,23 @@
 //! Loads the layered configuration into one typed, immutable `Settings`.
 //!
 //! Layers, later wins: `config/default.toml` → `config/<ENVIRONMENT>.toml` → (development only)
-//! `.env` → process environment. Keys are the environment variable names in lower case. This module
-//! only parses and types values; whether they are *safe* is `validate.rs`'s job.
+//! `.env` → process environment (merged in `layers.rs`). Keys are the environment variable names in
+//! lower case. Each key's type, default, secrecy and `config show` form are declared once, in
+//! `spec.rs`. This module only parses and types values; whether they are *safe* is `validate.rs`'s
+//! job.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
+
+use super::layers::{Layered, read_layer};
+use super::spec;
 
 /// The embedded copies are used when the config directory (or one of its files) is absent, so the
 /// binary runs from any working directory.
@@ -21,98 +26,8 @@ const EMBEDDED_DEVELOPMENT: &str = include_str!("../../config/development.toml")
 const EMBEDDED_TEST: &str = include_str!("../../config/test.toml");
 const EMBEDDED_PRODUCTION: &str = include_str!("../../config/production.toml");
 
-/// Every key rampart understands, as its environment variable name.
-pub const KNOWN_KEYS: &[&str] = &[
-    "DEBUG",
-    "HOST",
-    "PORT",
-    "DATABASE_URL",
-    "DATABASE_HOST",
-    "DATABASE_PORT",
-    "DATABASE_NAME",
-    "DATABASE_USER",
-    "DATABASE_PASSWORD",
-    "DATABASE_SSLMODE",
-    "DATABASE_POOL_SIZE",
-    "DATABASE_POOL_TIMEOUT_MS",
-    "DATABASE_TEST_ON_CHECKOUT",
-    "DATABASE_MIGRATE_ON_START",
-    "DATABASE_STARTUP_WAIT_SECONDS",
-    "SECRET_KEY",
-    "JWT_SECRET",
-    "ENCRYPTION_KEY",
-    "SESSION_SECRET",
-    "API_KEY_HASH_SECRET",
-    "STRIPE_WEBHOOK_SECRET",
-    "CLERK_WEBHOOK_SECRET",
-    "WEBHOOK_TIMESTAMP_TOLERANCE",
-    "ADMIN_EMAILS",
-    "SUPER_ADMIN_EMAIL",
-    "CORS_ORIGINS",
-    "BACKEND_CORS_ORIGINS",
-    "CORS_ALLOW_CREDENTIALS",
-    "CORS_MAX_AGE",
-    "ALLOW_ALL_ORIGINS",
-    "ALLOWED_HOSTS",
-    "SECURITY_HEADERS_ENABLED",
-    "MAX_BODY_BYTES",
-    "BODY_READ_TIMEOUT_SECONDS",
-    "HTTP_KEEP_ALIVE_SECONDS",
-    "HTTP_CLIENT_TIMEOUT_SECONDS",
-    "HTTP_SHUTDOWN_TIMEOUT_SECONDS",
-    "RATE_LIMIT_ENABLED",
-    "RATE_LIMIT_PER_MINUTE",
-    "RATE_LIMIT_PER_HOUR",
-    "RATE_LIMIT_LOGIN_PER_MINUTE",
-    "RATE_LIMIT_REGISTER_PER_MINUTE",
-    "RATE_LIMIT_REFRESH_PER_MINUTE",
-    "RATE_LIMIT_PASSWORD_PER_MINUTE",
-    "RATE_LIMIT_MAX_TRACKED_CLIENTS",
-    "REDIS_URL",
-    "REDIS_KEY_PREFIX",
-    "QUOTA_MESSAGES_PER_DAY",
-    "QUOTA_API_KEYS_PER_DAY",
-    "QUOTA_EXPORTS_PER_DAY",
-    "QUOTA_OVERRIDES",
-    "TRUSTED_PROXIES",
-    "LOG_LEVEL",
-    "LOG_FORMAT",
-    "ENABLE_AUDIT_LOGGING",
-    "DOCS_ENABLED",
-    "JWT_ALGORITHM",
-    "JWT_PRIVATE_KEY_FILE",
-    "JWT_PUBLIC_KEY_FILES",
-    "JWT_PREVIOUS_SECRETS",
-    "JWT_ISSUER",
-    "JWT_AUDIENCE",
-    "ACCESS_TOKEN_TTL_SECONDS",
-    "REFRESH_TOKEN_TTL_DAYS",
-    "REFRESH_TOKEN_IDLE_DAYS",
-    "PASSWORD_POLICY",
-    "ARGON2_MEMORY_KIB",
-    "ARGON2_ITERATIONS",
-    "ARGON2_PARALLELISM",
-    "PASSWORD_HASH_CONCURRENCY",
-    "PASSWORD_HASH_QUEUE",
-    "LOCKOUT_THRESHOLD",
-    "LOCKOUT_BASE_SECONDS",
-    "LOCKOUT_MAX_SECONDS",
-    "API_KEY_MAX_PER_USER",
-    "API_KEY_ROTATION_GRACE_HOURS",
-    "ADMIN_SESSION_IDLE_MINUTES",
-    "ADMIN_SESSION_ABSOLUTE_HOURS",
-];
-
-/// The secrets, by variable name, in the order they are reported.
-pub const SECRET_KEYS: &[&str] = &[
-    "SECRET_KEY",
-    "JWT_SECRET",
-    "ENCRYPTION_KEY",
-    "SESSION_SECRET",
-    "API_KEY_HASH_SECRET",
-    "STRIPE_WEBHOOK_SECRET",
-    "CLERK_WEBHOOK_SECRET",
-];
+/// Every key the layers may set, and the required secrets: both derived from `spec::SETTINGS`.
+pub use super::spec::{KNOWN_KEYS, SECRET_KEYS};
 
 pub const REDACTED: &str = "***REDACTED***";
 
@@ -166,7 +81,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn invalid(key: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(key: &str, message: impl Into<String>) -> Self {
         ConfigError::Invalid {
             key: key.to_string(),
             message: message.into(),
@@ -199,15 +114,7 @@ pub struct Secrets {
 impl Secrets {
     /// (variable name, value) for every secret, in `SECRET_KEYS` order.
     pub fn iter(&self) -> [(&'static str, Option<&SecretString>); 7] {
-        [
-            ("SECRET_KEY", self.secret_key.as_ref()),
-            ("JWT_SECRET", self.jwt_secret.as_ref()),
-            ("ENCRYPTION_KEY", self.encryption_key.as_ref()),
-            ("SESSION_SECRET", self.session_secret.as_ref()),
-            ("API_KEY_HASH_SECRET", self.api_key_hash_secret.as_ref()),
-            ("STRIPE_WEBHOOK_SECRET", self.stripe_webhook_secret.as_ref()),
-            ("CLERK_WEBHOOK_SECRET", self.clerk_webhook_secret.as_ref()),
-        ]
+        spec::SECRETS.map(|(name, get)| (name, get(self)))
     }
 }
 
@@ -381,21 +288,6 @@ impl Sources {
     }
 }
 
-/// A raw value from one layer, before typing. TOML values keep their type; environment values are
-/// strings and are parsed per key.
-#[derive(Debug, Clone)]
-enum Raw {
-    Str(String),
-    Int(i64),
-    Bool(bool),
-    List(Vec<String>),
-}
-
-#[derive(Debug, Clone)]
-struct Layered {
-    values: BTreeMap<&'static str, (Raw, String)>,
-}
-
 impl Settings {
     /// Loads from the process environment and the files it names.
     pub fn load() -> Result<Settings, ConfigError> {
@@ -449,482 +341,28 @@ impl Settings {
     /// The effective configuration as `KEY=value` lines, every secret shown as `***REDACTED***`
     /// and the database password masked inside DATABASE_URL.
     pub fn redacted_lines(&self) -> Vec<String> {
-        let mut out: Vec<(String, String)> = vec![
-            ("ENVIRONMENT".into(), self.environment.as_str().into()),
-            ("DEBUG".into(), self.debug.to_string()),
-            ("HOST".into(), self.host.clone()),
-            ("PORT".into(), self.port.to_string()),
-            (
-                "DATABASE_URL".into(),
-                redact_url_password(self.database.url.expose_secret()),
-            ),
-            (
-                "DATABASE_POOL_SIZE".into(),
-                self.database.pool_size.to_string(),
-            ),
-            (
-                "DATABASE_POOL_TIMEOUT_MS".into(),
-                self.database.pool_timeout.as_millis().to_string(),
-            ),
-            (
-                "DATABASE_TEST_ON_CHECKOUT".into(),
-                self.database.test_on_checkout.to_string(),
-            ),
-            (
-                "DATABASE_MIGRATE_ON_START".into(),
-                self.database.migrate_on_start.to_string(),
-            ),
-            (
-                "DATABASE_STARTUP_WAIT_SECONDS".into(),
-                self.database.startup_wait.as_secs().to_string(),
-            ),
-        ];
-        for (name, value) in self.secrets.iter() {
-            let shown = if value.is_some() { REDACTED } else { "(unset)" };
-            out.push((name.into(), shown.into()));
-        }
-        out.extend([
-            (
-                "WEBHOOK_TIMESTAMP_TOLERANCE".into(),
-                self.webhook_timestamp_tolerance.to_string(),
-            ),
-            ("ADMIN_EMAILS".into(), self.admin_emails.join(",")),
-            (
-                "SUPER_ADMIN_EMAIL".into(),
-                self.super_admin_email.clone().unwrap_or_default(),
-            ),
-            ("CORS_ORIGINS".into(), self.cors.origins.join(",")),
-            (
-                "CORS_ALLOW_CREDENTIALS".into(),
-                self.cors.allow_credentials.to_string(),
-            ),
-            ("CORS_MAX_AGE".into(), self.cors.max_age.to_string()),
-            (
-                "ALLOW_ALL_ORIGINS".into(),
-                self.cors.allow_all_origins.to_string(),
-            ),
-            ("ALLOWED_HOSTS".into(), self.allowed_hosts.join(",")),
-            (
-                "SECURITY_HEADERS_ENABLED".into(),
-                self.security_headers_enabled.to_string(),
-            ),
-            ("MAX_BODY_BYTES".into(), self.max_body_bytes.to_string()),
-            (
-                "BODY_READ_TIMEOUT_SECONDS".into(),
-                self.http.body_read_timeout.as_secs().to_string(),
-            ),
-            (
-                "HTTP_KEEP_ALIVE_SECONDS".into(),
-                self.http.keep_alive.as_secs().to_string(),
-            ),
-            (
-                "HTTP_CLIENT_TIMEOUT_SECONDS".into(),
-                self.http.client_timeout.as_secs().to_string(),
-            ),
-            (
-                "HTTP_SHUTDOWN_TIMEOUT_SECONDS".into(),
-                self.http.shutdown_timeout.as_secs().to_string(),
-            ),
-            (
-                "RATE_LIMIT_ENABLED".into(),
-                self.rate_limit.enabled.to_string(),
-            ),
-            (
-                "RATE_LIMIT_PER_MINUTE".into(),
-                self.rate_limit.per_minute.to_string(),
-            ),
-            (
-                "RATE_LIMIT_PER_HOUR".into(),
-                self.rate_limit.per_hour.to_string(),
-            ),
-            (
-                "RATE_LIMIT_LOGIN_PER_MINUTE".into(),
-                self.rate_limit.login_per_minute.to_string(),
-            ),
-            (
-                "RATE_LIMIT_REGISTER_PER_MINUTE".into(),
-                self.rate_limit.register_per_minute.to_string(),
-            ),
-            (
-                "RATE_LIMIT_REFRESH_PER_MINUTE".into(),
-                self.rate_limit.refresh_per_minute.to_string(),
-            ),
-            (
-                "RATE_LIMIT_PASSWORD_PER_MINUTE".into(),
-                self.rate_limit.password_per_minute.to_string(),
-            ),
-            (
-                "RATE_LIMIT_MAX_TRACKED_CLIENTS".into(),
-                self.rate_limit.max_tracked_clients.to_string(),
-            ),
-            (
-                "REDIS_URL".into(),
-                self.rate_limit
-                    .redis_url
-                    .as_ref()
-                    .map(|u| redact_url_password(u.expose_secret()))
-                    .unwrap_or_default(),
-            ),
-            (
-                "REDIS_KEY_PREFIX".into(),
-                self.rate_limit.redis_key_prefix.clone(),
-            ),
-            (
-                "QUOTA_MESSAGES_PER_DAY".into(),
-                quota_text(self.quotas.messages_sent_per_day),
-            ),
-            (
-                "QUOTA_API_KEYS_PER_DAY".into(),
-                quota_text(self.quotas.api_keys_created_per_day),
-            ),
-            (
-                "QUOTA_EXPORTS_PER_DAY".into(),
-                quota_text(self.quotas.data_exports_per_day),
-            ),
-            (
-                "QUOTA_OVERRIDES".into(),
-                self.quotas
-                    .overrides
-                    .iter()
-                    .map(|o| format!("{}:{}={}", o.scope, o.kind, quota_text(o.limit)))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-            (
-                "TRUSTED_PROXIES".into(),
-                self.trusted_proxies
-                    .iter()
-                    .map(|n| n.to_string())
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-            ("LOG_LEVEL".into(), self.log_level.clone()),
-            (
-                "LOG_FORMAT".into(),
-                match self.log_format {
-                    LogFormat::Auto => "auto",
-                    LogFormat::Json => "json",
-                    LogFormat::Pretty => "pretty",
-                }
-                .into(),
-            ),
-            (
-                "ENABLE_AUDIT_LOGGING".into(),
-                self.enable_audit_logging.to_string(),
-            ),
-            ("DOCS_ENABLED".into(), self.docs_enabled.to_string()),
-            ("JWT_ALGORITHM".into(), self.auth.jwt_algorithm.clone()),
-            (
-                "JWT_PRIVATE_KEY_FILE".into(),
-                self.auth
-                    .jwt_private_key_file
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-            ),
-            (
-                "JWT_PUBLIC_KEY_FILES".into(),
-                self.auth
-                    .jwt_public_key_files
-                    .iter()
-                    .map(|(kid, p)| format!("{kid}={}", p.display()))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-            (
-                "JWT_PREVIOUS_SECRETS".into(),
-                if self.auth.jwt_previous_secrets.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        "{REDACTED} ({} secret(s))",
-                        self.auth.jwt_previous_secrets.len()
-                    )
-                },
-            ),
-            ("JWT_ISSUER".into(), self.auth.jwt_issuer.clone()),
-            ("JWT_AUDIENCE".into(), self.auth.jwt_audience.clone()),
-            (
-                "ACCESS_TOKEN_TTL_SECONDS".into(),
-                self.auth.access_token_ttl.as_secs().to_string(),
-            ),
-            (
-                "REFRESH_TOKEN_TTL_DAYS".into(),
-                (self.auth.refresh_token_ttl.as_secs() / 86_400).to_string(),
-            ),
-            (
-                "REFRESH_TOKEN_IDLE_DAYS".into(),
-                (self.auth.refresh_token_idle.as_secs() / 86_400).to_string(),
-            ),
-            (
-                "PASSWORD_POLICY".into(),
-                match self.auth.password_policy {
-                    PasswordPolicy::Modern => "modern",
-                    PasswordPolicy::Classic => "classic",
-                }
-                .into(),
-            ),
-            (
-                "ARGON2_MEMORY_KIB".into(),
-                self.auth.argon2_memory_kib.to_string(),
-            ),
-            (
-                "ARGON2_ITERATIONS".into(),
-                self.auth.argon2_iterations.to_string(),
-            ),
-            (
-                "ARGON2_PARALLELISM".into(),
-                self.auth.argon2_parallelism.to_string(),
-            ),
-            (
-                "PASSWORD_HASH_CONCURRENCY".into(),
-                self.auth.hash_concurrency.to_string(),
-            ),
-            (
-                "PASSWORD_HASH_QUEUE".into(),
-                self.auth.hash_queue.to_string(),
-            ),
-            (
-                "LOCKOUT_THRESHOLD".into(),
-                self.auth.lockout_threshold.to_string(),
-            ),
-            (
-                "LOCKOUT_BASE_SECONDS".into(),
-                self.auth.lockout_base.as_secs().to_string(),
-            ),
-            (
-                "LOCKOUT_MAX_SECONDS".into(),
-                self.auth.lockout_max.as_secs().to_string(),
-            ),
-            (
-                "API_KEY_MAX_PER_USER".into(),
-                self.api_keys.max_per_user.to_string(),
-            ),
-            (
-                "API_KEY_ROTATION_GRACE_HOURS".into(),
-                (self.api_keys.rotation_grace.as_secs() / 3600).to_string(),
-            ),
-            (
-                "ADMIN_SESSION_IDLE_MINUTES".into(),
-                (self.console.idle.as_secs() / 60).to_string(),
-            ),
-            (
-                "ADMIN_SESSION_ABSOLUTE_HOURS".into(),
-                (self.console.absolute.as_secs() / 3600).to_string(),
-            ),
-        ]);
-        out.into_iter()
-            .map(|(k, v)| match self.sources.get(&k) {
-                Some(src) => format!("{k}={v}    # from {src}"),
-                None => format!("{k}={v}"),
+        spec::SETTINGS
+            .iter()
+            .filter_map(|setting| {
+                let value = setting.shown(self)?;
+                let k = setting.name;
+                Some(match self.sources.get(k) {
+                    Some(src) => format!("{k}={value}    # from {src}"),
+                    None => format!("{k}={value}"),
+                })
             })
             .collect()
     }
 }
 
-fn read_layer(
-    sources: &Sources,
-    file: &str,
-    embedded: &str,
-) -> Result<(String, String), ConfigError> {
-    let path = sources.config_dir.join(file);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok((path.display().to_string(), text)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Ok((format!("{file} (built in)"), embedded.to_string()))
-        }
-        Err(e) => Err(ConfigError::File {
-            file: path.display().to_string(),
-            message: format!("cannot be read: {e}"),
-        }),
-    }
-}
-
-fn known_key(name: &str) -> Option<&'static str> {
-    KNOWN_KEYS.iter().copied().find(|k| *k == name)
-}
-
 impl Layered {
-    fn merge_toml(&mut self, file: &str, text: &str) -> Result<(), ConfigError> {
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| ConfigError::File {
-                file: file.to_string(),
-                message: format!("is not valid TOML: {}", e.message()),
-            })?;
-        for (key, value) in table {
-            let upper = key.to_ascii_uppercase();
-            let Some(name) = known_key(&upper).filter(|_| key == key.to_ascii_lowercase()) else {
-                return Err(ConfigError::File {
-                    file: file.to_string(),
-                    message: format!(
-                        "unknown key `{key}` (keys are lower-case environment variable names; see .env.example)"
-                    ),
-                });
-            };
-            let raw = match value {
-                toml::Value::String(s) => Raw::Str(s),
-                toml::Value::Integer(i) => Raw::Int(i),
-                toml::Value::Boolean(b) => Raw::Bool(b),
-                toml::Value::Array(items) => {
-                    let mut list = Vec::with_capacity(items.len());
-                    for item in items {
-                        match item {
-                            toml::Value::String(s) => list.push(s),
-                            _ => {
-                                return Err(ConfigError::File {
-                                    file: file.to_string(),
-                                    message: format!("`{key}` must be a list of strings"),
-                                });
-                            }
-                        }
-                    }
-                    Raw::List(list)
-                }
-                _ => {
-                    return Err(ConfigError::File {
-                        file: file.to_string(),
-                        message: format!("`{key}` must be a string, integer, boolean or list"),
-                    });
-                }
-            };
-            self.values.insert(name, (raw, file.to_string()));
-        }
-        self.apply_cors_alias();
-        Ok(())
-    }
-
-    /// `.env` fills in what the real environment does not set (the usual dotenv rule).
-    fn merge_dotenv(
-        &mut self,
-        path: &Path,
-        env: &BTreeMap<String, String>,
-    ) -> Result<(), ConfigError> {
-        let iter = match dotenvy::from_path_iter(path) {
-            Ok(iter) => iter,
-            Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => {
-                return Err(ConfigError::File {
-                    file: path.display().to_string(),
-                    message: format!("cannot be read: {e}"),
-                });
-            }
-        };
-        for item in iter {
-            let (key, value) = item.map_err(|e| ConfigError::File {
-                file: path.display().to_string(),
-                message: format!("has a line that does not parse: {e}"),
-            })?;
-            if env.contains_key(&key) {
-                continue;
-            }
-            if let Some(name) = known_key(&key) {
-                self.values
-                    .insert(name, (Raw::Str(value), path.display().to_string()));
-            }
-        }
-        self.apply_cors_alias();
-        Ok(())
-    }
-
-    /// BACKEND_CORS_ORIGINS (the FastAPI templates' name) stands for CORS_ORIGINS from the layer
-    /// that set it, unless that layer also set CORS_ORIGINS.
-    fn apply_cors_alias(&mut self) {
-        if let Some((raw, source)) = self.values.remove("BACKEND_CORS_ORIGINS") {
-            let same_layer_has_primary = self
-                .values
-                .get("CORS_ORIGINS")
-                .is_some_and(|(_, primary_source)| *primary_source == source);
-            if !same_layer_has_primary {
-                self.values.insert("CORS_ORIGINS", (raw, source));
-            }
-        }
-    }
-
-    fn merge_env(&mut self, env: &BTreeMap<String, String>) {
-        for name in KNOWN_KEYS {
-            if let Some(value) = env.get(*name) {
-                self.values
-                    .insert(name, (Raw::Str(value.clone()), "environment".to_string()));
-            }
-        }
-        self.apply_cors_alias();
-    }
-
-    fn get(&self, key: &str) -> Option<&Raw> {
-        self.values.get(key).map(|(raw, _)| raw)
-    }
-
-    fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Raw::Str(s)) => Ok(Some(s.clone())),
-            Some(Raw::Int(i)) => Ok(Some(i.to_string())),
-            Some(Raw::Bool(b)) => Ok(Some(b.to_string())),
-            Some(Raw::List(_)) => Err(ConfigError::invalid(key, "must be a single value")),
-        }
-    }
-
-    /// A non-empty string; an empty one counts as unset.
-    fn nonempty(&self, key: &str) -> Result<Option<String>, ConfigError> {
-        Ok(self.string(key)?.filter(|s| !s.trim().is_empty()))
-    }
-
-    fn secret(&self, key: &str) -> Result<Option<SecretString>, ConfigError> {
-        // Secrets are used exactly as written: no trimming, so what is validated is what is used.
-        Ok(self
-            .string(key)?
-            .filter(|s| !s.is_empty())
-            .map(SecretString::from))
-    }
-
-    fn boolean(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(Raw::Bool(b)) => Ok(*b),
-            Some(Raw::Str(s)) => parse_bool(key, s),
-            Some(_) => Err(ConfigError::invalid(key, "must be true or false")),
-        }
-    }
-
-    fn number<T: TryFrom<i64> + FromStr>(&self, key: &str, default: T) -> Result<T, ConfigError> {
-        let parsed = match self.get(key) {
-            None => return Ok(default),
-            Some(Raw::Int(i)) => T::try_from(*i).ok(),
-            Some(Raw::Str(s)) => s.trim().parse::<T>().ok(),
-            Some(_) => None,
-        };
-        parsed.ok_or_else(|| {
-            ConfigError::invalid(key, "must be a non-negative whole number in range")
-        })
-    }
-
-    fn list(&self, key: &str) -> Result<Vec<String>, ConfigError> {
-        let items = match self.get(key) {
-            None => Vec::new(),
-            Some(Raw::List(items)) => items.clone(),
-            Some(Raw::Str(s)) => parse_list(s),
-            Some(_) => return Err(ConfigError::invalid(key, "must be a comma-separated list")),
-        };
-        Ok(items
-            .into_iter()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect())
-    }
-
     fn into_settings(self, environment: Environment) -> Result<Settings, ConfigError> {
         let database_url = match self.nonempty("DATABASE_URL")? {
             Some(url) => url,
             None => self.database_url_from_parts()?,
         };
         let cors_origins = self.list("CORS_ORIGINS")?;
-        let log_format = match self
-            .nonempty("LOG_FORMAT")?
-            .unwrap_or_else(|| "auto".into())
-            .to_ascii_lowercase()
-            .as_str()
-        {
+        let log_format = match self.text("LOG_FORMAT")?.to_ascii_lowercase().as_str() {
             "auto" => LogFormat::Auto,
             "json" => LogFormat::Json,
             "pretty" | "text" | "human" => LogFormat::Pretty,
@@ -940,16 +378,17 @@ impl Layered {
             trusted_proxies.push(parse_net(&item)?);
         }
         let docs_explicit = self.get("DOCS_ENABLED").is_some();
-        let docs_enabled = self.boolean("DOCS_ENABLED", environment != Environment::Production)?;
-        let port: u16 = self.number("PORT", 8080)?;
-        let pool_size: u32 = self.number("DATABASE_POOL_SIZE", 10)?;
+        let docs_enabled =
+            self.boolean_or("DOCS_ENABLED", environment != Environment::Production)?;
+        let port: u16 = self.number("PORT")?;
+        let pool_size: u32 = self.number("DATABASE_POOL_SIZE")?;
         if pool_size == 0 {
             return Err(ConfigError::invalid(
                 "DATABASE_POOL_SIZE",
                 "must be at least 1",
             ));
         }
-        let max_body_bytes: usize = self.number("MAX_BODY_BYTES", 65536)?;
+        let max_body_bytes: usize = self.number("MAX_BODY_BYTES")?;
         if max_body_bytes < 1024 {
             return Err(ConfigError::invalid(
                 "MAX_BODY_BYTES",
@@ -966,18 +405,16 @@ impl Layered {
 
         Ok(Settings {
             environment,
-            debug: self.boolean("DEBUG", false)?,
-            host: self.nonempty("HOST")?.unwrap_or_else(|| "127.0.0.1".into()),
+            debug: self.boolean("DEBUG")?,
+            host: self.text("HOST")?,
             port,
             database: DatabaseSettings {
                 url: SecretString::from(database_url),
                 pool_size,
-                pool_timeout: Duration::from_millis(self.number("DATABASE_POOL_TIMEOUT_MS", 2000)?),
-                test_on_checkout: self.boolean("DATABASE_TEST_ON_CHECKOUT", false)?,
-                migrate_on_start: self.boolean("DATABASE_MIGRATE_ON_START", false)?,
-                startup_wait: Duration::from_secs(
-                    self.number("DATABASE_STARTUP_WAIT_SECONDS", 30)?,
-                ),
+                pool_timeout: Duration::from_millis(self.number("DATABASE_POOL_TIMEOUT_MS")?),
+                test_on_checkout: self.boolean("DATABASE_TEST_ON_CHECKOUT")?,
+                migrate_on_start: self.boolean("DATABASE_MIGRATE_ON_START")?,
+                startup_wait: Duration::from_secs(self.number("DATABASE_STARTUP_WAIT_SECONDS")?),
             },
             secrets: Secrets {
                 secret_key: self.secret("SECRET_KEY")?,
@@ -988,7 +425,7 @@ impl Layered {
                 stripe_webhook_secret: self.secret("STRIPE_WEBHOOK_SECRET")?,
                 clerk_webhook_secret: self.secret("CLERK_WEBHOOK_SECRET")?,
             },
-            webhook_timestamp_tolerance: self.number("WEBHOOK_TIMESTAMP_TOLERANCE", 300)?,
+            webhook_timestamp_tolerance: self.number("WEBHOOK_TIMESTAMP_TOLERANCE")?,
             admin_emails: self
                 .list("ADMIN_EMAILS")?
                 .into_iter()
@@ -999,24 +436,24 @@ impl Layered {
                 .map(|e| e.trim().to_lowercase()),
             cors: CorsSettings {
                 origins: cors_origins,
-                allow_credentials: self.boolean("CORS_ALLOW_CREDENTIALS", false)?,
-                max_age: self.number("CORS_MAX_AGE", 600)?,
-                allow_all_origins: self.boolean("ALLOW_ALL_ORIGINS", false)?,
+                allow_credentials: self.boolean("CORS_ALLOW_CREDENTIALS")?,
+                max_age: self.number("CORS_MAX_AGE")?,
+                allow_all_origins: self.boolean("ALLOW_ALL_ORIGINS")?,
             },
             allowed_hosts: self
                 .list("ALLOWED_HOSTS")?
                 .into_iter()
                 .map(|h| h.to_ascii_lowercase())
                 .collect(),
-            security_headers_enabled: self.boolean("SECURITY_HEADERS_ENABLED", true)?,
+            security_headers_enabled: self.boolean("SECURITY_HEADERS_ENABLED")?,
             max_body_bytes,
             http: self.http_settings()?,
             rate_limit: self.rate_limit_settings()?,
             quotas: self.quota_settings()?,
             trusted_proxies,
-            log_level: self.nonempty("LOG_LEVEL")?.unwrap_or_else(|| "info".into()),
+            log_level: self.text("LOG_LEVEL")?,
             log_format,
-            enable_audit_logging: self.boolean("ENABLE_AUDIT_LOGGING", true)?,
+            enable_audit_logging: self.boolean("ENABLE_AUDIT_LOGGING")?,
             docs_enabled,
             auth: self.auth_settings()?,
             api_keys: self.api_key_settings()?,
@@ -1027,12 +464,7 @@ impl Layered {
     }
 
     fn auth_settings(&self) -> Result<AuthSettings, ConfigError> {
-        let policy = match self
-            .nonempty("PASSWORD_POLICY")?
-            .unwrap_or_else(|| "modern".into())
-            .to_ascii_lowercase()
-            .as_str()
-        {
+        let policy = match self.text("PASSWORD_POLICY")?.to_ascii_lowercase().as_str() {
             "modern" | "nist" | "asvs" => PasswordPolicy::Modern,
             "classic" => PasswordPolicy::Classic,
             other => {
@@ -1053,15 +485,11 @@ impl Layered {
             public_keys.push((kid.trim().to_string(), PathBuf::from(path.trim())));
         }
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let leeway_days = |key: &str, default: u64| -> Result<Duration, ConfigError> {
-            Ok(Duration::from_secs(
-                self.number::<u64>(key, default)? * 86_400,
-            ))
+        let days = |key: &str| -> Result<Duration, ConfigError> {
+            Ok(Duration::from_secs(self.number::<u64>(key)? * 86_400))
         };
         Ok(AuthSettings {
-            jwt_algorithm: self
-                .nonempty("JWT_ALGORITHM")?
-                .unwrap_or_else(|| "HS256".into()),
+            jwt_algorithm: self.text("JWT_ALGORITHM")?,
             jwt_private_key_file: self.nonempty("JWT_PRIVATE_KEY_FILE")?.map(PathBuf::from),
             jwt_public_key_files: public_keys,
             jwt_previous_secrets: self
@@ -1069,34 +497,30 @@ impl Layered {
                 .into_iter()
                 .map(SecretString::from)
                 .collect(),
-            jwt_issuer: self
-                .nonempty("JWT_ISSUER")?
-                .unwrap_or_else(|| "rampart".into()),
-            jwt_audience: self
-                .nonempty("JWT_AUDIENCE")?
-                .unwrap_or_else(|| "rampart-api".into()),
-            access_token_ttl: Duration::from_secs(self.number("ACCESS_TOKEN_TTL_SECONDS", 900)?),
-            refresh_token_ttl: leeway_days("REFRESH_TOKEN_TTL_DAYS", 30)?,
-            refresh_token_idle: leeway_days("REFRESH_TOKEN_IDLE_DAYS", 7)?,
+            jwt_issuer: self.text("JWT_ISSUER")?,
+            jwt_audience: self.text("JWT_AUDIENCE")?,
+            access_token_ttl: Duration::from_secs(self.number("ACCESS_TOKEN_TTL_SECONDS")?),
+            refresh_token_ttl: days("REFRESH_TOKEN_TTL_DAYS")?,
+            refresh_token_idle: days("REFRESH_TOKEN_IDLE_DAYS")?,
             password_policy: policy,
-            argon2_memory_kib: self.number("ARGON2_MEMORY_KIB", 19_456)?,
-            argon2_iterations: self.number("ARGON2_ITERATIONS", 2)?,
-            argon2_parallelism: self.number("ARGON2_PARALLELISM", 1)?,
+            argon2_memory_kib: self.number("ARGON2_MEMORY_KIB")?,
+            argon2_iterations: self.number("ARGON2_ITERATIONS")?,
+            argon2_parallelism: self.number("ARGON2_PARALLELISM")?,
             // One core is left to the async workers: argon2 on every core starves `/health` and
             // every other request (measured: /health p99 ×3.7 under a login flood on 2 cores).
             hash_concurrency: self
-                .number("PASSWORD_HASH_CONCURRENCY", cores.saturating_sub(1).max(1))?
+                .number_or("PASSWORD_HASH_CONCURRENCY", cores.saturating_sub(1).max(1))?
                 .max(1),
-            hash_queue: self.number("PASSWORD_HASH_QUEUE", 64)?,
-            lockout_threshold: self.number("LOCKOUT_THRESHOLD", 5)?.max(1),
-            lockout_base: Duration::from_secs(self.number("LOCKOUT_BASE_SECONDS", 60)?),
-            lockout_max: Duration::from_secs(self.number("LOCKOUT_MAX_SECONDS", 900)?),
+            hash_queue: self.number("PASSWORD_HASH_QUEUE")?,
+            lockout_threshold: self.number::<i32>("LOCKOUT_THRESHOLD")?.max(1),
+            lockout_base: Duration::from_secs(self.number("LOCKOUT_BASE_SECONDS")?),
+            lockout_max: Duration::from_secs(self.number("LOCKOUT_MAX_SECONDS")?),
         })
     }
 
     fn console_settings(&self) -> Result<ConsoleSettings, ConfigError> {
-        let idle: u64 = self.number("ADMIN_SESSION_IDLE_MINUTES", 30)?;
-        let absolute: u64 = self.number("ADMIN_SESSION_ABSOLUTE_HOURS", 8)?;
+        let idle: u64 = self.number("ADMIN_SESSION_IDLE_MINUTES")?;
+        let absolute: u64 = self.number("ADMIN_SESSION_ABSOLUTE_HOURS")?;
         if idle == 0 || absolute == 0 {
             return Err(ConfigError::invalid(
                 "ADMIN_SESSION_IDLE_MINUTES",
@@ -1110,8 +534,8 @@ impl Layered {
     }
 
     fn http_settings(&self) -> Result<HttpSettings, ConfigError> {
-        let seconds = |key: &str, default: u64, min: u64| -> Result<Duration, ConfigError> {
-            let n: u64 = self.number(key, default)?;
+        let seconds = |key: &str, min: u64| -> Result<Duration, ConfigError> {
+            let n: u64 = self.number(key)?;
             if n < min || n > 86_400 {
                 return Err(ConfigError::invalid(
                     key,
@@ -1121,16 +545,16 @@ impl Layered {
             Ok(Duration::from_secs(n))
         };
         Ok(HttpSettings {
-            keep_alive: seconds("HTTP_KEEP_ALIVE_SECONDS", 75, 0)?,
-            client_timeout: seconds("HTTP_CLIENT_TIMEOUT_SECONDS", 5, 1)?,
-            body_read_timeout: seconds("BODY_READ_TIMEOUT_SECONDS", 10, 1)?,
-            shutdown_timeout: seconds("HTTP_SHUTDOWN_TIMEOUT_SECONDS", 30, 0)?,
+            keep_alive: seconds("HTTP_KEEP_ALIVE_SECONDS", 0)?,
+            client_timeout: seconds("HTTP_CLIENT_TIMEOUT_SECONDS", 1)?,
+            body_read_timeout: seconds("BODY_READ_TIMEOUT_SECONDS", 1)?,
+            shutdown_timeout: seconds("HTTP_SHUTDOWN_TIMEOUT_SECONDS", 0)?,
         })
     }
 
     fn rate_limit_settings(&self) -> Result<RateLimitSettings, ConfigError> {
-        let limit = |key: &str, default: u32| -> Result<u32, ConfigError> {
-            let n: u32 = self.number(key, default)?;
+        let limit = |key: &str| -> Result<u32, ConfigError> {
+            let n: u32 = self.number(key)?;
             if n == 0 {
                 return Err(ConfigError::invalid(
                     key,
@@ -1139,8 +563,7 @@ impl Layered {
             }
             Ok(n)
         };
-        let max_tracked_clients: usize =
-            self.number("RATE_LIMIT_MAX_TRACKED_CLIENTS", 1_000_000)?;
+        let max_tracked_clients: usize = self.number("RATE_LIMIT_MAX_TRACKED_CLIENTS")?;
         if max_tracked_clients < 1000 {
             return Err(ConfigError::invalid(
                 "RATE_LIMIT_MAX_TRACKED_CLIENTS",
@@ -1159,25 +582,23 @@ impl Layered {
             }
         }
         Ok(RateLimitSettings {
-            enabled: self.boolean("RATE_LIMIT_ENABLED", true)?,
-            per_minute: limit("RATE_LIMIT_PER_MINUTE", 60)?,
-            per_hour: limit("RATE_LIMIT_PER_HOUR", 1000)?,
-            login_per_minute: limit("RATE_LIMIT_LOGIN_PER_MINUTE", 10)?,
-            register_per_minute: limit("RATE_LIMIT_REGISTER_PER_MINUTE", 5)?,
-            refresh_per_minute: limit("RATE_LIMIT_REFRESH_PER_MINUTE", 30)?,
-            password_per_minute: limit("RATE_LIMIT_PASSWORD_PER_MINUTE", 5)?,
+            enabled: self.boolean("RATE_LIMIT_ENABLED")?,
+            per_minute: limit("RATE_LIMIT_PER_MINUTE")?,
+            per_hour: limit("RATE_LIMIT_PER_HOUR")?,
+            login_per_minute: limit("RATE_LIMIT_LOGIN_PER_MINUTE")?,
+            register_per_minute: limit("RATE_LIMIT_REGISTER_PER_MINUTE")?,
+            refresh_per_minute: limit("RATE_LIMIT_REFRESH_PER_MINUTE")?,
+            password_per_minute: limit("RATE_LIMIT_PASSWORD_PER_MINUTE")?,
             max_tracked_clients,
             redis_url,
-            redis_key_prefix: self
-                .nonempty("REDIS_KEY_PREFIX")?
-                .unwrap_or_else(|| "rampart:rl:".into()),
+            redis_key_prefix: self.text("REDIS_KEY_PREFIX")?,
         })
     }
 
     /// A daily quota: a number, or `unlimited`.
-    fn quota(&self, key: &str, default: u32) -> Result<Option<u32>, ConfigError> {
+    fn quota(&self, key: &str) -> Result<Option<u32>, ConfigError> {
         match self.string(key)? {
-            None => Ok(Some(default)),
+            None => Ok(Some(self.number_default(key)?)),
             Some(raw) => parse_quota(raw.trim())
                 .ok_or_else(|| ConfigError::invalid(key, "must be a whole number or `unlimited`")),
         }
@@ -1211,22 +632,22 @@ impl Layered {
             }
         }
         Ok(QuotaSettings {
-            messages_sent_per_day: self.quota("QUOTA_MESSAGES_PER_DAY", 100)?,
-            api_keys_created_per_day: self.quota("QUOTA_API_KEYS_PER_DAY", 20)?,
-            data_exports_per_day: self.quota("QUOTA_EXPORTS_PER_DAY", 5)?,
+            messages_sent_per_day: self.quota("QUOTA_MESSAGES_PER_DAY")?,
+            api_keys_created_per_day: self.quota("QUOTA_API_KEYS_PER_DAY")?,
+            data_exports_per_day: self.quota("QUOTA_EXPORTS_PER_DAY")?,
             overrides,
         })
     }
 
     fn api_key_settings(&self) -> Result<ApiKeySettings, ConfigError> {
-        let max_per_user: u32 = self.number("API_KEY_MAX_PER_USER", 25)?;
+        let max_per_user: u32 = self.number("API_KEY_MAX_PER_USER")?;
         if max_per_user == 0 {
             return Err(ConfigError::invalid(
                 "API_KEY_MAX_PER_USER",
                 "must be at least 1",
             ));
         }
-        let grace_hours: u64 = self.number("API_KEY_ROTATION_GRACE_HOURS", 24)?;
+        let grace_hours: u64 = self.number("API_KEY_ROTATION_GRACE_HOURS")?;
         Ok(ApiKeySettings {
             max_per_user,
             rotation_grace: Duration::from_secs(grace_hours.saturating_mul(3600)),
@@ -1234,20 +655,12 @@ impl Layered {
     }
 
     fn database_url_from_parts(&self) -> Result<String, ConfigError> {
-        let host = self
-            .nonempty("DATABASE_HOST")?
-            .unwrap_or_else(|| "127.0.0.1".into());
-        let port: u16 = self.number("DATABASE_PORT", 5432)?;
-        let name = self
-            .nonempty("DATABASE_NAME")?
-            .unwrap_or_else(|| "rampart".into());
-        let user = self
-            .nonempty("DATABASE_USER")?
-            .unwrap_or_else(|| "postgres".into());
+        let host = self.text("DATABASE_HOST")?;
+        let port: u16 = self.number("DATABASE_PORT")?;
+        let name = self.text("DATABASE_NAME")?;
+        let user = self.text("DATABASE_USER")?;
         let password = self.string("DATABASE_PASSWORD")?.filter(|p| !p.is_empty());
-        let sslmode = self
-            .nonempty("DATABASE_SSLMODE")?
-            .unwrap_or_else(|| "prefer".into());
+        let sslmode = self.text("DATABASE_SSLMODE")?;
         let mut url = url::Url::parse("postgres://localhost/")
             .map_err(|e| ConfigError::invalid("DATABASE_URL", e.to_string()))?;
         let host_for_url = if host.contains(':') && !host.starts_with('[') {
@@ -1276,30 +689,8 @@ fn parse_quota(raw: &str) -> Option<Option<u32>> {
     raw.parse::<u32>().ok().map(Some)
 }
 
-fn quota_text(limit: Option<u32>) -> String {
+pub(crate) fn quota_text(limit: Option<u32>) -> String {
     limit.map_or_else(|| "unlimited".to_string(), |n| n.to_string())
-}
-
-fn parse_bool(key: &str, s: &str) -> Result<bool, ConfigError> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        other => Err(ConfigError::invalid(
-            key,
-            format!("`{other}` is not a boolean (use true or false)"),
-        )),
-    }
-}
-
-/// Comma-separated, or a JSON array as FastAPI settings write it (`["https://a","https://b"]`).
-fn parse_list(s: &str) -> Vec<String> {
-    let trimmed = s.trim();
-    if trimmed.starts_with('[')
-        && let Ok(items) = serde_json::from_str::<Vec<String>>(trimmed)
-    {
-        return items;
-    }
-    trimmed.split(',').map(|p| p.trim().to_string()).collect()
 }
 
 fn parse_net(item: &str) -> Result<IpNet, ConfigError> {

@@ -533,3 +533,430 @@ fn http_timing_settings_have_the_documented_defaults_parse_overrides_and_are_sho
         assert!(err.contains(key), "{key}={value}: {err}");
     }
 }
+
+// --- README's configuration table and .env.example against the declarations (src/config/spec.rs)
+
+mod declared {
+    use rampart::config::spec::{DefaultValue, SETTINGS};
+
+    fn repo_file(name: &str) -> String {
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(name))
+            .unwrap()
+    }
+
+    /// A markdown table row's cells (`\|` is a pipe inside a cell).
+    fn cells(row: &str) -> Vec<String> {
+        let inner = row.trim().trim_start_matches('|').trim_end_matches('|');
+        let mut out = vec![String::new()];
+        let mut prev = ' ';
+        for ch in inner.chars() {
+            if ch == '|' && prev != '\\' {
+                out.push(String::new());
+            } else if let Some(last) = out.last_mut() {
+                last.push(ch);
+            }
+            prev = ch;
+        }
+        out.into_iter().map(|c| c.trim().to_string()).collect()
+    }
+
+    /// Every way README's configuration table differs from the declarations.
+    pub fn readme_problems(readme: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let section = readme
+            .split("\n## Configuration")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .unwrap_or_default();
+        let mut rows = Vec::new();
+        for line in section.lines().filter(|l| l.starts_with("| `")) {
+            let c = cells(line);
+            let spans: Vec<&str> = c[0].split('`').skip(1).step_by(2).collect();
+            if spans.len() != 1 || c[0] != format!("`{}`", spans[0]) {
+                problems.push(format!("row {:?} must name exactly one variable", c[0]));
+                continue;
+            }
+            rows.push((spans[0].to_string(), c.get(1).cloned().unwrap_or_default()));
+        }
+        for (name, _) in &rows {
+            if !SETTINGS.iter().any(|s| s.name == name) {
+                problems.push(format!("README lists {name}, which rampart does not know"));
+            }
+        }
+        for s in SETTINGS {
+            let found: Vec<&String> = rows
+                .iter()
+                .filter(|(n, _)| n == s.name)
+                .map(|(_, d)| d)
+                .collect();
+            let [cell] = found.as_slice() else {
+                problems.push(format!("README has {} rows for {}", found.len(), s.name));
+                continue;
+            };
+            let ok = match (s.default, s.default.text()) {
+                (_, Some(text)) => cell.starts_with(&format!("`{text}`")),
+                (DefaultValue::Computed(how), None) => cell.starts_with(how),
+                (_, None) => cell.starts_with('–') || cell.starts_with("empty"),
+            };
+            if !ok {
+                problems.push(format!(
+                    "README shows {}'s default as {cell:?}; declared: {:?}",
+                    s.name, s.default
+                ));
+            }
+        }
+        problems
+    }
+
+    /// `.env.example` is the development template: a key with a declared default shows it (or
+    /// the value config/development.toml gives it); keys without one show an example value.
+    pub fn env_example_problems(example: &str, development_toml: &str) -> Vec<String> {
+        let development: toml::Table = development_toml.parse().unwrap();
+        let mut problems = Vec::new();
+        let lines: Vec<(&str, &str)> = example
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .collect();
+        for (key, _) in &lines {
+            if !SETTINGS.iter().any(|s| s.name == *key) {
+                problems.push(format!(
+                    ".env.example sets {key}, which rampart does not know"
+                ));
+            }
+        }
+        for s in SETTINGS {
+            let values: Vec<&str> = lines
+                .iter()
+                .filter(|(k, _)| *k == s.name)
+                .map(|(_, v)| *v)
+                .collect();
+            let [value] = values.as_slice() else {
+                problems.push(format!(
+                    ".env.example sets {} {} times",
+                    s.name,
+                    values.len()
+                ));
+                continue;
+            };
+            let Some(default) = s.default.text() else {
+                continue;
+            };
+            let dev = development
+                .get(&s.name.to_ascii_lowercase())
+                .map(|v| match v {
+                    toml::Value::String(s) => s.clone(),
+                    toml::Value::Array(items) => items
+                        .iter()
+                        .map(|i| i.as_str().unwrap_or_default().to_string())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    other => other.to_string(),
+                });
+            if *value != default && Some(value.to_string()) != dev {
+                problems.push(format!(
+                    ".env.example sets {}={value}; its default is {default}",
+                    s.name
+                ));
+            }
+        }
+        problems
+    }
+
+    #[test]
+    fn readme_table_lists_every_setting_with_its_declared_default() {
+        let problems = readme_problems(&repo_file("README.md"));
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+
+    #[test]
+    fn env_example_lists_every_setting_with_its_declared_default() {
+        let problems = env_example_problems(
+            &repo_file(".env.example"),
+            &repo_file("config/development.toml"),
+        );
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+
+    #[test]
+    fn the_doc_checks_catch_a_missing_key_a_wrong_default_and_an_unknown_key() {
+        let readme = repo_file("README.md");
+        let drifted = readme
+            .replace("| `CORS_MAX_AGE` | `600` |", "| `CORS_MAX_AGE` | `300` |")
+            .replace("| `LOCKOUT_MAX_SECONDS` |", "| `LOCKOUT_MAXIMUM` |")
+            .replace(
+                "| `API_KEY_MAX_PER_USER` |",
+                "| `API_KEY_MAX_PER_USER`, `X` |",
+            );
+        assert_eq!(
+            readme_problems(&drifted),
+            [
+                r#"row "`API_KEY_MAX_PER_USER`, `X`" must name exactly one variable"#,
+                "README lists LOCKOUT_MAXIMUM, which rampart does not know",
+                r#"README shows CORS_MAX_AGE's default as "`300`"; declared: Int(600)"#,
+                "README has 0 rows for LOCKOUT_MAX_SECONDS",
+                "README has 0 rows for API_KEY_MAX_PER_USER",
+            ],
+        );
+
+        let example = repo_file(".env.example");
+        let dev = repo_file("config/development.toml");
+        let drifted = example
+            .replace("\nCORS_MAX_AGE=600\n", "\nCORS_MAX_AGE=60\n")
+            .replace("\nPORT=8080\n", "\n")
+            .replace("\nDEBUG=false\n", "\nDEBUG=false\nDEBUGGING=1\n")
+            .replace("\nLOG_FORMAT=auto\n", "\nLOG_FORMAT=json\n");
+        assert_eq!(
+            env_example_problems(&drifted, &dev),
+            [
+                ".env.example sets DEBUGGING, which rampart does not know",
+                ".env.example sets PORT 0 times",
+                ".env.example sets CORS_MAX_AGE=60; its default is 600",
+                ".env.example sets LOG_FORMAT=json; its default is auto",
+            ]
+        );
+        // The development value is accepted as well as the default (pretty, from development.toml).
+        let dev_value = example.replace("\nLOG_FORMAT=auto\n", "\nLOG_FORMAT=pretty\n");
+        assert!(env_example_problems(&dev_value, &dev).is_empty());
+    }
+
+    #[test]
+    fn shipped_default_toml_repeats_no_declared_default() {
+        let table: toml::Table = repo_file("config/default.toml").parse().unwrap();
+        for (key, value) in table {
+            let declared = SETTINGS
+                .iter()
+                .find(|s| s.name.eq_ignore_ascii_case(&key))
+                .and_then(|s| s.default.text());
+            let value = match value {
+                toml::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            assert_ne!(Some(value), declared, "{key} repeats its declared default");
+        }
+    }
+}
+
+// --- `config show` and `check-config` print exactly what they printed before the settings were
+// declared in one table (tests/cli/golden/ was recorded with the binary of commit b72afcb).
+
+mod unchanged_output {
+    use std::collections::BTreeMap;
+
+    use crate::commands::rampart;
+    use crate::support::config_dir;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn golden(name: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/cli/golden")
+            .join(name);
+        std::fs::read_to_string(path)
+            .unwrap()
+            .replace("{config}", &config_dir().display().to_string())
+    }
+
+    #[test]
+    fn config_show_prints_the_development_defaults_as_before() {
+        let out = rampart(&["config", "show"], &BTreeMap::new());
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            golden("config_show_development.txt")
+        );
+    }
+
+    #[test]
+    fn config_show_prints_a_production_configuration_as_before() {
+        let out = rampart(
+            &["config", "show"],
+            &env(&[
+                ("ENVIRONMENT", "production"),
+                ("SECRET_KEY", "Zq3vX9kT2mL8pR4wN7yB1cF6hJ0dG5sA"),
+                ("JWT_SECRET", "Hn4Kp8Rt2Wy6Bv0Cx3Mz7Qf1Lj5Dg9Sa"),
+                (
+                    "ENCRYPTION_KEY",
+                    "n1Y8dI9fJ3o7Q9m7sZbH5xQ2vT6rK0pWcEuLgAaNfY4=",
+                ),
+                ("SESSION_SECRET", "Tb6Yn1Wq5Ep9Ru3Io7Pa2Sd6Fg0Hj4Kl"),
+                ("API_KEY_HASH_SECRET", "Vc2Xz6Bn0Mq4We8Rt3Yu7Io1Pa5Sd9Fg"),
+                (
+                    "STRIPE_WEBHOOK_SECRET",
+                    "whsec_Gh3Jk7Lz1Xc5Vb9Nm2Qw6Er0Ty4Ui8Op",
+                ),
+                (
+                    "CLERK_WEBHOOK_SECRET",
+                    "whsec_Kp0Lm4Nq8Rs2Tu6Vw1Xy5Za9Bc3De7Fg",
+                ),
+                ("CORS_ORIGINS", "https://a.example"),
+                ("ALLOWED_HOSTS", "api.example"),
+                (
+                    "DATABASE_URL",
+                    "postgres://u:pw@db.example/x?sslmode=require",
+                ),
+                ("REDIS_URL", "redis://:pw@r:6379/0"),
+                ("JWT_PREVIOUS_SECRETS", "a,b"),
+                (
+                    "QUOTA_OVERRIDES",
+                    "admin:messages_sent=unlimited,api_key:data_exports=3",
+                ),
+                ("TRUSTED_PROXIES", "10.0.0.0/8,::1"),
+                ("BACKEND_CORS_ORIGINS", "https://b.example"),
+                ("PASSWORD_HASH_CONCURRENCY", "3"),
+                ("QUOTA_EXPORTS_PER_DAY", "unlimited"),
+                ("LOG_FORMAT", "text"),
+                ("DOCS_ENABLED", "yes"),
+            ]),
+        );
+        assert_eq!(out.status.code(), Some(0));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(stdout, golden("config_show_production.txt"));
+        for secret in ["Zq3vX9kT2m", "pw@", "whsec_"] {
+            assert!(!stdout.contains(secret), "{secret} printed");
+        }
+    }
+
+    #[test]
+    fn check_config_lists_the_same_problems_as_before() {
+        let out = rampart(
+            &["check-config"],
+            &env(&[
+                ("ENVIRONMENT", "production"),
+                (
+                    "SECRET_KEY",
+                    "your-secret-key-change-me-in-production-please",
+                ),
+                (
+                    "JWT_SECRET",
+                    "your-jwt-secret-change-me-in-production-please",
+                ),
+                (
+                    "ENCRYPTION_KEY",
+                    "your-fernet-key-change-me-in-production-please",
+                ),
+                ("SESSION_SECRET", "short"),
+                ("API_KEY_HASH_SECRET", "Vc2Xz6Bn0Mq4We8Rt3Yu7Io1Pa5Sd9Fg"),
+                ("STRIPE_WEBHOOK_SECRET", "Vc2Xz6Bn0Mq4We8Rt3Yu7Io1Pa5Sd9Fg"),
+                ("DEBUG", "true"),
+                ("ALLOW_ALL_ORIGINS", "true"),
+                ("CORS_ALLOW_CREDENTIALS", "true"),
+                ("CORS_ORIGINS", "http://localhost:3000"),
+                (
+                    "DATABASE_URL",
+                    "postgres://rampart:pw@db.internal:5432/rampart?sslmode=prefer",
+                ),
+                ("ENABLE_AUDIT_LOGGING", "false"),
+                ("RATE_LIMIT_ENABLED", "false"),
+                ("JWT_ALGORITHM", "RS256"),
+                ("ACCESS_TOKEN_TTL_SECONDS", "30"),
+            ]),
+        );
+        assert_eq!(out.status.code(), Some(1));
+        assert!(out.stdout.is_empty());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            golden("check_config_production.txt")
+        );
+    }
+
+    #[test]
+    fn bad_values_give_the_same_messages_as_before() {
+        let cases = [
+            (
+                "PORT",
+                "abc",
+                "PORT: must be a non-negative whole number in range",
+            ),
+            (
+                "DEBUG",
+                "maybe",
+                "DEBUG: `maybe` is not a boolean (use true or false)",
+            ),
+            (
+                "ENVIRONMENT",
+                "staging",
+                "ENVIRONMENT: `staging` is not one of development, test, production",
+            ),
+            (
+                "QUOTA_MESSAGES_PER_DAY",
+                "-1",
+                "QUOTA_MESSAGES_PER_DAY: must be a whole number or `unlimited`",
+            ),
+            (
+                "HTTP_CLIENT_TIMEOUT_SECONDS",
+                "0",
+                "HTTP_CLIENT_TIMEOUT_SECONDS: must be between 1 and 86400 seconds",
+            ),
+            (
+                "RATE_LIMIT_PER_MINUTE",
+                "0",
+                "RATE_LIMIT_PER_MINUTE: must be at least 1 (use RATE_LIMIT_ENABLED=false to switch limits off)",
+            ),
+            (
+                "DATABASE_POOL_SIZE",
+                "0",
+                "DATABASE_POOL_SIZE: must be at least 1",
+            ),
+        ];
+        for (key, value, message) in cases {
+            for args in [&["config", "show"][..], &["check-config"][..]] {
+                let out = rampart(args, &env(&[(key, value)]));
+                assert_eq!(out.status.code(), Some(2), "{key}={value}");
+                assert!(out.stdout.is_empty(), "{key}={value}");
+                assert_eq!(
+                    String::from_utf8_lossy(&out.stderr),
+                    format!("error: invalid configuration: {message}\n")
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_unknown_file_key_gives_the_same_message_as_before() {
+        let dir = super::temp_dir();
+        for key in ["bogus_key", "Port"] {
+            std::fs::write(dir.join("default.toml"), format!("port = 1\n{key} = 2\n")).unwrap();
+            // A later RAMPART_CONFIG_DIR in the map wins over the helper's default one.
+            let dir_text = dir.display().to_string();
+            let out = rampart(
+                &["config", "show"],
+                &env(&[("RAMPART_CONFIG_DIR", dir_text.as_str())]),
+            );
+            assert_eq!(out.status.code(), Some(2));
+            assert_eq!(
+                String::from_utf8_lossy(&out.stderr),
+                format!(
+                    "error: invalid configuration: {}: unknown key `{key}` (keys are lower-case environment variable names; see .env.example)\n",
+                    dir.join("default.toml").display()
+                )
+            );
+        }
+    }
+}
+
+/// An operator's own config/default.toml that sets only a few keys leaves every other key at its
+/// declared default. (Before the declarations, ALLOWED_HOSTS' default lived only in the shipped
+/// default.toml, so such a file left it empty and every request got 400.)
+#[test]
+fn an_operators_default_toml_keeps_the_declared_defaults_for_what_it_does_not_set() {
+    let dir = temp_dir();
+    std::fs::write(dir.join("default.toml"), "port = 9000\n").unwrap();
+    let s = Settings::load_from(&Sources {
+        config_dir: dir,
+        env: BTreeMap::from([("ENVIRONMENT".to_string(), "production".to_string())]),
+        dotenv: None,
+    })
+    .unwrap();
+    assert_eq!(s.port, 9000);
+    assert_eq!(s.allowed_hosts, ["localhost", "127.0.0.1", "::1"]);
+    assert_eq!(s.rate_limit.per_minute, 60);
+    assert_eq!(s.auth.jwt_audience, "rampart-api");
+    assert!(s.enable_audit_logging);
+}
