@@ -25,7 +25,7 @@ use crate::http::headers::SecurityHeaders;
 use crate::http::hosts::AllowedHosts;
 use crate::http::limits::{BodyLimit, BodyReadTimeout};
 use crate::http::{
-    cors, error, headers, health, hosts, limits, panic, request_id, request_log, text_input,
+    cors, error, headers, hosts, limits, panic, request_id, request_log, text_input,
 };
 use crate::rate_limit::Limiter;
 use crate::state::AppState;
@@ -157,10 +157,7 @@ fn run(
             .app_data(limits::query_config())
             .app_data(limits::form_config(max_body))
             .app_data(limits::path_config())
-            .configure(health::routes)
-            .configure(|cfg| crate::auth::api_routes().register(cfg))
-            .configure(crate::auth::jwks_route)
-            .configure(crate::http::openapi::routes)
+            .configure(crate::web::mount)
             .configure(crate::console::mount)
             .configure(|cfg| extra(cfg))
             .wrap(from_fn(panic::catch_panic))

@@ -18,3 +18,5 @@ pub mod serve;
 pub mod sessions;
 pub mod state;
 pub mod telemetry;
+pub mod users;
+pub mod web;

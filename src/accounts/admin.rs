@@ -11,14 +11,14 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::model::User;
-use super::store::{self, UserQuery};
 use crate::audit::{Action, Actor, Event, Outcome, RequestMeta};
 use crate::auth::{Principal, Role};
 use crate::error::{AppError, FieldError};
 use crate::http::pagination::keyset_page;
 use crate::sessions;
 use crate::state::AppState;
+use crate::users::User;
+use crate::users::store::{self, UserQuery};
 
 /// What an admin sees of an account (more than the user's own view: lockout state, super admin).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -197,20 +197,7 @@ pub fn counts(
     Ok(store::counts(conn, now)?)
 }
 
-/// An admin's reason (see `audit::parse_reason`), optional unless `required`; a blank one is
-/// no reason.
-pub fn parse_reason(raw: Option<&str>, required: bool) -> Result<Option<String>, AppError> {
-    match raw.map(str::trim).filter(|r| !r.is_empty()) {
-        None if required => Err(AppError::Validation(vec![FieldError::new(
-            "reason",
-            "is required",
-        )])),
-        None => Ok(None),
-        Some(r) => crate::audit::parse_reason(r)
-            .map(Some)
-            .map_err(|e| AppError::Validation(vec![e])),
-    }
-}
+pub use crate::audit::admin_reason as parse_reason;
 
 /// The admin changes that exist.
 #[derive(Debug, Clone, PartialEq, Eq)]

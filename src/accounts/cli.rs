@@ -7,13 +7,13 @@ use std::path::Path;
 use diesel::{Connection, PgConnection};
 use secrecy::SecretString;
 
-use super::model::{AdminGrant, Email, NewPassword, Username};
-use super::store;
 use crate::audit::{Action, Actor, Auditor, Event, Outcome, RequestMeta};
 use crate::auth::Role;
 use crate::config::Settings;
 use crate::crypto::passwords::is_supported_hash;
 use crate::error::AppError;
+use crate::users::store;
+use crate::users::{AdminGrant, Email, NewPassword, Username};
 
 pub struct CreatedAdmin {
     pub username: String,

@@ -5,9 +5,7 @@
 
 pub mod admin;
 pub mod cli;
-pub mod model;
 pub mod routes;
-pub mod store;
 
 use diesel::Connection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -15,7 +13,6 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use self::model::{AdminGrant, Email, NewPassword, NewUser, User, UserView, Username};
 use crate::audit::{Action, Actor, Event, Outcome, RequestMeta};
 use crate::auth::{Principal, Role};
 use crate::clock;
@@ -23,6 +20,8 @@ use crate::crypto::passwords::HashError;
 use crate::error::{AppError, FieldError};
 use crate::sessions::{self, AppStateRef, TokenPair};
 use crate::state::AppState;
+use crate::users::store;
+use crate::users::{AdminGrant, Email, NewPassword, NewUser, User, UserView, Username};
 
 impl From<HashError> for AppError {
     fn from(error: HashError) -> Self {
@@ -514,11 +513,6 @@ async fn record_failure(
         .await
 }
 
-/// A user row by id, inside the caller's connection (for other features' transactions).
-pub fn find_user(conn: &mut diesel::PgConnection, id: Uuid) -> Result<Option<User>, AppError> {
-    Ok(store::find(conn, id)?)
-}
-
 /// Audit events a data export carries at most, per direction (done by / done to the user).
 const EXPORT_AUDIT_EVENTS: i64 = 500;
 
@@ -531,7 +525,7 @@ pub async fn export(
     principal: &Principal,
     meta: RequestMeta,
 ) -> Result<serde_json::Value, AppError> {
-    use crate::rate_limit::quota::{self, QuotaKind};
+    use crate::rate_limit::{self, QuotaKind};
     let now = state.clock.now();
     let quotas = state.settings.quotas.clone();
     let auditor = state.auditor.clone();
@@ -541,7 +535,7 @@ pub async fn export(
         .pool
         .run(move |conn| {
             conn.transaction::<_, AppError, _>(|conn| {
-                quota::consume(conn, &quotas, &caller, QuotaKind::DataExports, now)?;
+                rate_limit::consume_quota(conn, &quotas, &caller, QuotaKind::DataExports, now)?;
                 let id = caller.user_id;
                 let user = store::find(conn, id)?.ok_or(AppError::NotFound)?;
                 let sessions = sessions::all_for_user(conn, id, caller.session_id())?;
@@ -573,7 +567,7 @@ pub async fn export(
             })
         })
         .await;
-    quota::audited(state, principal, meta, result).await
+    rate_limit::quota_audited(state, principal, meta, result).await
 }
 
 /// The newest audit events the user did (as themselves) or that were done to their account, in
@@ -628,7 +622,7 @@ pub async fn update_display_name(
     meta: RequestMeta,
 ) -> Result<UserView, AppError> {
     if let Some(name) = &display_name {
-        model::check_visible_name(name, 100).map_err(|message| {
+        crate::users::check_visible_name(name, 100).map_err(|message| {
             AppError::Validation(vec![FieldError::new("display_name", message)])
         })?;
     }

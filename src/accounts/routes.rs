@@ -7,10 +7,10 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::admin::AdminUserView;
-use super::model::UserView;
 use crate::auth::{Access, ApiRoutes, Permission, Principal, request_meta};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::users::UserView;
 
 pub fn routes(r: &mut ApiRoutes) {
     r.add(
@@ -156,8 +156,8 @@ struct ExportDocument {
     #[schema(format = DateTime)]
     exported_at: String,
     user: UserView,
-    sessions: Vec<crate::sessions::model::SessionView>,
-    api_keys: Vec<crate::api_keys::model::ApiKeyView>,
+    sessions: Vec<crate::sessions::SessionView>,
+    api_keys: Vec<crate::api_keys::ApiKeyView>,
     audit_events: Vec<crate::audit::OwnEvent>,
     audit_events_by_others: Vec<crate::audit::AccountEvent>,
     audit_events_truncated: bool,
@@ -340,7 +340,7 @@ struct ActionBody {
     #[schema(max_length = 500)]
     reason: Option<String>,
     /// For `/role`.
-    #[schema(value_type = Option<crate::http::openapi::RoleName>)]
+    #[schema(value_type = Option<crate::auth::RoleName>)]
     role: Option<String>,
 }
 

@@ -21,14 +21,16 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use self::format::ApiKeyHasher;
-use self::model::{ApiKeyRow, ApiKeyView, CreatedKey, KeyName, KeyStatus, NewApiKey, Scopes};
+pub use self::format::{ApiKeyHasher, PREFIX as KEY_PREFIX};
+pub use self::model::ApiKeyView;
+use self::model::{ApiKeyRow, CreatedKey, KeyName, KeyStatus, NewApiKey, Scopes};
+pub use self::store::KeyQuery;
 use crate::audit::{Action, Actor, Event, Outcome, RequestMeta};
 use crate::auth::{Credential, Permission, Principal};
 use crate::clock;
 use crate::clock::rfc3339;
 use crate::error::{AppError, FieldError};
-use crate::rate_limit::quota::{self, QuotaKind};
+use crate::rate_limit::{self, QuotaKind};
 use crate::state::AppState;
 
 /// `last_used_at` is refreshed when older than this.
@@ -95,7 +97,7 @@ pub async fn create(
                 if store::count_live(conn, user_id, now)? >= max {
                     return Err(live_key_cap(max));
                 }
-                quota::consume(conn, &quotas, &caller, QuotaKind::ApiKeysCreated, now)?;
+                rate_limit::consume_quota(conn, &quotas, &caller, QuotaKind::ApiKeysCreated, now)?;
                 let row = store::insert(
                     conn,
                     &NewApiKey {
@@ -126,7 +128,7 @@ pub async fn create(
             })
         })
         .await;
-    let row = quota::audited(state, principal, meta, result).await?;
+    let row = rate_limit::quota_audited(state, principal, meta, result).await?;
     Ok(created(row, generated.key))
 }
 
@@ -692,7 +694,7 @@ mod tests {
         let hash = hasher.hash(&format::assemble("AbCdEfGhIjKlMnOpQrStUvWxYz012345"));
         let found = |r: ApiKeyRow, active: bool| {
             let now = OffsetDateTime::UNIX_EPOCH;
-            let owner = crate::accounts::model::User {
+            let owner = crate::users::User {
                 id: r.user_id,
                 username: "owner".into(),
                 email: "owner@example.org".into(),

@@ -131,7 +131,7 @@ impl KeyName {
                 format!("must be 1 to {MAX_NAME_CHARS} characters"),
             ));
         }
-        crate::accounts::model::check_visible_name(name, MAX_NAME_CHARS)
+        crate::users::check_visible_name(name, MAX_NAME_CHARS)
             .map_err(|message| FieldError::new("name", message))?;
         Ok(KeyName(name.to_string()))
     }

@@ -79,7 +79,7 @@ struct CreateBody {
     #[schema(min_length = 1, max_length = 100)]
     name: String,
     /// Permissions the key may use (a subset of the owner's role), e.g. `profile:read`.
-    #[schema(value_type = Vec<crate::http::openapi::ScopeName>, min_items = 1)]
+    #[schema(value_type = Vec<crate::auth::ScopeName>, min_items = 1)]
     scopes: Vec<String>,
     #[schema(minimum = 1, maximum = 3650)]
     expires_in_days: Option<i64>,

@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::model::{ApiKeyRow, NewApiKey};
-use crate::accounts::model::User;
 use crate::db::schema::{api_keys, users};
+use crate::users::User;
 
 /// Authentication lookups issued since start. Tests read it to prove that malformed keys are
 /// rejected without touching the database; it costs one relaxed atomic add per lookup.

@@ -750,6 +750,25 @@ pub fn hourly_since(
         .collect())
 }
 
+/// An admin's reason from a request, optional unless `required`; a blank one is no reason. The
+/// text is checked by [`parse_reason`].
+pub fn admin_reason(
+    raw: Option<&str>,
+    required: bool,
+) -> Result<Option<String>, crate::error::AppError> {
+    use crate::error::{AppError, FieldError};
+    match raw.map(str::trim).filter(|r| !r.is_empty()) {
+        None if required => Err(AppError::Validation(vec![FieldError::new(
+            "reason",
+            "is required",
+        )])),
+        None => Ok(None),
+        Some(r) => parse_reason(r)
+            .map(Some)
+            .map_err(|e| AppError::Validation(vec![e])),
+    }
+}
+
 /// The newest `audit.verified` row: the last recorded check of the chain.
 pub fn last_verification(conn: &mut PgConnection) -> QueryResult<Option<AuditEntry>> {
     Ok(store::latest_of(conn, Action::AuditVerified.as_str())?
@@ -759,19 +778,18 @@ pub fn last_verification(conn: &mut PgConnection) -> QueryResult<Option<AuditEnt
 /// Walks the chain and records the result as `audit.verified` by `actor` (the admin API and the
 /// console's "verify now").
 pub async fn verify_recorded(
-    state: &crate::state::AppState,
+    pool: &crate::db::Pool,
+    auditor: &Auditor,
     actor: Actor,
     meta: RequestMeta,
 ) -> Result<VerifyReport, crate::error::AppError> {
-    let auditor = state.auditor.clone();
-    state
-        .pool
-        .run(move |conn| {
-            let report = auditor.verify(conn)?;
-            auditor.record_verification(conn, &meta, actor, &report)?;
-            Ok(report)
-        })
-        .await
+    let auditor = auditor.clone();
+    pool.run(move |conn| {
+        let report = auditor.verify(conn)?;
+        auditor.record_verification(conn, &meta, actor, &report)?;
+        Ok(report)
+    })
+    .await
 }
 
 impl VerifyReport {

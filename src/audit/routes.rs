@@ -137,7 +137,8 @@ async fn verify_audit_logs(
     principal: Principal,
 ) -> Result<HttpResponse, AppError> {
     let report = super::verify_recorded(
-        &state,
+        &state.pool,
+        &state.auditor,
         crate::audit::Actor::admin(principal.user_id),
         request_meta(&req),
     )

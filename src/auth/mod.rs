@@ -1,13 +1,14 @@
-//! Who is calling, and may they? Owns authentication of API requests (bearer JWT, or an API key
-//! verified by `api_keys`), the `Principal` handlers receive, and the route registrar that forces
-//! every API route to declare its access rule.
+//! Who is calling, and may they? The access vocabulary — `Principal`, `Credential`, `Access`,
+//! `Permission`, the role → permission table — and the route registrar that forces every API
+//! route to declare its access rule. Imports no feature: how a credential becomes a `Principal`
+//! is the web edge's [`Authenticator`] (`crate::web`), and the list of routes is `web::api_routes`.
 //!
 //! Routes are registered only through `ApiRoutes::add(method, path, Access, handler)`: the rule is
 //! enforced by a per-route guard *before* the handler runs (fail closed), and the registrar keeps a
 //! table that the route-permission matrix test enumerates. A handler cannot be mounted without an
 //! access rule, and a protected handler reads its caller from the `Principal` the guard stored.
 //! `add` returns the route's [`RouteDoc`], on which the route declares its request body, query
-//! parameters and success response for the OpenAPI document (`crate::http::openapi`).
+//! parameters and success response for the OpenAPI document (`crate::web::openapi`).
 
 pub mod permissions;
 
@@ -19,13 +20,30 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{FromRequest, Handler, HttpMessage, HttpRequest, Responder, web};
+use futures_util::future::LocalBoxFuture;
 use uuid::Uuid;
 
-pub use permissions::{Permission, Role};
+pub use permissions::{Permission, Role, RoleName, ScopeName};
 
 use crate::error::AppError;
 pub use crate::http::openapi::RouteDoc;
-use crate::state::AppState;
+
+/// A user row's role, read where roles mean something (here), so `users` needs no `auth`.
+impl crate::users::User {
+    /// Unknown role strings cannot be stored (CHECK constraint); fall back to the least privilege.
+    pub fn role(&self) -> Role {
+        self.role.parse().unwrap_or(Role::Demo)
+    }
+
+    /// The super admin: the SUPER_ADMIN_EMAIL account, but only while it is an admin made one by
+    /// an operator or a verified address. Registering that address proves nothing, so an account
+    /// that merely holds it gets no protection and no extra rights.
+    pub fn is_super_admin(&self, super_admin_email: Option<&str>) -> bool {
+        super_admin_email == Some(self.email.as_str())
+            && self.role() == Role::Admin
+            && self.admin_granted_by.is_some()
+    }
+}
 
 /// What a route requires of its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +77,7 @@ pub struct Principal {
     pub credential: Credential,
     /// The user row loaded by the same query that authenticated the request (so handlers such as
     /// `GET /me` need no second round trip). `None` only where a principal is built by hand.
-    pub user: Option<std::sync::Arc<crate::accounts::model::User>>,
+    pub user: Option<std::sync::Arc<crate::users::User>>,
 }
 
 impl Principal {
@@ -175,15 +193,13 @@ impl ApiRoutes {
     }
 }
 
-/// Every API route, from every feature. The single list the app mounts and the tests enumerate.
-pub fn api_routes() -> ApiRoutes {
-    let mut routes = ApiRoutes::default();
-    crate::accounts::routes::routes(&mut routes);
-    crate::sessions::routes::routes(&mut routes);
-    crate::api_keys::routes::routes(&mut routes);
-    crate::audit::routes::routes(&mut routes);
-    routes
-}
+/// How a request's credential becomes a [`Principal`]: supplied by the web edge, which knows every
+/// kind of credential (session tokens, API keys) and the features behind them, and mounted as app
+/// data. The registrar's guard finds it there — so `auth` stays vocabulary and imports no feature.
+#[derive(Clone, Copy)]
+pub struct Authenticator(
+    pub for<'a> fn(&'a HttpRequest) -> LocalBoxFuture<'a, Result<Principal, AppError>>,
+);
 
 async fn guard(
     access: Access,
@@ -195,10 +211,10 @@ async fn guard(
         Access::Authenticated => None,
         Access::Permission(p) => Some(p),
     };
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return Err(AppError::internal(anyhow::anyhow!("application state missing")).into());
+    let Some(authenticator) = req.app_data::<Authenticator>().copied() else {
+        return Err(AppError::internal(anyhow::anyhow!("no authenticator mounted")).into());
     };
-    let principal = match authenticate(&state, req.request()).await {
+    let principal = match (authenticator.0)(req.request()).await {
         Ok(p) => p,
         Err(error) => return Ok(req.error_response(error).map_into_boxed_body()),
     };
@@ -211,73 +227,6 @@ async fn guard(
     }
     req.extensions_mut().insert(principal);
     next.call(req).await
-}
-
-/// The bearer credential from the Authorization header — never from the query string or a cookie.
-fn bearer(req: &HttpRequest) -> Option<String> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_string())
-        .filter(|t| !t.is_empty())
-}
-
-/// The credential a request presents.
-enum Presented {
-    /// From `X-API-Key`, or a Bearer value starting with `rk_`.
-    ApiKey(String),
-    AccessToken(String),
-}
-
-/// Finds the one credential of a request, from headers only. Two credentials at once (an
-/// `X-API-Key` and an `Authorization: Bearer`, or the header twice) are refused rather than
-/// guessed between.
-fn presented(req: &HttpRequest) -> Result<Presented, AppError> {
-    let mut api_key_headers = req.headers().get_all("x-api-key");
-    let api_key = api_key_headers.next();
-    if api_key_headers.next().is_some() {
-        return Err(AppError::Unauthorized);
-    }
-    match (api_key, bearer(req)) {
-        (Some(_), Some(_)) | (None, None) => Err(AppError::Unauthorized),
-        (Some(value), None) => value
-            .to_str()
-            .map(|v| Presented::ApiKey(v.trim().to_string()))
-            .map_err(|_| AppError::Unauthorized),
-        (None, Some(token)) if token.starts_with(crate::api_keys::format::PREFIX) => {
-            Ok(Presented::ApiKey(token))
-        }
-        (None, Some(token)) => Ok(Presented::AccessToken(token)),
-    }
-}
-
-/// Authenticates the request: an API key through `api_keys::authenticate`, or an access token,
-/// verified and then confirmed in one indexed query that its session is live and its user
-/// active. Every failure is the same 401.
-pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, AppError> {
-    let token = match presented(req)? {
-        Presented::ApiKey(key) => {
-            return crate::api_keys::authenticate(state, &key, request_meta(req)).await;
-        }
-        Presented::AccessToken(token) => token,
-    };
-    let claims = state
-        .jwt
-        .verify_at(&token, state.clock.now())
-        .map_err(|_| AppError::Unauthorized)?;
-    let user_id = Uuid::parse_str(&claims.sub).map_err(|_| AppError::Unauthorized)?;
-    let session_id = Uuid::parse_str(&claims.sid).map_err(|_| AppError::Unauthorized)?;
-    let live = crate::sessions::live_session(state, user_id, session_id).await?;
-    let Some(user) = live else {
-        return Err(AppError::Unauthorized);
-    };
-    Ok(Principal {
-        user_id,
-        role: user.role(),
-        credential: Credential::Session { session_id },
-        user: Some(std::sync::Arc::new(user)),
-    })
 }
 
 /// Request details recorded with audit events: the trusted client IP, user agent, request id (the
@@ -307,17 +256,4 @@ pub fn request_meta(req: &HttpRequest) -> crate::audit::RequestMeta {
         request_id,
         server_request_id,
     }
-}
-
-/// `/.well-known/jwks.json`: the public verification keys (asymmetric algorithms only; 404 for
-/// HS256, whose key is secret).
-pub fn jwks_route(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)));
-}
-
-async fn jwks(state: web::Data<AppState>) -> Result<actix_web::HttpResponse, AppError> {
-    let keys = state.jwt.jwks().ok_or(AppError::NotFound)?;
-    Ok(actix_web::HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
-        .json(keys))
 }

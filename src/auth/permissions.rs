@@ -3,6 +3,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Permission {
     ProfileRead,
@@ -137,6 +141,40 @@ impl fmt::Display for Role {
         f.write_str(self.as_str())
     }
 }
+
+/// A scope an API key may carry: a permission name, never an admin-only one (those are refused).
+/// For `#[schema(value_type = Vec<ScopeName>)]`.
+pub struct ScopeName;
+
+impl PartialSchema for ScopeName {
+    fn schema() -> RefOr<Schema> {
+        let names = Permission::ALL
+            .into_iter()
+            .filter(|p| !p.is_admin_only())
+            .map(Permission::as_str);
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(names))
+            .into()
+    }
+}
+
+impl ToSchema for ScopeName {}
+
+/// A role name (`#[schema(value_type = Option<RoleName>)]`).
+pub struct RoleName;
+
+impl PartialSchema for RoleName {
+    fn schema() -> RefOr<Schema> {
+        let names = [Role::Admin, Role::TeamMember, Role::Demo].map(Role::as_str);
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(names))
+            .into()
+    }
+}
+
+impl ToSchema for RoleName {}
 
 #[cfg(test)]
 mod tests {

@@ -619,7 +619,8 @@ async fn audit_verify(
 ) -> Result<HttpResponse, ConsoleError> {
     admin.check_form(&state, &req, &form.csrf_token)?;
     let report = crate::audit::verify_recorded(
-        &state,
+        &state.pool,
+        &state.auditor,
         crate::audit::Actor::admin(admin.user.id),
         request_meta(&req),
     )
@@ -700,7 +701,7 @@ async fn user(
     let sessions = crate::sessions::admin_list(&state, Some(id), (None, None), 20).await?;
     let keys = crate::api_keys::admin_list(
         &state,
-        crate::api_keys::store::KeyQuery {
+        crate::api_keys::KeyQuery {
             owner: Some(id),
             ..Default::default()
         },
@@ -986,7 +987,7 @@ async fn keys(
     let (owner_id, error) = named_user(&state, &owner).await?;
     let result = crate::api_keys::admin_list(
         &state,
-        crate::api_keys::store::KeyQuery {
+        crate::api_keys::KeyQuery {
             owner: owner_id,
             status: KeyStatus::parse(&status),
             prefix: Some(prefix.clone()).filter(|p| !p.is_empty()),

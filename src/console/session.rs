@@ -27,7 +27,6 @@ use subtle::ConstantTimeEq;
 use super::ConsoleError;
 use super::model::NewAdminSession;
 use super::store;
-use crate::accounts::model::User;
 use crate::accounts::{self, Verified};
 use crate::audit::{Action, Actor, Event, Outcome, RequestMeta};
 use crate::auth::Role;
@@ -36,6 +35,7 @@ use crate::config::Settings;
 use crate::crypto::hmac::{HmacKey, hash_token};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::users::User;
 
 /// Last-seen times are written when older than this, not on every request.
 const TOUCH_EVERY: time::Duration = time::Duration::seconds(60);

@@ -4,8 +4,8 @@ use diesel::prelude::*;
 use time::OffsetDateTime;
 
 use super::model::{AdminSessionRow, NewAdminSession};
-use crate::accounts::model::User;
 use crate::db::schema::{admin_sessions, users};
+use crate::users::User;
 
 pub fn insert(conn: &mut PgConnection, session: &NewAdminSession<'_>) -> QueryResult<usize> {
     diesel::insert_into(admin_sessions::table)

@@ -7,7 +7,6 @@ pub mod client_ip;
 pub mod cors;
 pub mod error;
 pub mod headers;
-pub mod health;
 pub mod hosts;
 pub mod limits;
 pub mod openapi;

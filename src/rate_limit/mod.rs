@@ -35,6 +35,12 @@ pub mod report;
 pub mod store;
 pub mod window;
 
+pub use self::quota::QuotaKind;
+/// Audits a use-case's quota refusal after its transaction (`quota::audited`).
+pub use self::quota::audited as quota_audited;
+/// Spends one use of a daily quota inside the caller's transaction (`quota::consume`).
+pub use self::quota::consume as consume_quota;
+
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -7,12 +7,14 @@ pub mod model;
 pub mod routes;
 pub mod store;
 
+pub use self::model::SessionView;
+
 use diesel::prelude::*;
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use self::model::{NewSession, Session, SessionView};
+use self::model::{NewSession, Session};
 use crate::audit::{Action, Actor, Event, Outcome, RequestMeta};
 use crate::auth::{Principal, Role};
 use crate::clock;
@@ -75,7 +77,7 @@ pub async fn live_session(
     state: &AppState,
     user_id: Uuid,
     session_id: Uuid,
-) -> Result<Option<crate::accounts::model::User>, AppError> {
+) -> Result<Option<crate::users::User>, AppError> {
     let now = state.clock.now();
     let idle = state.settings.auth.refresh_token_idle;
     let row = state
@@ -115,7 +117,7 @@ pub async fn refresh(
                 let Some((rt, session)) = store::lock_refresh(conn, &hash)? else {
                     return Ok(RefreshOutcome::Refused);
                 };
-                let Some(user) = crate::accounts::find_user(conn, session.user_id)? else {
+                let Some(user) = crate::users::store::find(conn, session.user_id)? else {
                     return Ok(RefreshOutcome::Refused);
                 };
                 let expired =

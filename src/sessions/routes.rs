@@ -188,7 +188,7 @@ async fn admin_revoke_session(
 ) -> Result<HttpResponse, AppError> {
     let id = Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)?;
     let body: AdminRevokeBody = crate::http::limits::optional_json(&body)?;
-    let reason = crate::accounts::admin::parse_reason(body.reason.as_deref(), false)?;
+    let reason = crate::audit::admin_reason(body.reason.as_deref(), false)?;
     super::admin_revoke(&state, principal.user_id, id, reason, request_meta(&req)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

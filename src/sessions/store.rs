@@ -5,8 +5,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::model::{NewSession, RefreshToken, Session};
-use crate::accounts::model::User;
 use crate::db::schema::{refresh_tokens, sessions, users};
+use crate::users::User;
 
 pub fn insert(conn: &mut PgConnection, session: &NewSession<'_>) -> QueryResult<Session> {
     diesel::insert_into(sessions::table)

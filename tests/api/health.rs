@@ -54,7 +54,7 @@ async fn openapi_lists_every_route_with_its_access_rule_and_is_off_in_production
     assert_eq!(res.status(), 200);
     let doc: serde_json::Value = res.json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
-    for route in rampart::auth::api_routes().table() {
+    for route in rampart::web::api_routes().table() {
         let op = &doc["paths"][route.path][route.method.as_str().to_ascii_lowercase()];
         assert!(op.is_object(), "{} {} missing", route.method, route.path);
     }

@@ -5,7 +5,8 @@
 use serde_json::Value;
 
 use crate::support::app_without_database;
-use rampart::auth::{Access, api_routes};
+use rampart::auth::Access;
+use rampart::web::api_routes;
 
 async fn document() -> Value {
     let app = app_without_database().spawn().await;

@@ -2,7 +2,8 @@
 //! enumerates them all and checks each role against each route.
 
 use actix_web::http::Method;
-use rampart::auth::{Access, Role, api_routes};
+use rampart::auth::{Access, Role};
+use rampart::web::api_routes;
 
 use crate::support::{TestApp, spawn_app};
 

@@ -9,7 +9,6 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 use zxcvbn::matching::patterns::MatchPattern;
 
-use crate::auth::Role;
 use crate::config::settings::PasswordPolicy;
 use crate::db::schema::users;
 use crate::error::FieldError;
@@ -236,22 +235,6 @@ pub struct User {
     /// How an admin became one: `operator` (create-admin, `--promote`, import) or
     /// `verified_email`. `None` for everyone else — and for an admin made by another admin.
     pub admin_granted_by: Option<String>,
-}
-
-impl User {
-    /// The super admin: the SUPER_ADMIN_EMAIL account, but only while it is an admin made one by
-    /// an operator or a verified address. Registering that address proves nothing, so an account
-    /// that merely holds it gets no protection and no extra rights.
-    pub fn is_super_admin(&self, super_admin_email: Option<&str>) -> bool {
-        super_admin_email == Some(self.email.as_str())
-            && self.role() == Role::Admin
-            && self.admin_granted_by.is_some()
-    }
-
-    /// Unknown role strings cannot be stored (CHECK constraint); fall back to the least privilege.
-    pub fn role(&self) -> Role {
-        self.role.parse().unwrap_or(Role::Demo)
-    }
 }
 
 /// How an admin was made one, when that proves who they are (`users.admin_granted_by`).
