@@ -217,12 +217,18 @@ impl Change {
         which: &str,
         reason: Option<&str>,
         role: Option<&str>,
-    ) -> Option<Result<Change, AppError>> {
-        let optional = || parse_reason(reason, false);
+    ) -> Option<Result<Change, AdminError>> {
+        let invalid = |error: AppError| match error {
+            AppError::Validation(errors) => AdminError::Invalid(errors),
+            other => AdminError::App(other),
+        };
+        let optional = || parse_reason(reason, false).map_err(invalid);
         Some(match which {
-            "disable" => parse_reason(reason, true).map(|r| Change::Disable {
-                reason: r.unwrap_or_default(),
-            }),
+            "disable" => parse_reason(reason, true)
+                .map_err(invalid)
+                .map(|r| Change::Disable {
+                    reason: r.unwrap_or_default(),
+                }),
             "enable" => optional().map(|reason| Change::Enable { reason }),
             "unlock" => optional().map(|reason| Change::Unlock { reason }),
             "sign-out" => optional().map(|reason| Change::SignOutEverywhere { reason }),
@@ -230,7 +236,7 @@ impl Change {
                 .and_then(|r| r.parse::<Role>().ok())
                 .map(|role| Change::SetRole { role })
                 .ok_or_else(|| {
-                    AppError::Validation(vec![FieldError::new(
+                    AdminError::Invalid(vec![FieldError::new(
                         "role",
                         "must be admin, team_member or demo",
                     )])
@@ -250,8 +256,79 @@ impl Change {
     }
 }
 
-fn refused(message: &str) -> AppError {
-    AppError::Conflict(vec![FieldError::new("id", message)])
+/// Why an admin change was refused. The admin API and the console each render it their own way
+/// (a 4xx problem with field errors; a sentence on the confirmation page) — neither decodes text.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("no such user")]
+    NotFound,
+    /// Only the super admin changes roles.
+    #[error("only the super admin changes roles")]
+    NotSuperAdmin,
+    /// The super admin can be neither disabled nor demoted.
+    #[error("the super admin cannot be {0}")]
+    SuperAdmin(&'static str),
+    /// Nobody disables or demotes themselves (the last way back in).
+    #[error("an admin cannot {0} their own account")]
+    SelfAction(&'static str),
+    /// A bad reason or role in the request.
+    #[error("invalid request")]
+    Invalid(Vec<FieldError>),
+    #[error(transparent)]
+    App(#[from] AppError),
+}
+
+impl From<diesel::result::Error> for AdminError {
+    fn from(error: diesel::result::Error) -> AdminError {
+        AdminError::App(error.into())
+    }
+}
+
+impl AdminError {
+    /// The sentence a person reads about the refusal (the console, and the API's field message).
+    pub fn sentence(&self) -> String {
+        match self {
+            AdminError::NotFound => "There is no such account.".into(),
+            AdminError::NotSuperAdmin => {
+                "Only the super admin (SUPER_ADMIN_EMAIL) changes roles. Nothing was changed."
+                    .into()
+            }
+            AdminError::SuperAdmin(what) => {
+                format!(
+                    "This account is the super admin, who cannot be {what}. Nothing was changed."
+                )
+            }
+            AdminError::SelfAction(what) => {
+                format!("This is your own account; you cannot {what} it. Nothing was changed.")
+            }
+            AdminError::Invalid(errors) => errors
+                .first()
+                .map(|f| format!("The {} {}.", f.field, f.message))
+                .unwrap_or_default(),
+            AdminError::App(e) => e.to_string(),
+        }
+    }
+}
+
+/// The admin JSON API's rendering (unchanged statuses: 404, 403, 409 with an `id` field error,
+/// 422 with the field errors).
+impl From<AdminError> for AppError {
+    fn from(error: AdminError) -> AppError {
+        match error {
+            AdminError::NotFound => AppError::NotFound,
+            AdminError::NotSuperAdmin => AppError::Forbidden,
+            AdminError::SuperAdmin(what) => AppError::Conflict(vec![FieldError::new(
+                "id",
+                format!("is the super admin, who cannot be {what}"),
+            )]),
+            AdminError::SelfAction(what) => AppError::Conflict(vec![FieldError::new(
+                "id",
+                format!("is your own account; you cannot {what} it"),
+            )]),
+            AdminError::Invalid(errors) => AppError::Validation(errors),
+            AdminError::App(e) => e,
+        }
+    }
 }
 
 /// Applies `change` to user `id` for `admin`: checks the rules, changes the row, ends sessions
@@ -262,32 +339,32 @@ pub async fn apply(
     id: Uuid,
     change: Change,
     meta: RequestMeta,
-) -> Result<AdminUserView, AppError> {
+) -> Result<AdminUserView, AdminError> {
     let super_admin_email = state.settings.super_admin_email.clone();
     if matches!(change, Change::SetRole { .. }) && !admin.super_admin {
-        return Err(AppError::Forbidden);
+        return Err(AdminError::NotSuperAdmin);
     }
     let now = state.clock.now();
     let auditor = state.auditor.clone();
     let admin_id = admin.user_id;
-    let user = state
+    // The pool sees infrastructure errors as such (a lost connection is marked broken); the
+    // refusals travel inside.
+    let outcome = state
         .pool
         .run(move |conn| {
-            conn.transaction::<_, AppError, _>(|conn| {
+            let outcome = conn.transaction::<_, AdminError, _>(|conn| {
                 let Some(user) = store::lock(conn, id)? else {
-                    return Err(AppError::NotFound);
+                    return Err(AdminError::NotFound);
                 };
                 let target_is_super = user.is_super_admin(super_admin_email.as_deref());
                 let mut metadata = json!({ "username": user.username });
                 match &change {
                     Change::Disable { reason } => {
                         if target_is_super {
-                            return Err(refused("is the super admin, who cannot be disabled"));
+                            return Err(AdminError::SuperAdmin("disabled"));
                         }
                         if user.id == admin_id {
-                            return Err(refused(
-                                "is your own account; it cannot be disabled by you",
-                            ));
+                            return Err(AdminError::SelfAction("disable"));
                         }
                         store::set_active(conn, id, false, now)?;
                         metadata["reason"] = json!(reason);
@@ -341,10 +418,10 @@ pub async fn apply(
                     }
                     Change::SetRole { role } => {
                         if target_is_super && *role != Role::Admin {
-                            return Err(refused("is the super admin, who cannot be demoted"));
+                            return Err(AdminError::SuperAdmin("demoted"));
                         }
                         if user.id == admin_id && *role != Role::Admin {
-                            return Err(refused("is your own account; you cannot demote yourself"));
+                            return Err(AdminError::SelfAction("demote"));
                         }
                         store::set_role(conn, id, role.as_str(), now)?;
                         metadata["from"] = json!(user.role);
@@ -358,10 +435,15 @@ pub async fn apply(
                         .target("user", id)
                         .metadata(metadata),
                 )?;
-                store::find(conn, id)?.ok_or(AppError::NotFound)
-            })
+                store::find(conn, id)?.ok_or(AdminError::NotFound)
+            });
+            match outcome {
+                Err(AdminError::App(error)) => Err(error),
+                other => Ok(other),
+            }
         })
         .await?;
+    let user = outcome?;
     Ok(AdminUserView::new(
         &user,
         state.settings.super_admin_email.as_deref(),

@@ -19,7 +19,9 @@ use super::pages::{
     UserRow, UsersPage, link,
 };
 use super::session::{self, Admin};
-use crate::accounts::admin::{self as users_admin, AdminActor, Change, UserFilter, UserStatus};
+use crate::accounts::admin::{
+    self as users_admin, AdminActor, AdminError, Change, UserFilter, UserStatus,
+};
 use crate::accounts::{self, SignIn};
 use crate::audit::{Action, AuditEntry, AuditFilter, Event, Outcome};
 use crate::auth::{Role, request_meta};
@@ -927,23 +929,18 @@ async fn user_act(
             "ok",
             action.done,
         )),
-        Err(AppError::Forbidden) => Err(ConsoleError::Forbidden(
+        Err(AdminError::NotSuperAdmin) => Err(ConsoleError::Forbidden(
             "Only the super admin (SUPER_ADMIN_EMAIL) changes roles. Nothing was changed.",
         )),
-        Err(error @ (AppError::Validation(_) | AppError::Conflict(_))) => {
-            let status = actix_web::ResponseError::status_code(&error);
-            let message = match &error {
-                AppError::Validation(e) | AppError::Conflict(e) => e
-                    .first()
-                    .map(|f| {
-                        if f.field == "id" {
-                            format!("This account {}. Nothing was changed.", f.message)
-                        } else {
-                            format!("The {} {}.", f.field, f.message)
-                        }
-                    })
-                    .unwrap_or_default(),
-                _ => String::new(),
+        Err(AdminError::NotFound) => Err(ConsoleError::NotFound),
+        Err(
+            refusal @ (AdminError::SuperAdmin(_)
+            | AdminError::SelfAction(_)
+            | AdminError::Invalid(_)),
+        ) => {
+            let status = match refusal {
+                AdminError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                _ => StatusCode::CONFLICT,
             };
             let view = users_admin::get(&state, id).await?;
             user_confirm_page(
@@ -955,10 +952,10 @@ async fn user_act(
                 &action,
                 status,
                 reason,
-                Some(message),
+                Some(refusal.sentence()),
             )
         }
-        Err(other) => Err(other.into()),
+        Err(AdminError::App(other)) => Err(other.into()),
     }
 }
 
