@@ -61,7 +61,10 @@
 //! trigger is caught by `verify`.
 
 pub mod chain;
+pub mod cli;
+pub mod export;
 pub mod model;
+pub mod report;
 pub mod routes;
 pub mod scrub;
 pub mod store;
@@ -77,10 +80,13 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 pub use chain::{AuditKey, Failure, FailureKind};
+pub use cli::{cli_prune, cli_verify};
+pub use export::{AccountEvent, OwnEvent, SubjectEvents, events_of_subject, public_reason};
 pub use model::{
     Action, Actor, ActorType, AuditEntry, AuditFilter, AuditPage, AuditQuery, AuditRow, Checkpoint,
     Event, Outcome, RequestMeta, in_timestamp_range, parse_reason, parse_timestamp,
 };
+pub use report::{CheckpointSummary, PruneReport, VerifyReport};
 
 use crate::clock::rfc3339;
 use crate::config::Settings;
@@ -119,93 +125,6 @@ pub enum AuditSetupError {
     MissingSecretKey,
     #[error("the operating system's random number generator failed: {0}")]
     Random(#[from] getrandom::Error),
-}
-
-/// The result of walking the chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifyReport {
-    /// Rows that verified (all rows when `failure` is `None`).
-    pub rows_verified: u64,
-    /// The newest verified row: (id, hex hash). Note it elsewhere to detect later truncation.
-    pub head: Option<(i64, String)>,
-    /// The latest retention checkpoint, if the log was ever pruned.
-    pub checkpoint: Option<CheckpointSummary>,
-    pub failure: Option<Failure>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckpointSummary {
-    pub id: i64,
-    pub last_pruned_id: i64,
-    pub pruned_before: OffsetDateTime,
-}
-
-impl VerifyReport {
-    pub fn is_ok(&self) -> bool {
-        self.failure.is_none()
-    }
-
-    fn head_start(&self) -> Option<ChainStart> {
-        let (id, hash) = self.head.as_ref()?;
-        let bytes = hex::decode(hash).ok()?;
-        Some(ChainStart {
-            next_id: id + 1,
-            prev_hash: chain::Hash::try_from(bytes.as_slice()).ok()?,
-        })
-    }
-}
-
-impl fmt::Display for VerifyReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.failure {
-            None => write!(f, "OK: {} rows verified", self.rows_verified),
-            Some(failure) => write!(
-                f,
-                "FAILED: {failure} ({} rows verified before it)",
-                self.rows_verified
-            ),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PruneReport {
-    Pruned {
-        rows: u64,
-        through_id: i64,
-        last_pruned_hash: String,
-        checkpoint_id: i64,
-        before: OffsetDateTime,
-    },
-    /// No row (or no id prefix) is older than `before`.
-    NothingToPrune { before: OffsetDateTime },
-    /// The chain does not verify: nothing was removed, so the evidence stays.
-    Refused(Failure),
-}
-
-impl fmt::Display for PruneReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PruneReport::Pruned {
-                rows,
-                through_id,
-                last_pruned_hash,
-                checkpoint_id,
-                before,
-            } => write!(
-                f,
-                "pruned {rows} rows (ids up to {through_id}, before {before}); checkpoint \
-                 {checkpoint_id} records the last pruned hash {last_pruned_hash}"
-            ),
-            PruneReport::NothingToPrune { before } => {
-                write!(f, "nothing to prune: no rows before {before}")
-            }
-            PruneReport::Refused(failure) => write!(
-                f,
-                "refused: the chain does not verify ({failure}); nothing was pruned"
-            ),
-        }
-    }
 }
 
 fn in_transaction(conn: &mut PgConnection) -> QueryResult<bool> {
@@ -595,66 +514,6 @@ impl Auditor {
     }
 }
 
-/// `rampart audit verify`: prints the report, records `audit.verified`, exits 0 only when the
-/// chain verifies.
-pub fn cli_verify(auditor: &Auditor, conn: &mut PgConnection) -> std::process::ExitCode {
-    let report = match auditor.verify(conn) {
-        Ok(report) => report,
-        Err(error) => {
-            eprintln!("error: cannot read the audit log: {error}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    if report.is_ok() {
-        println!("{report}");
-    } else {
-        eprintln!("{report}");
-    }
-    if let Some((id, hash)) = &report.head {
-        println!("head: row {id}, hash {hash}");
-    }
-    if let Some(c) = &report.checkpoint {
-        println!(
-            "checkpoint {}: rows up to {} were pruned (before {})",
-            c.id,
-            c.last_pruned_id,
-            rfc3339(c.pruned_before)
-        );
-    }
-    if let Err(error) =
-        auditor.record_verification(conn, &RequestMeta::none(), Actor::system(), &report)
-    {
-        eprintln!("warning: could not record audit.verified: {error}");
-    }
-    if report.is_ok() {
-        std::process::ExitCode::SUCCESS
-    } else {
-        std::process::ExitCode::FAILURE
-    }
-}
-
-/// `rampart audit prune --before DATE`: exits 1 when the chain does not verify (nothing removed).
-pub fn cli_prune(
-    auditor: &Auditor,
-    conn: &mut PgConnection,
-    before: OffsetDateTime,
-) -> std::process::ExitCode {
-    match auditor.prune(conn, before) {
-        Ok(report @ PruneReport::Refused(_)) => {
-            eprintln!("{report}");
-            std::process::ExitCode::FAILURE
-        }
-        Ok(report) => {
-            println!("{report}");
-            std::process::ExitCode::SUCCESS
-        }
-        Err(error) => {
-            eprintln!("error: prune failed, nothing was removed: {error}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
 /// The row for `event`, scrubbed and bounded; id, time and hashes are set by `append`.
 fn prepare(meta: &RequestMeta, event: &Event) -> AuditRow {
     use scrub::{
@@ -790,167 +649,6 @@ pub async fn verify_recorded(
         Ok(report)
     })
     .await
-}
-
-impl VerifyReport {
-    /// The report as the admin API returns it.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "ok": self.is_ok(),
-            "rows_verified": self.rows_verified,
-            "head": self.head.as_ref().map(|(id, hash)| json!({ "id": id, "hash": hash })),
-            "checkpoint": self.checkpoint.as_ref().map(|c| json!({
-                "id": c.id,
-                "last_pruned_id": c.last_pruned_id,
-                "pruned_before": rfc3339(c.pruned_before),
-            })),
-            "failure": self.failure.as_ref().map(|f| json!({
-                "kind": f.kind.as_str(),
-                "row_id": f.row_id,
-                "message": f.message,
-            })),
-        })
-    }
-}
-
-/// A user's part of the audit log, for their data export (`GET /api/v1/me/export`).
-///
-/// It holds the caller's own data only:
-/// - `own`: what the user did — as themselves or with one of their API keys — in full (these
-///   rows describe their own requests: their IP, user agent, request ids), less the chain hashes
-///   ([`OwnEvent`]): a row's `prev_hash` is the hash of whatever row came before it, often
-///   somebody else's;
-/// - `by_others`: what others (admins, the system, anonymous clients) did to their account or to
-///   one of their API keys, reduced to [`AccountEvent`]: the action, when, and the public reason.
-///   Never the actor, IP, user agent, request id or metadata of the person who did it.
-#[derive(Debug, Clone)]
-pub struct SubjectEvents {
-    pub own: Vec<OwnEvent>,
-    pub by_others: Vec<AccountEvent>,
-    /// Either list stopped at the limit (older events exist).
-    pub truncated: bool,
-}
-
-/// Something the user did, as their export shows it: the row without its chain hashes.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
-pub struct OwnEvent {
-    pub id: i64,
-    #[serde(with = "time::serde::rfc3339")]
-    pub occurred_at: OffsetDateTime,
-    pub actor_type: String,
-    pub actor_id: Option<String>,
-    pub action: String,
-    pub outcome: String,
-    pub target_type: Option<String>,
-    pub target_id: Option<String>,
-    #[schema(value_type = Option<String>)]
-    pub ip: Option<std::net::IpAddr>,
-    pub user_agent: Option<String>,
-    pub request_id: Option<String>,
-    pub server_request_id: Option<String>,
-    #[schema(value_type = Object)]
-    pub metadata: Value,
-}
-
-impl From<AuditEntry> for OwnEvent {
-    fn from(e: AuditEntry) -> OwnEvent {
-        OwnEvent {
-            id: e.id,
-            occurred_at: e.occurred_at,
-            actor_type: e.actor_type,
-            actor_id: e.actor_id,
-            action: e.action,
-            outcome: e.outcome,
-            target_type: e.target_type,
-            target_id: e.target_id,
-            ip: e.ip,
-            user_agent: e.user_agent,
-            request_id: e.request_id,
-            server_request_id: e.server_request_id,
-            metadata: e.metadata,
-        }
-    }
-}
-
-/// Something done to a user's account by someone else, as that user may see it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
-pub struct AccountEvent {
-    pub action: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub occurred_at: OffsetDateTime,
-    /// The public part of the reason: see [`public_reason`].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-/// Actions whose `metadata.reason` is text an admin typed about the account (console and admin
-/// API forms, `parse_reason`), which the account's owner is entitled to read.
-const PUBLIC_REASON_ACTIONS: [Action; 5] = [
-    Action::UserDisabled,
-    Action::UserEnabled,
-    Action::UserUnlocked,
-    Action::UserSignedOutEverywhere,
-    Action::ApiKeyRevoked,
-];
-
-/// The public part of a row's reason: the free text an admin gave for one of
-/// [`PUBLIC_REASON_ACTIONS`] — and nothing else. Internal reason codes (`bad_password`,
-/// `revoked_by_admin`, `user_disabled`…), notes and every other metadata field stay internal.
-pub fn public_reason(entry: &AuditEntry) -> Option<String> {
-    if entry.actor_type != ActorType::Admin.as_str() {
-        return None;
-    }
-    let action = entry.action()?;
-    if !PUBLIC_REASON_ACTIONS.contains(&action) {
-        return None;
-    }
-    entry
-        .metadata
-        .get("reason")
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-        .map(str::to_string)
-}
-
-impl AccountEvent {
-    pub fn from_entry(entry: &AuditEntry) -> AccountEvent {
-        AccountEvent {
-            action: entry.action.clone(),
-            occurred_at: entry.occurred_at,
-            reason: public_reason(entry),
-        }
-    }
-}
-
-/// The newest `limit` events of each side of `user_id`'s export (see [`SubjectEvents`]).
-/// `api_key_ids` are the user's API keys (the caller looks them up: audit imports no feature).
-pub fn events_of_subject(
-    conn: &mut PgConnection,
-    user_id: uuid::Uuid,
-    api_key_ids: &[uuid::Uuid],
-    limit: i64,
-) -> QueryResult<SubjectEvents> {
-    use store::SubjectSide;
-    let limit = limit.clamp(1, 10_000);
-    let user = user_id.to_string();
-    let keys: Vec<String> = api_key_ids.iter().map(uuid::Uuid::to_string).collect();
-    let mut own = store::subject_rows(conn, &user, &keys, SubjectSide::Own, limit + 1)?;
-    let mut others = store::subject_rows(conn, &user, &keys, SubjectSide::DoneTo, limit + 1)?;
-    let truncated = own.len() as i64 > limit || others.len() as i64 > limit;
-    own.truncate(limit as usize);
-    others.truncate(limit as usize);
-    Ok(SubjectEvents {
-        own: own
-            .into_iter()
-            .map(|(row, count)| OwnEvent::from(AuditEntry::from_row(row, count)))
-            .collect(),
-        by_others: others
-            .into_iter()
-            .map(|(row, count)| AccountEvent::from_entry(&AuditEntry::from_row(row, count)))
-            .collect(),
-        truncated,
-    })
 }
 
 /// One row by id; an aggregated row carries `count`.

@@ -14,6 +14,7 @@ pub mod pagination;
 pub mod panic;
 pub mod request_id;
 pub mod request_log;
+pub mod server;
 pub mod text_input;
 
 use actix_web::dev::ServiceRequest;
@@ -29,4 +30,51 @@ pub fn routed_path(req: &ServiceRequest) -> &str {
 /// middleware in front of the router decides on what the router will actually dispatch to.
 pub fn routed_pattern(req: &ServiceRequest) -> Option<String> {
     req.resource_map().match_pattern(routed_path(req))
+}
+
+/// The edge's shared configuration, built once from `Settings` and handed to every worker as app
+/// data: trusted proxies, security headers, allowed hosts, body limit and deadline, and the
+/// extractor configs (JSON, payload, query, form, path) whose errors are problem+json.
+#[derive(Clone)]
+pub struct EdgeConfig {
+    proxies: std::sync::Arc<client_ip::TrustedProxies>,
+    pub headers: std::sync::Arc<headers::SecurityHeaders>,
+    hosts: std::sync::Arc<hosts::AllowedHosts>,
+    body_limit: std::sync::Arc<limits::BodyLimit>,
+    body_timeout: std::sync::Arc<limits::BodyReadTimeout>,
+    pub max_body: usize,
+}
+
+impl EdgeConfig {
+    pub fn from_settings(settings: &crate::config::Settings) -> EdgeConfig {
+        EdgeConfig {
+            proxies: std::sync::Arc::new(client_ip::TrustedProxies(
+                settings.trusted_proxies.clone(),
+            )),
+            headers: std::sync::Arc::new(headers::SecurityHeaders {
+                enabled: settings.security_headers_enabled,
+                hsts: settings.is_production(),
+            }),
+            hosts: std::sync::Arc::new(hosts::AllowedHosts(settings.allowed_hosts.clone())),
+            body_limit: std::sync::Arc::new(limits::BodyLimit(settings.max_body_bytes)),
+            body_timeout: std::sync::Arc::new(limits::BodyReadTimeout(
+                settings.http.body_read_timeout,
+            )),
+            max_body: settings.max_body_bytes,
+        }
+    }
+
+    /// Registers it all as app data.
+    pub fn register(&self, cfg: &mut actix_web::web::ServiceConfig) {
+        cfg.app_data(self.proxies.clone())
+            .app_data(self.headers.clone())
+            .app_data(self.hosts.clone())
+            .app_data(self.body_limit.clone())
+            .app_data(self.body_timeout.clone())
+            .app_data(limits::json_config(self.max_body))
+            .app_data(limits::payload_config(self.max_body))
+            .app_data(limits::query_config())
+            .app_data(limits::form_config(self.max_body))
+            .app_data(limits::path_config());
+    }
 }

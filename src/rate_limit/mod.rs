@@ -144,6 +144,24 @@ pub enum SetupError {
 }
 
 impl Limiter {
+    /// The app's limiter, with its sweeper and audit reporter running (`None` when
+    /// RATE_LIMIT_ENABLED=false). Built once per process: every worker spends from the same
+    /// budgets.
+    pub fn for_app(
+        settings: &RateLimitSettings,
+        pool: &crate::db::Pool,
+        auditor: &crate::audit::Auditor,
+        clock: &Clock,
+    ) -> Result<Option<Arc<Limiter>>, SetupError> {
+        if !settings.enabled {
+            return Ok(None);
+        }
+        let limiter = Arc::new(Limiter::new(settings, clock.clone())?);
+        limiter.spawn_sweeper();
+        limiter.set_reporter(report::spawn(pool.clone(), auditor.clone()));
+        Ok(Some(limiter))
+    }
+
     pub fn new(settings: &RateLimitSettings, clock: Clock) -> Result<Limiter, SetupError> {
         let extractor = ClientKeyExtractor {
             saturated: Arc::new(AtomicBool::new(false)),

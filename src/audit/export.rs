@@ -1,0 +1,149 @@
+//! A user's part of the audit log, for their data export: their own events in full, and what
+//! others did to their account reduced to what they are entitled to read.
+
+use diesel::PgConnection;
+use diesel::result::QueryResult;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::*;
+
+/// A user's part of the audit log, for their data export (`GET /api/v1/me/export`).
+///
+/// It holds the caller's own data only:
+/// - `own`: what the user did — as themselves or with one of their API keys — in full (these
+///   rows describe their own requests: their IP, user agent, request ids), less the chain hashes
+///   ([`OwnEvent`]): a row's `prev_hash` is the hash of whatever row came before it, often
+///   somebody else's;
+/// - `by_others`: what others (admins, the system, anonymous clients) did to their account or to
+///   one of their API keys, reduced to [`AccountEvent`]: the action, when, and the public reason.
+///   Never the actor, IP, user agent, request id or metadata of the person who did it.
+#[derive(Debug, Clone)]
+pub struct SubjectEvents {
+    pub own: Vec<OwnEvent>,
+    pub by_others: Vec<AccountEvent>,
+    /// Either list stopped at the limit (older events exist).
+    pub truncated: bool,
+}
+
+/// Something the user did, as their export shows it: the row without its chain hashes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct OwnEvent {
+    pub id: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+    pub actor_type: String,
+    pub actor_id: Option<String>,
+    pub action: String,
+    pub outcome: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub ip: Option<std::net::IpAddr>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub server_request_id: Option<String>,
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+}
+
+impl From<AuditEntry> for OwnEvent {
+    fn from(e: AuditEntry) -> OwnEvent {
+        OwnEvent {
+            id: e.id,
+            occurred_at: e.occurred_at,
+            actor_type: e.actor_type,
+            actor_id: e.actor_id,
+            action: e.action,
+            outcome: e.outcome,
+            target_type: e.target_type,
+            target_id: e.target_id,
+            ip: e.ip,
+            user_agent: e.user_agent,
+            request_id: e.request_id,
+            server_request_id: e.server_request_id,
+            metadata: e.metadata,
+        }
+    }
+}
+
+/// Something done to a user's account by someone else, as that user may see it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct AccountEvent {
+    pub action: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+    /// The public part of the reason: see [`public_reason`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Actions whose `metadata.reason` is text an admin typed about the account (console and admin
+/// API forms, `parse_reason`), which the account's owner is entitled to read.
+const PUBLIC_REASON_ACTIONS: [Action; 5] = [
+    Action::UserDisabled,
+    Action::UserEnabled,
+    Action::UserUnlocked,
+    Action::UserSignedOutEverywhere,
+    Action::ApiKeyRevoked,
+];
+
+/// The public part of a row's reason: the free text an admin gave for one of
+/// [`PUBLIC_REASON_ACTIONS`] — and nothing else. Internal reason codes (`bad_password`,
+/// `revoked_by_admin`, `user_disabled`…), notes and every other metadata field stay internal.
+pub fn public_reason(entry: &AuditEntry) -> Option<String> {
+    if entry.actor_type != ActorType::Admin.as_str() {
+        return None;
+    }
+    let action = entry.action()?;
+    if !PUBLIC_REASON_ACTIONS.contains(&action) {
+        return None;
+    }
+    entry
+        .metadata
+        .get("reason")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+}
+
+impl AccountEvent {
+    pub fn from_entry(entry: &AuditEntry) -> AccountEvent {
+        AccountEvent {
+            action: entry.action.clone(),
+            occurred_at: entry.occurred_at,
+            reason: public_reason(entry),
+        }
+    }
+}
+
+/// The newest `limit` events of each side of `user_id`'s export (see [`SubjectEvents`]).
+/// `api_key_ids` are the user's API keys (the caller looks them up: audit imports no feature).
+pub fn events_of_subject(
+    conn: &mut PgConnection,
+    user_id: uuid::Uuid,
+    api_key_ids: &[uuid::Uuid],
+    limit: i64,
+) -> QueryResult<SubjectEvents> {
+    use store::SubjectSide;
+    let limit = limit.clamp(1, 10_000);
+    let user = user_id.to_string();
+    let keys: Vec<String> = api_key_ids.iter().map(uuid::Uuid::to_string).collect();
+    let mut own = store::subject_rows(conn, &user, &keys, SubjectSide::Own, limit + 1)?;
+    let mut others = store::subject_rows(conn, &user, &keys, SubjectSide::DoneTo, limit + 1)?;
+    let truncated = own.len() as i64 > limit || others.len() as i64 > limit;
+    own.truncate(limit as usize);
+    others.truncate(limit as usize);
+    Ok(SubjectEvents {
+        own: own
+            .into_iter()
+            .map(|(row, count)| OwnEvent::from(AuditEntry::from_row(row, count)))
+            .collect(),
+        by_others: others
+            .into_iter()
+            .map(|(row, count)| AccountEvent::from_entry(&AuditEntry::from_row(row, count)))
+            .collect(),
+        truncated,
+    })
+}
