@@ -618,7 +618,7 @@ async fn wrong_current_passwords_count_towards_lockout() {
 
 /// Reasons of the `auth.login.failed` rows naming `username`'s account, as audited.
 fn failure_reasons(app: &TestApp, username: &str) -> Vec<String> {
-    let id = user_id(app, username);
+    let id = app.user_id(username);
     let mut conn = app.db.as_ref().unwrap().connect();
     rampart::audit::list(
         &mut conn,
@@ -639,18 +639,6 @@ fn failure_reasons(app: &TestApp, username: &str) -> Vec<String> {
             .to_string()
     })
     .collect()
-}
-
-fn user_id(app: &TestApp, username: &str) -> String {
-    use diesel::prelude::*;
-    use rampart::db::schema::users;
-    let mut conn = app.db.as_ref().unwrap().connect();
-    users::table
-        .filter(users::username.eq(username))
-        .select(users::id)
-        .first::<uuid::Uuid>(&mut conn)
-        .unwrap()
-        .to_string()
 }
 
 /// (failed_logins, locked) straight from the database.

@@ -1281,17 +1281,6 @@ async fn admin_app() -> crate::support::TestApp {
         .await
 }
 
-fn user_id_of(app: &crate::support::TestApp, username: &str) -> String {
-    use rampart::db::schema::users;
-    let mut conn = app.db.as_ref().unwrap().connect();
-    users::table
-        .filter(users::username.eq(username))
-        .select(users::id)
-        .first::<uuid::Uuid>(&mut conn)
-        .unwrap()
-        .to_string()
-}
-
 fn rows_of(app: &crate::support::TestApp, action: Action) -> Vec<audit::AuditEntry> {
     let mut conn = app.db.as_ref().unwrap().connect();
     audit::list(
@@ -1391,7 +1380,7 @@ async fn a_client_request_id_is_kept_and_the_servers_own_id_is_stored_beside_it(
     }
     let rows = rows_of(&app, Action::UserRegistered);
     let by_name = |name: &str| {
-        let id = user_id_of(&app, name);
+        let id = app.user_id(name);
         rows.iter()
             .find(|r| r.target_id.as_deref() == Some(id.as_str()))
             .unwrap_or_else(|| panic!("no user.registered row for {name}: {rows:?}"))
@@ -1488,9 +1477,9 @@ async fn export_of(app: &crate::support::TestApp, credential: &str) -> (String, 
 async fn a_users_export_holds_their_own_events_and_nothing_about_the_admins() {
     let app = admin_app().await;
     let root = app.admin_user("root").await;
-    let root_id = user_id_of(&app, "root");
+    let root_id = app.user_id("root");
     app.register("alice").await;
-    let alice_id = user_id_of(&app, "alice");
+    let alice_id = app.user_id("alice");
     let user = |action: &str| format!("/api/v1/admin/users/{alice_id}/{action}");
     for (action, reason) in [
         (

@@ -302,6 +302,19 @@ fn raw_http_blocking(port: u16, head: &str) -> (u16, String) {
 }
 
 impl TestApp {
+    /// The id of a registered user, by username, read straight from the database.
+    pub fn user_id(&self, username: &str) -> String {
+        use diesel::prelude::*;
+        use rampart::db::schema::users;
+        let mut conn = self.db.as_ref().unwrap().connect();
+        users::table
+            .filter(users::username.eq(username))
+            .select(users::id)
+            .first::<uuid::Uuid>(&mut conn)
+            .unwrap()
+            .to_string()
+    }
+
     /// Makes `username` an admin the way an operator does (`rampart create-admin --promote`):
     /// self-registration never grants admin, whatever the address.
     pub fn promote(&self, username: &str) {
