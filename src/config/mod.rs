@@ -5,6 +5,7 @@
 mod layers;
 pub mod settings;
 pub mod spec;
+mod table;
 pub mod validate;
 
 pub use settings::{ConfigError, Environment, LogFormat, Settings, Sources};
