@@ -130,7 +130,7 @@ async fn a_malformed_id_is_a_404_on_console_pages_and_the_admin_api_after_the_ca
         "not-a-uuid".to_string(),
         "%7Bid%7D".to_string(),
         format!("{alice_id}x"),
-        format!("{}", &alice_id[..35]),
+        alice_id[..35].to_string(),
         "1".to_string(),
     ];
     let mut console = Console::new(&app);
