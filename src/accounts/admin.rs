@@ -114,6 +114,55 @@ pub struct UserFilter {
     pub limit: i64,
 }
 
+impl UserFilter {
+    /// The filters of the user list as typed in a query string (the JSON API's and the
+    /// console's): `q` a username/email prefix, `role` and `status` by name; empty means "any".
+    /// One message per bad field. Cursors and the page size are the caller's (its pager).
+    pub fn parse(
+        q: Option<&str>,
+        role: Option<&str>,
+        status: Option<&str>,
+    ) -> Result<UserFilter, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let role = match role.filter(|r| !r.is_empty()) {
+            None => None,
+            Some(raw) => raw
+                .parse::<Role>()
+                .map_err(|_| {
+                    errors.push(FieldError::new(
+                        "role",
+                        "must be admin, team_member or demo",
+                    ))
+                })
+                .ok(),
+        };
+        let status = match status.filter(|s| !s.is_empty()) {
+            None => None,
+            Some(raw) => {
+                let parsed = UserStatus::parse(raw);
+                if parsed.is_none() {
+                    errors.push(FieldError::new(
+                        "status",
+                        "must be active, disabled or locked",
+                    ));
+                }
+                parsed
+            }
+        };
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(UserFilter {
+            prefix: q
+                .map(|q| q.trim().chars().take(254).collect::<String>())
+                .filter(|q| !q.is_empty()),
+            role,
+            status,
+            ..Default::default()
+        })
+    }
+}
+
 /// One page of users: newest first; `older`/`newer` are the cursors of the neighbouring pages.
 #[derive(Debug, Clone, Serialize)]
 pub struct UserPage {

@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::admin::AdminUserView;
 use crate::auth::{Access, ApiRoutes, Permission, Principal, request_meta};
 use crate::error::AppError;
+use crate::http::path_id::PathId;
 use crate::state::AppState;
 use crate::users::UserView;
 
@@ -262,73 +263,40 @@ async fn list_users(
     state: web::Data<AppState>,
     params: web::Query<UserListParams>,
 ) -> Result<HttpResponse, AppError> {
-    use super::admin::{UserFilter, UserStatus};
-    use crate::error::FieldError;
+    use super::admin::UserFilter;
     use crate::http::pagination::{PageQuery, uuid_cursor};
     let p = params.into_inner();
-    let mut errors = Vec::new();
-    let role = p.role.as_deref().filter(|r| !r.is_empty()).and_then(|r| {
-        r.parse::<crate::auth::Role>()
-            .map_err(|_| {
-                errors.push(FieldError::new(
-                    "role",
-                    "must be admin, team_member or demo",
-                ))
-            })
-            .ok()
-    });
-    let status = p.status.as_deref().filter(|s| !s.is_empty()).and_then(|s| {
-        let parsed = UserStatus::parse(s);
-        if parsed.is_none() {
-            errors.push(FieldError::new(
-                "status",
-                "must be active, disabled or locked",
-            ));
-        }
-        parsed
-    });
+    let (mut filter, mut errors) =
+        match UserFilter::parse(p.q.as_deref(), p.role.as_deref(), p.status.as_deref()) {
+            Ok(filter) => (filter, Vec::new()),
+            Err(errors) => (UserFilter::default(), errors),
+        };
     let page = PageQuery {
         cursor: p.cursor,
         limit: p.limit,
     };
-    let (before, limit) = match (page.uuid_cursor(), page.limit()) {
-        (Ok(before), Ok(limit)) => (before, limit),
+    match (page.uuid_cursor(), page.limit()) {
+        (Ok(before), Ok(limit)) => {
+            filter.before = before;
+            filter.limit = limit;
+        }
         (Err(AppError::Validation(mut e)), _) | (_, Err(AppError::Validation(mut e))) => {
             errors.append(&mut e);
-            (None, 0)
         }
         (Err(e), _) | (_, Err(e)) => return Err(e),
-    };
+    }
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
     }
-    let result = super::admin::list(
-        &state,
-        UserFilter {
-            prefix: p.q.map(|q| q.trim().chars().take(254).collect()),
-            role,
-            status,
-            before,
-            after: None,
-            limit,
-        },
-    )
-    .await?;
+    let result = super::admin::list(&state, filter).await?;
     Ok(HttpResponse::Ok().json(crate::http::pagination::Page {
         items: result.items,
         next_cursor: result.older.map(uuid_cursor),
     }))
 }
 
-fn user_id(path: web::Path<String>) -> Result<uuid::Uuid, AppError> {
-    uuid::Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)
-}
-
-async fn get_user(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
-    Ok(HttpResponse::Ok().json(super::admin::get(&state, user_id(path)?).await?))
+async fn get_user(state: web::Data<AppState>, id: PathId) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Ok().json(super::admin::get(&state, *id).await?))
 }
 
 /// An admin action's optional body: `{"reason": …}` (and `{"role": …}` for role changes).
@@ -349,17 +317,16 @@ async fn act_on_user(
     state: web::Data<AppState>,
     req: HttpRequest,
     principal: Principal,
-    path: web::Path<String>,
+    id: PathId,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     use super::admin::{AdminActor, Change};
-    let id = user_id(path)?;
     let body: ActionBody = crate::http::limits::optional_json(&body)?;
     let which = req.path().rsplit('/').next().unwrap_or_default();
     let change = Change::parse(which, body.reason.as_deref(), body.role.as_deref())
         .ok_or(AppError::NotFound)??;
     let admin =
         AdminActor::from_principal(&principal, state.settings.super_admin_email.as_deref())?;
-    let view = super::admin::apply(&state, &admin, id, change, request_meta(&req)).await?;
+    let view = super::admin::apply(&state, &admin, *id, change, request_meta(&req)).await?;
     Ok(HttpResponse::Ok().json(view))
 }

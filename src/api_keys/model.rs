@@ -99,6 +99,20 @@ impl KeyStatus {
         KeyStatus::ALL.into_iter().find(|s| s.as_str() == raw)
     }
 
+    /// The `status` filter of the admin key list (the JSON API's and the console's): empty means
+    /// "any"; an unknown name is refused, never read as "any".
+    pub fn parse_filter(raw: Option<&str>) -> Result<Option<KeyStatus>, crate::error::FieldError> {
+        match raw.filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(raw) => KeyStatus::parse(raw).map(Some).ok_or_else(|| {
+                crate::error::FieldError::new(
+                    "status",
+                    "must be active, rotation_grace, rotated, expired or revoked",
+                )
+            }),
+        }
+    }
+
     /// Whether a request authenticated with the key is accepted.
     pub fn accepts_requests(self) -> bool {
         matches!(self, KeyStatus::Active | KeyStatus::RotationGrace)

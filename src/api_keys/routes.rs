@@ -11,6 +11,7 @@ use super::model::{ApiKeyView, CreatedKey};
 use crate::auth::{Access, ApiRoutes, Permission, Principal, request_meta};
 use crate::error::AppError;
 use crate::http::pagination::{Page, PageQuery, uuid_cursor};
+use crate::http::path_id::PathId;
 use crate::state::AppState;
 
 pub fn routes(r: &mut ApiRoutes) {
@@ -151,13 +152,12 @@ async fn admin_revoke_api_key(
     state: web::Data<AppState>,
     req: HttpRequest,
     principal: Principal,
-    path: web::Path<String>,
+    id: PathId,
     body: web::Json<AdminRevokeBody>,
 ) -> Result<HttpResponse, AppError> {
-    let id = key_id(path)?;
     let reason = crate::audit::parse_reason(&body.into_inner().reason)
         .map_err(|e| AppError::Validation(vec![e]))?;
-    super::revoke_any(&state, principal.user_id, id, reason, request_meta(&req)).await?;
+    super::revoke_any(&state, principal.user_id, *id, reason, request_meta(&req)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -181,15 +181,8 @@ async fn admin_list_api_keys(
     params: web::Query<AdminListParams>,
 ) -> Result<HttpResponse, AppError> {
     let p = params.into_inner();
-    let status = match p.status.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(raw) => Some(super::model::KeyStatus::parse(raw).ok_or_else(|| {
-            AppError::Validation(vec![crate::error::FieldError::new(
-                "status",
-                "must be active, rotation_grace, rotated, expired or revoked",
-            )])
-        })?),
-    };
+    let status = super::model::KeyStatus::parse_filter(p.status.as_deref())
+        .map_err(|e| AppError::Validation(vec![e]))?;
     let page = PageQuery {
         cursor: p.cursor,
         limit: p.limit,

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod openapi;
 pub mod pagination;
 pub mod panic;
+pub mod path_id;
 pub mod request_id;
 pub mod request_log;
 pub mod server;

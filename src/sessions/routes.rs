@@ -11,6 +11,7 @@ use super::{AdminSessionView, TokenPair};
 use crate::auth::{Access, ApiRoutes, Permission, Principal, request_meta};
 use crate::error::AppError;
 use crate::http::pagination::{Page, PageQuery, uuid_cursor};
+use crate::http::path_id::PathId;
 use crate::state::AppState;
 
 pub fn routes(r: &mut ApiRoutes) {
@@ -183,12 +184,11 @@ async fn admin_revoke_session(
     state: web::Data<AppState>,
     req: HttpRequest,
     principal: Principal,
-    path: web::Path<String>,
+    id: PathId,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    let id = Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)?;
     let body: AdminRevokeBody = crate::http::limits::optional_json(&body)?;
     let reason = crate::audit::admin_reason(body.reason.as_deref(), false)?;
-    super::admin_revoke(&state, principal.user_id, id, reason, request_meta(&req)).await?;
+    super::admin_revoke(&state, principal.user_id, *id, reason, request_meta(&req)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -11,4 +11,5 @@ mod client;
 mod control_chars;
 mod pages;
 mod pagination;
+mod shared_parsers;
 mod sign_in;
