@@ -4,7 +4,6 @@ use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
 
 use super::AdminKeyView;
 use super::model::{ApiKeyView, CreatedKey};
@@ -68,11 +67,6 @@ pub fn routes(r: &mut ApiRoutes) {
     .no_content();
 }
 
-/// A malformed id names no key of anyone's: 404 like a missing one.
-fn key_id(path: web::Path<String>) -> Result<Uuid, AppError> {
-    Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)
-}
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = NewApiKeyBody)]
@@ -124,9 +118,9 @@ async fn revoke_api_key(
     state: web::Data<AppState>,
     req: HttpRequest,
     principal: Principal,
-    path: web::Path<String>,
+    id: PathId,
 ) -> Result<HttpResponse, AppError> {
-    super::revoke_own(&state, &principal, key_id(path)?, request_meta(&req)).await?;
+    super::revoke_own(&state, &principal, *id, request_meta(&req)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -134,9 +128,9 @@ async fn rotate_api_key(
     state: web::Data<AppState>,
     req: HttpRequest,
     principal: Principal,
-    path: web::Path<String>,
+    id: PathId,
 ) -> Result<HttpResponse, AppError> {
-    let created = super::rotate(&state, &principal, key_id(path)?, request_meta(&req)).await?;
+    let created = super::rotate(&state, &principal, *id, request_meta(&req)).await?;
     Ok(HttpResponse::Created().json(created))
 }
 

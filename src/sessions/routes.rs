@@ -121,13 +121,12 @@ async fn revoke_session(
     state: web::Data<AppState>,
     req: HttpRequest,
     principal: Principal,
-    path: web::Path<String>,
+    id: PathId,
 ) -> Result<HttpResponse, AppError> {
-    let id = Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)?;
     super::revoke_own(
         &state,
         &principal,
-        id,
+        *id,
         "revoked_by_user",
         request_meta(&req),
     )
