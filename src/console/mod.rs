@@ -14,11 +14,9 @@
 pub mod assets;
 pub mod chart;
 pub mod export;
-pub mod model;
 pub mod pages;
 pub mod routes;
 pub mod session;
-pub mod store;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;

@@ -25,8 +25,6 @@ use diesel::Connection;
 use subtle::ConstantTimeEq;
 
 use super::ConsoleError;
-use super::model::NewAdminSession;
-use super::store;
 use crate::accounts::{self, Verified};
 use crate::audit::{Action, Actor, Event, Outcome, RequestMeta};
 use crate::auth::Role;
@@ -34,6 +32,7 @@ use crate::clock;
 use crate::config::Settings;
 use crate::crypto::hmac::{HmacKey, hash_token};
 use crate::error::AppError;
+use crate::sessions::{self, NewAdminSession};
 use crate::state::AppState;
 use crate::users::User;
 
@@ -181,17 +180,17 @@ pub async fn resolve(state: &AppState, token: String) -> Result<Option<Admin>, A
         .pool
         .run(move |conn| {
             let hash = hash_token(&token);
-            let Some((session, user)) = store::find_with_user(conn, &hash)? else {
+            let Some((session, user)) = sessions::find_console_session(conn, &hash)? else {
                 return Ok(None);
             };
             let idle_over = clock::after(session.last_seen_at, limits.idle) <= now;
             let absolute_over = session.expires_at <= now;
             if idle_over || absolute_over || !user.active || user.role() != Role::Admin {
-                store::delete(conn, &hash)?;
+                sessions::end_console_session(conn, &hash)?;
                 return Ok(None);
             }
             if now - session.last_seen_at >= TOUCH_EVERY {
-                store::touch(conn, &hash, now)?;
+                sessions::touch_console_session(conn, &hash, now)?;
             }
             Ok(Some(Admin {
                 csrf: csrf_token(&key, &hash),
@@ -222,14 +221,14 @@ pub async fn sign_in(
             conn.transaction::<_, AppError, _>(|conn| {
                 accounts::record_success(conn, &verified, now)?;
                 if let Some(previous) = previous {
-                    store::delete(conn, &hash_token(&previous))?;
+                    sessions::end_console_session(conn, &hash_token(&previous))?;
                 }
                 let ip = meta.ip.map(|ip| ip.to_string());
                 let user_agent: Option<String> = meta
                     .user_agent
                     .as_deref()
                     .map(|ua| ua.chars().take(512).collect());
-                store::insert(
+                sessions::insert_console_session(
                     conn,
                     &NewAdminSession {
                         token_hash: &hash,
@@ -270,7 +269,7 @@ pub async fn sign_out(state: &AppState, admin: &Admin, meta: RequestMeta) -> Res
         .pool
         .run(move |conn| {
             conn.transaction::<_, AppError, _>(|conn| {
-                store::delete(conn, &hash)?;
+                sessions::end_console_session(conn, &hash)?;
                 auditor.record(
                     conn,
                     &meta,

@@ -7,7 +7,7 @@ pub mod model;
 pub mod routes;
 pub mod store;
 
-pub use self::model::SessionView;
+pub use self::model::{AdminSessionRow, NewAdminSession, SessionView};
 
 use diesel::prelude::*;
 use serde::Serialize;
@@ -510,4 +510,40 @@ pub async fn admin_revoke(
             })
         })
         .await
+}
+
+// --- console (admin) sessions: the console owns the cookie and CSRF; the rows live here, with the
+// API sessions, so that ending a user's sessions is one rule (`revoke_all_in_tx`).
+
+/// Stores a new console session, inside the caller's transaction.
+pub fn insert_console_session(
+    conn: &mut PgConnection,
+    session: &NewAdminSession<'_>,
+) -> Result<(), AppError> {
+    store::insert_console(conn, session)?;
+    Ok(())
+}
+
+/// The console session whose token hashes to `token_hash`, with its user (one indexed query).
+pub fn find_console_session(
+    conn: &mut PgConnection,
+    token_hash: &[u8],
+) -> Result<Option<(AdminSessionRow, crate::users::User)>, AppError> {
+    Ok(store::find_console_with_user(conn, token_hash)?)
+}
+
+/// Records that the console session was used at `now`.
+pub fn touch_console_session(
+    conn: &mut PgConnection,
+    token_hash: &[u8],
+    now: OffsetDateTime,
+) -> Result<(), AppError> {
+    store::touch_console(conn, token_hash, now)?;
+    Ok(())
+}
+
+/// Ends one console session (sign-out, expiry, a replaced cookie).
+pub fn end_console_session(conn: &mut PgConnection, token_hash: &[u8]) -> Result<(), AppError> {
+    store::delete_console(conn, token_hash)?;
+    Ok(())
 }

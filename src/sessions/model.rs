@@ -80,3 +80,28 @@ impl SessionView {
         }
     }
 }
+
+/// A console (admin) session row: the SHA-256 of the cookie's token, never the token.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = crate::db::schema::admin_sessions)]
+pub struct AdminSessionRow {
+    pub token_hash: Vec<u8>,
+    pub user_id: Uuid,
+    pub created_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = crate::db::schema::admin_sessions)]
+pub struct NewAdminSession<'a> {
+    pub token_hash: &'a [u8],
+    pub user_id: Uuid,
+    pub created_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}

@@ -4,8 +4,8 @@ use diesel::prelude::*;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::model::{NewSession, RefreshToken, Session};
-use crate::db::schema::{refresh_tokens, sessions, users};
+use super::model::{AdminSessionRow, NewAdminSession, NewSession, RefreshToken, Session};
+use crate::db::schema::{admin_sessions, refresh_tokens, sessions, users};
 use crate::users::User;
 
 pub fn insert(conn: &mut PgConnection, session: &NewSession<'_>) -> QueryResult<Session> {
@@ -186,7 +186,6 @@ pub fn revoke_all_except(
 /// sign-in lives in `console`, but ending a user's sessions is one rule, decided here for every
 /// kind of session (see `sessions::revoke_all_in_tx`).
 pub fn delete_console_sessions(conn: &mut PgConnection, user_id: Uuid) -> QueryResult<usize> {
-    use crate::db::schema::admin_sessions;
     diesel::delete(admin_sessions::table.filter(admin_sessions::user_id.eq(user_id))).execute(conn)
 }
 
@@ -255,4 +254,42 @@ pub fn find_with_user(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<(
         .select((Session::as_select(), users::username))
         .first(conn)
         .optional()
+}
+
+// --- console (admin) sessions ------------------------------------------------------------------
+
+pub fn insert_console(
+    conn: &mut PgConnection,
+    session: &NewAdminSession<'_>,
+) -> QueryResult<usize> {
+    diesel::insert_into(admin_sessions::table)
+        .values(session)
+        .execute(conn)
+}
+
+/// The console session with this token hash and its user (one indexed query).
+pub fn find_console_with_user(
+    conn: &mut PgConnection,
+    token_hash: &[u8],
+) -> QueryResult<Option<(AdminSessionRow, User)>> {
+    admin_sessions::table
+        .inner_join(users::table)
+        .filter(admin_sessions::token_hash.eq(token_hash))
+        .select((AdminSessionRow::as_select(), User::as_select()))
+        .first(conn)
+        .optional()
+}
+
+pub fn touch_console(
+    conn: &mut PgConnection,
+    token_hash: &[u8],
+    now: OffsetDateTime,
+) -> QueryResult<usize> {
+    diesel::update(admin_sessions::table.find(token_hash))
+        .set(admin_sessions::last_seen_at.eq(now))
+        .execute(conn)
+}
+
+pub fn delete_console(conn: &mut PgConnection, token_hash: &[u8]) -> QueryResult<usize> {
+    diesel::delete(admin_sessions::table.find(token_hash)).execute(conn)
 }
