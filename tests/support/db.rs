@@ -14,9 +14,21 @@ pub struct TestDb {
 }
 
 /// Base server URL without a database name, e.g. `postgres://postgres@127.0.0.1:5432`.
+///
+/// Unless the URL says otherwise, tests talk to Postgres without TLS (`sslmode=disable`): a
+/// Debian cluster has `ssl = on`, and libpq's OpenSSL state torn down by `exit()` while pool
+/// threads still hold TLS connections aborted a test process after its test had passed ("double
+/// free or corruption", once in four CI runs). The connections are loopback test traffic.
 pub fn server_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    let url = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    if url.contains("sslmode=") {
+        url
+    } else if url.contains('?') {
+        format!("{url}&sslmode=disable")
+    } else {
+        format!("{url}?sslmode=disable")
+    }
 }
 
 /// `server` with `/name` inserted before any query string.
