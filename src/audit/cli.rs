@@ -2,8 +2,10 @@
 //! output each, an exit status scripts can use.
 
 use diesel::PgConnection;
+use time::OffsetDateTime;
 
-use super::*;
+use super::{Actor, Auditor, PruneReport, RequestMeta};
+use crate::clock::rfc3339;
 
 /// `rampart audit verify`: prints the report, records `audit.verified`, exits 0 only when the
 /// chain verifies.

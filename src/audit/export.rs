@@ -6,7 +6,8 @@ use diesel::result::QueryResult;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::*;
+use super::store;
+use super::{Action, ActorType, AuditEntry};
 
 /// A user's part of the audit log, for their data export (`GET /api/v1/me/export`).
 ///

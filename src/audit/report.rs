@@ -5,7 +5,8 @@ use std::fmt;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::*;
+use super::chain::{self, ChainStart, Failure};
+use crate::clock::rfc3339;
 
 /// The result of walking the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
