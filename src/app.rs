@@ -13,6 +13,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, web};
 use tracing_actix_web::TracingLogger;
 
+use crate::audit::AuditQueue;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Pool;
@@ -22,6 +23,7 @@ use crate::http::{
 };
 use crate::rate_limit::Limiter;
 use crate::state::AppState;
+use crate::webhooks::Inbox;
 
 /// What tests may vary: extra routes mounted inside the full middleware stack, and the clock.
 #[derive(Clone)]
@@ -68,14 +70,20 @@ impl Application {
         let port = listener.local_addr().map_err(AppError::internal)?.port();
         let pool = Pool::new(&settings.database);
         let state = web::Data::new(AppState::new(Arc::new(settings), pool, options.clock)?);
-        let limiter = Limiter::for_app(
-            &state.settings.rate_limit,
-            &state.pool,
-            &state.auditor,
-            &state.clock,
-        )
-        .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?;
-        let server = run(listener, state, limiter.clone(), options.extra)?;
+        // Refusals (rate limits, webhook signatures) reach the audit log through one queue.
+        let queue = AuditQueue::spawn(state.pool.clone(), state.auditor.clone());
+        let limiter = Limiter::for_app(&state.settings.rate_limit, &queue, &state.clock)
+            .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?;
+        let inbox = web::Data::new(
+            Inbox::from_settings(&state.settings, Some(queue))
+                .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?,
+        );
+        crate::webhooks::spawn_pruner(
+            state.pool.clone(),
+            state.auditor.clone(),
+            state.settings.webhooks,
+        );
+        let server = run(listener, state, limiter.clone(), inbox, options.extra)?;
         Ok(Application {
             port,
             server,
@@ -104,17 +112,20 @@ fn run(
     listener: TcpListener,
     state: web::Data<AppState>,
     limiter: Option<Arc<Limiter>>,
+    inbox: web::Data<Inbox>,
     extra: ExtraRoutes,
 ) -> Result<Server, AppError> {
     // Built once, outside the factory: every worker shares the same state (and limits).
     let settings = state.settings.clone();
-    let edge = EdgeConfig::from_settings(&settings);
+    let edge = EdgeConfig::from_settings(&settings)
+        .with_raw_body_routes(Inbox::raw_body_routes(&settings));
     let cors_settings = settings.cors.clone();
     let edge_for_expect = edge.clone();
     let app = move || {
         App::new()
             .app_data(state.clone())
             .app_data(limiter.clone())
+            .app_data(inbox.clone())
             .configure(|cfg| edge.register(cfg))
             .configure(crate::web::mount)
             .configure(crate::console::mount)

@@ -95,6 +95,26 @@ pub enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Maintain the webhook inbox (Stripe, Clerk).
+    Webhooks {
+        #[command(subcommand)]
+        command: WebhooksCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Delete deliveries older than WEBHOOK_RETENTION_DAYS (also done at every start).
+    Prune,
+    /// Re-run the processing of a delivery whose processing failed.
+    ///
+    /// Uses the stored, already verified body (no new signature check). Only `failed` deliveries
+    /// are replayed; the replay is audited. Exit 0 when it is processed (or ignored) now, 1 when it
+    /// failed again (the reason is printed) or cannot be replayed.
+    Replay {
+        /// The delivery's id (a UUID, as shown in the console).
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,6 +194,7 @@ pub fn run() -> ExitCode {
             command: UsersCommand::Import { file },
         } => with_settings(|settings| import_users(&settings, &file)),
         Command::Audit { command } => with_settings(|settings| audit(&settings, command)),
+        Command::Webhooks { command } => with_settings(|settings| webhooks(&settings, command)),
         Command::Config {
             command: ConfigCommand::Show,
         } => with_settings(|settings| {
@@ -386,6 +407,18 @@ fn audit(settings: &Settings, command: AuditCommand) -> ExitCode {
     match before {
         None => crate::audit::cli_verify(&auditor, &mut conn),
         Some(before) => crate::audit::cli_prune(&auditor, &mut conn, before),
+    }
+}
+
+fn webhooks(settings: &Settings, command: WebhooksCommand) -> ExitCode {
+    let (Some(mut conn), Some(auditor)) = (connect(settings), auditor(settings)) else {
+        return ExitCode::FAILURE;
+    };
+    match command {
+        WebhooksCommand::Prune => crate::webhooks::cli::cli_prune(settings, &auditor, &mut conn),
+        WebhooksCommand::Replay { id } => {
+            crate::webhooks::cli::cli_replay(settings, &auditor, &mut conn, &id)
+        }
     }
 }
 

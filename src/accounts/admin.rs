@@ -415,32 +415,22 @@ pub async fn apply(
                         if user.id == admin_id {
                             return Err(AdminError::SelfAction("disable"));
                         }
-                        store::set_active(conn, id, false, now)?;
                         metadata["reason"] = json!(reason);
-                        // A disabled account's keys are revoked, not just refused while it is
-                        // disabled: re-enabling restores sign-in only.
-                        metadata["api_keys_revoked"] =
-                            json!(crate::api_keys::revoke_all_of_user_in_tx(
-                                conn,
-                                &auditor,
-                                &meta,
-                                crate::api_keys::RevokeAllKeys {
-                                    user_id: id,
-                                    actor: Actor::admin(admin_id),
-                                    by: admin_id,
-                                    reason: &format!("user_disabled: {reason}"),
-                                },
-                                now,
-                            )?);
-                        metadata["sessions_revoked"] = json!(end_sessions(
+                        let ended = super::disable_in_tx(
                             conn,
                             &auditor,
                             &meta,
-                            id,
-                            admin_id,
-                            "user_disabled",
-                            now
-                        )?);
+                            super::Disable {
+                                user_id: id,
+                                actor: Actor::admin(admin_id),
+                                by: Some(admin_id),
+                                reason,
+                                sessions_reason: "user_disabled",
+                            },
+                            now,
+                        )?;
+                        metadata["api_keys_revoked"] = json!(ended.api_keys);
+                        metadata["sessions_revoked"] = json!(ended.sessions);
                     }
                     Change::Enable { reason } => {
                         store::set_active(conn, id, true, now)?;

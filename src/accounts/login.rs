@@ -177,7 +177,7 @@ pub async fn verify_credentials(
     let stored = if locked {
         None
     } else {
-        user.as_ref().map(|u| u.password_hash.clone())
+        user.as_ref().and_then(|u| u.password_hash.clone())
     };
     let verification = match state.hasher.verify(password.clone(), stored).await {
         Ok(v) => v,

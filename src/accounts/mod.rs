@@ -94,7 +94,15 @@ pub async fn register(
         .pool
         .run(move |conn| {
             conn.transaction::<_, AppError, _>(|conn| {
-                let user = create_user(conn, &username, &email, &hash, Role::DEFAULT, None, now)?;
+                let user = create_user(
+                    conn,
+                    &username,
+                    &email,
+                    Some(&hash),
+                    Role::DEFAULT,
+                    None,
+                    now,
+                )?;
                 auditor.record(
                     conn,
                     &meta,
@@ -137,7 +145,7 @@ pub fn create_user(
     conn: &mut diesel::PgConnection,
     username: &Username,
     email: &Email,
-    hash: &str,
+    hash: Option<&str>,
     role: Role,
     granted: Option<AdminGrant>,
     now: OffsetDateTime,
@@ -177,6 +185,63 @@ pub fn create_user(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Who disables an account, and why.
+pub struct Disable<'a> {
+    pub user_id: Uuid,
+    pub actor: Actor,
+    /// Recorded as the keys' `revoked_by` (an admin; `None` for the system).
+    pub by: Option<Uuid>,
+    pub reason: &'a str,
+    /// The reason recorded on each ended session (`user_disabled`, `deleted_at_provider`).
+    pub sessions_reason: &'a str,
+}
+
+/// What disabling ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ended {
+    pub api_keys: usize,
+    pub sessions: usize,
+}
+
+/// Disables the account inside the caller's transaction and ends every credential it has: its
+/// API keys are revoked (re-enabling restores sign-in only, never the keys) and every API and
+/// console session ends. The one rule for "this account is off", used by the admin's disable and
+/// by a provider's `user.deleted`. The caller audits the disable itself.
+pub fn disable_in_tx(
+    conn: &mut diesel::PgConnection,
+    auditor: &crate::audit::Auditor,
+    meta: &RequestMeta,
+    what: Disable<'_>,
+    now: OffsetDateTime,
+) -> Result<Ended, AppError> {
+    store::set_active(conn, what.user_id, false, now)?;
+    let api_keys = crate::api_keys::revoke_all_of_user_in_tx(
+        conn,
+        auditor,
+        meta,
+        crate::api_keys::RevokeAllKeys {
+            user_id: what.user_id,
+            actor: what.actor.clone(),
+            by: what.by,
+            reason: &format!("user_disabled: {}", what.reason),
+        },
+        now,
+    )?;
+    let sessions = sessions::revoke_all_in_tx(
+        conn,
+        auditor,
+        meta,
+        sessions::RevokeAll {
+            user_id: what.user_id,
+            keep: None,
+            reason: what.sessions_reason,
+            actor: what.actor,
+        },
+        now,
+    )?;
+    Ok(Ended { api_keys, sessions })
 }
 
 /// Audit events a data export carries at most, per direction (done by / done to the user).
@@ -358,11 +423,7 @@ pub async fn change_password(
         }
     };
     let verified_hash = user.password_hash.clone();
-    let verification = match state
-        .hasher
-        .verify(current, Some(verified_hash.clone()))
-        .await
-    {
+    let verification = match state.hasher.verify(current, verified_hash.clone()).await {
         Ok(v) => v,
         Err(error) => {
             release(state, Some(attempt)).await;
@@ -404,7 +465,16 @@ pub async fn change_password(
         .pool
         .run(move |conn| {
             conn.transaction::<_, AppError, _>(|conn| {
-                if store::replace_password_hash(conn, id, &verified_hash, &hash, now)? == 0 {
+                if store::replace_password_hash(
+                    conn,
+                    id,
+                    // Set whenever the current password matched; an account without a password
+                    // never gets here (its verification is a mismatch).
+                    verified_hash.as_deref().unwrap_or_default(),
+                    &hash,
+                    now,
+                )? == 0
+                {
                     // Another change (with the same current password) committed first.
                     return Err(AppError::Conflict(vec![FieldError::new(
                         "current_password",

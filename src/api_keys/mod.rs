@@ -450,8 +450,9 @@ fn live_key_cap(max: i64) -> AppError {
 pub struct RevokeAllKeys<'a> {
     pub user_id: Uuid,
     pub actor: Actor,
-    /// Recorded as `revoked_by` (the admin's id).
-    pub by: Uuid,
+    /// Recorded as `revoked_by` (the admin's id; `None` for the system, e.g. a provider's
+    /// `user.deleted`).
+    pub by: Option<Uuid>,
     pub reason: &'a str,
 }
 
@@ -698,7 +699,7 @@ mod tests {
                 id: r.user_id,
                 username: "owner".into(),
                 email: "owner@example.org".into(),
-                password_hash: String::new(),
+                password_hash: None,
                 role: "team_member".into(),
                 active,
                 display_name: None,

@@ -97,7 +97,7 @@ pub fn count_live(conn: &mut PgConnection, user_id: Uuid, now: OffsetDateTime) -
 pub fn revoke_all_for_user(
     conn: &mut PgConnection,
     user_id: Uuid,
-    by: Uuid,
+    by: Option<Uuid>,
     reason: &str,
     now: OffsetDateTime,
 ) -> QueryResult<Vec<(Uuid, String)>> {
@@ -108,7 +108,7 @@ pub fn revoke_all_for_user(
     )
     .set((
         api_keys::revoked_at.eq(Some(now)),
-        api_keys::revoked_by.eq(Some(by)),
+        api_keys::revoked_by.eq(by),
         api_keys::revoke_reason.eq(Some(reason)),
     ))
     .returning((api_keys::id, api_keys::prefix))

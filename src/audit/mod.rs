@@ -64,6 +64,7 @@ pub mod chain;
 pub mod cli;
 pub mod export;
 pub mod model;
+pub mod queue;
 pub mod report;
 pub mod routes;
 pub mod scrub;
@@ -86,6 +87,7 @@ pub use model::{
     Action, Actor, ActorType, AuditEntry, AuditFilter, AuditPage, AuditQuery, AuditRow, Checkpoint,
     Event, Outcome, RequestMeta, in_timestamp_range, parse_reason, parse_timestamp,
 };
+pub use queue::{Aggregated, AuditQueue};
 pub use report::{CheckpointSummary, PruneReport, VerifyReport};
 
 use crate::clock::rfc3339;

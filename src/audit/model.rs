@@ -62,6 +62,9 @@ actions! {
     QuotaExceeded => "quota.exceeded",
     WebhookReceived => "webhook.received",
     WebhookRejected => "webhook.rejected",
+    WebhookReplayed => "webhook.replayed",
+    WebhookPruned => "webhook.pruned",
+    SubscriptionUpdated => "subscription.updated",
     AdminLoginSucceeded => "admin.login.succeeded",
     AdminLoginFailed => "admin.login.failed",
     AdminLogout => "admin.logout",
@@ -638,7 +641,7 @@ mod tests {
             }
             assert_eq!(Action::parse(name), Some(*action));
         }
-        assert_eq!(Action::ALL.len(), 33);
+        assert_eq!(Action::ALL.len(), 36);
         assert_eq!(Action::AuthLoginFailed.as_str(), "auth.login.failed");
         assert_eq!(Action::parse("auth.login"), None);
     }

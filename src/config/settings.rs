@@ -179,11 +179,24 @@ pub struct RateLimitSettings {
     pub register_per_minute: u32,
     pub refresh_per_minute: u32,
     pub password_per_minute: u32,
+    /// Webhook deliveries per sender IP (instead of the global budgets).
+    pub webhook_per_minute: u32,
     /// Client keys the in-memory limiter tracks before it coarsens keys (IPv4 /24, IPv6 /48).
     pub max_tracked_clients: usize,
     /// When set, the per-IP limits are shared by every instance through this Redis.
     pub redis_url: Option<SecretString>,
     pub redis_key_prefix: String,
+}
+
+/// The webhook inbox (the signing secrets are in [`Secrets`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebhookSettings {
+    /// Seconds a signed timestamp may differ from now, in either direction.
+    pub timestamp_tolerance: u64,
+    /// Days a delivery is kept in the inbox (longer than the providers' retry horizon).
+    pub retention_days: u32,
+    /// The webhook routes' body limit (instead of MAX_BODY_BYTES).
+    pub max_body_bytes: usize,
 }
 
 /// The HTTP server's connection timing.
@@ -242,9 +255,12 @@ pub struct Settings {
     pub port: u16,
     pub database: DatabaseSettings,
     pub secrets: Secrets,
-    pub webhook_timestamp_tolerance: u64,
+    pub webhooks: WebhookSettings,
     pub admin_emails: Vec<String>,
     pub super_admin_email: Option<String>,
+    /// Whether an ADMIN_EMAILS address makes a provider-provisioned user an admin (only when
+    /// the provider says the address is verified).
+    pub identity_admin_by_email: bool,
     pub cors: CorsSettings,
     pub allowed_hosts: Vec<String>,
     pub security_headers_enabled: bool,
@@ -425,7 +441,11 @@ impl Layered {
                 stripe_webhook_secret: self.secret("STRIPE_WEBHOOK_SECRET")?,
                 clerk_webhook_secret: self.secret("CLERK_WEBHOOK_SECRET")?,
             },
-            webhook_timestamp_tolerance: self.number("WEBHOOK_TIMESTAMP_TOLERANCE")?,
+            webhooks: WebhookSettings {
+                timestamp_tolerance: self.number("WEBHOOK_TIMESTAMP_TOLERANCE")?,
+                retention_days: self.number("WEBHOOK_RETENTION_DAYS")?,
+                max_body_bytes: self.number("WEBHOOK_MAX_BODY_BYTES")?,
+            },
             admin_emails: self
                 .list("ADMIN_EMAILS")?
                 .into_iter()
@@ -434,6 +454,7 @@ impl Layered {
             super_admin_email: self
                 .nonempty("SUPER_ADMIN_EMAIL")?
                 .map(|e| e.trim().to_lowercase()),
+            identity_admin_by_email: self.boolean("IDENTITY_ADMIN_BY_EMAIL")?,
             cors: CorsSettings {
                 origins: cors_origins,
                 allow_credentials: self.boolean("CORS_ALLOW_CREDENTIALS")?,
@@ -589,6 +610,7 @@ impl Layered {
             register_per_minute: limit("RATE_LIMIT_REGISTER_PER_MINUTE")?,
             refresh_per_minute: limit("RATE_LIMIT_REFRESH_PER_MINUTE")?,
             password_per_minute: limit("RATE_LIMIT_PASSWORD_PER_MINUTE")?,
+            webhook_per_minute: limit("RATE_LIMIT_WEBHOOK_PER_MINUTE")?,
             max_tracked_clients,
             redis_url,
             redis_key_prefix: self.text("REDIS_KEY_PREFIX")?,

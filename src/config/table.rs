@@ -139,7 +139,21 @@ pub const SETTINGS: &[SettingSpec] = &[
         I,
         Int(300),
         "webhook clock skew, seconds",
-        |s| s.webhook_timestamp_tolerance.to_string(),
+        |s| s.webhooks.timestamp_tolerance.to_string(),
+    ),
+    setting(
+        "WEBHOOK_RETENTION_DAYS",
+        I,
+        Int(7),
+        "days webhook deliveries are kept",
+        |s| s.webhooks.retention_days.to_string(),
+    ),
+    setting(
+        "WEBHOOK_MAX_BODY_BYTES",
+        I,
+        Int(262144),
+        "webhook body limit",
+        |s| s.webhooks.max_body_bytes.to_string(),
     ),
     setting("ADMIN_EMAILS", L, List(&[]), "admin addresses", |s| {
         list(&s.admin_emails)
@@ -147,6 +161,13 @@ pub const SETTINGS: &[SettingSpec] = &[
     setting("SUPER_ADMIN_EMAIL", S, Unset, "the super admin", |s| {
         s.super_admin_email.clone().unwrap_or_default()
     }),
+    setting(
+        "IDENTITY_ADMIN_BY_EMAIL",
+        B,
+        Bool(false),
+        "provider-verified ADMIN_EMAILS become admins",
+        |s| s.identity_admin_by_email.to_string(),
+    ),
     setting(
         "CORS_ORIGINS",
         L,
@@ -267,6 +288,13 @@ pub const SETTINGS: &[SettingSpec] = &[
         Int(5),
         "password-change limit",
         |s| s.rate_limit.password_per_minute.to_string(),
+    ),
+    setting(
+        "RATE_LIMIT_WEBHOOK_PER_MINUTE",
+        I,
+        Int(600),
+        "webhook limit per sender IP",
+        |s| s.rate_limit.webhook_per_minute.to_string(),
     ),
     setting(
         "RATE_LIMIT_MAX_TRACKED_CLIENTS",

@@ -91,19 +91,71 @@ fn check_secrets(settings: &Settings, problems: &mut Vec<Problem>) {
             continue;
         };
         let value = value.expose_secret();
-        if let Some(first) = seen.get(value) {
-            problems.push(problem(
-                name,
-                format!("has the same value as {first}; every secret must be different"),
-                KEYGEN_FIX,
-            ));
+        // The webhook secrets are lists (newest first, for rotation): each one is checked.
+        let values = if WEBHOOK_SECRETS.contains(&name) {
+            match webhook_secret_list(name, value) {
+                Ok(list) => list,
+                Err(issue) => {
+                    problems.push(problem(name, issue, WEBHOOK_FIX));
+                    continue;
+                }
+            }
         } else {
-            seen.insert(value, name);
-        }
-        if let Some(issue) = secret_weakness(name, value, &example_values) {
-            problems.push(problem(name, issue, KEYGEN_FIX));
+            vec![value]
+        };
+        for value in values {
+            if let Some(first) = seen.get(value) {
+                problems.push(problem(
+                    name,
+                    format!("has the same value as {first}; every secret must be different"),
+                    KEYGEN_FIX,
+                ));
+            } else {
+                seen.insert(value, name);
+            }
+            if let Some(issue) = secret_weakness(name, value, &example_values) {
+                problems.push(problem(name, issue, KEYGEN_FIX));
+            }
         }
     }
+}
+
+/// The secrets that are comma-separated lists of provider-issued signing secrets.
+pub const WEBHOOK_SECRETS: [&str; 2] = ["STRIPE_WEBHOOK_SECRET", "CLERK_WEBHOOK_SECRET"];
+const WEBHOOK_FIX: &str = "paste the signing secret(s) exactly as the provider shows them \
+                           (`whsec_…`), newest first, separated by commas";
+
+/// The secrets of a webhook secret list (`whsec_a,whsec_b`, newest first), each checked for its
+/// provider's shape: any non-empty text for Stripe (its key is the whole string), `whsec_` +
+/// base64 of a non-empty key for Clerk/Svix. Used by `check-config` and, at start, by the
+/// webhook verifiers (a bad list stops the service in every environment).
+pub fn webhook_secret_list<'a>(name: &str, raw: &'a str) -> Result<Vec<&'a str>, String> {
+    let list: Vec<&str> = raw.split(',').map(str::trim).collect();
+    if list.iter().any(|s| s.is_empty()) {
+        return Err("has an empty entry in its comma-separated list".into());
+    }
+    if name == "CLERK_WEBHOOK_SECRET" {
+        for (i, secret) in list.iter().enumerate() {
+            if standard_webhooks_key(secret).is_none() {
+                return Err(format!(
+                    "entry {} is not `whsec_` followed by the base64 of a non-empty key",
+                    i + 1
+                ));
+            }
+        }
+    }
+    Ok(list)
+}
+
+/// The HMAC key of a Standard Webhooks (Svix, Clerk) secret: the base64 after `whsec_` (the
+/// prefix is optional, as in the reference libraries). `None` when it is empty or not base64.
+pub fn standard_webhooks_key(secret: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    (!key.is_empty()).then_some(key)
 }
 
 /// Why `value` is not acceptable as the secret `name`, or `None` when it is.

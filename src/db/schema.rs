@@ -110,11 +110,40 @@ diesel::table! {
 }
 
 diesel::table! {
+    subscriptions (user_id) {
+        user_id -> Uuid,
+        customer_id -> Text,
+        subscription_id -> Nullable<Text>,
+        price_id -> Nullable<Text>,
+        status -> Text,
+        current_period_end -> Nullable<Timestamptz>,
+        cancel_at_period_end -> Bool,
+        last_payment_failed_at -> Nullable<Timestamptz>,
+        event_created_at -> Timestamptz,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    user_identities (id) {
+        id -> Uuid,
+        provider -> Text,
+        issuer -> Text,
+        subject -> Text,
+        user_id -> Uuid,
+        email -> Nullable<Text>,
+        created_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Uuid,
         username -> Text,
         email -> Text,
-        password_hash -> Text,
+        password_hash -> Nullable<Text>,
         role -> Text,
         active -> Bool,
         display_name -> Nullable<Text>,
@@ -126,11 +155,35 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_events (id) {
+        id -> Uuid,
+        provider -> Text,
+        event_id -> Text,
+        event_type -> Text,
+        received_at -> Timestamptz,
+        signature -> Text,
+        signed_at -> Timestamptz,
+        outcome -> Text,
+        error -> Nullable<Text>,
+        deliveries -> Int4,
+        last_delivery_at -> Timestamptz,
+        processed_at -> Nullable<Timestamptz>,
+        replays -> Int4,
+        raw_body -> Bytea,
+        headers -> Jsonb,
+        request_id -> Nullable<Text>,
+        source_ip -> Nullable<Inet>,
+    }
+}
+
 diesel::joinable!(admin_sessions -> users (user_id));
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(audit_aggregates -> audit_logs (log_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(subscriptions -> users (user_id));
+diesel::joinable!(user_identities -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     admin_sessions,
@@ -141,5 +194,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     quota_usage,
     refresh_tokens,
     sessions,
+    subscriptions,
+    user_identities,
     users,
+    webhook_events,
 );

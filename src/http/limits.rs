@@ -29,6 +29,26 @@ pub struct BodyLimit(pub usize);
 #[derive(Debug, Clone, Copy)]
 pub struct BodyReadTimeout(pub Duration);
 
+/// Routes that take their body as raw bytes, with a limit of their own instead of MAX_BODY_BYTES
+/// (route pattern, limit): webhook deliveries, whose signature covers the exact bytes. Their bodies
+/// skip the text-input checks (the handler verifies the bytes before anything parses them).
+#[derive(Debug, Clone, Default)]
+pub struct RawBodyRoutes(pub Vec<(String, usize)>);
+
+impl RawBodyRoutes {
+    /// The limit of the raw-body route `pattern` resolves to, if it is one.
+    pub fn limit_of(&self, pattern: Option<&str>) -> Option<usize> {
+        let pattern = pattern?;
+        self.0.iter().find(|(p, _)| p == pattern).map(|(_, l)| *l)
+    }
+
+    /// The largest body any route accepts (the `Expect: 100-continue` answer happens before
+    /// routing).
+    pub fn largest(&self, default: usize) -> usize {
+        self.0.iter().map(|(_, l)| *l).fold(default, usize::max)
+    }
+}
+
 /// The whole request body, read once by [`limit_body`] (and handed on to the extractors as the
 /// request's payload): the text checks read it from the request's extensions.
 #[derive(Debug, Clone)]
@@ -44,10 +64,14 @@ pub async fn limit_body(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let limit = req
+    let default = req
         .app_data::<Arc<BodyLimit>>()
         .map(|l| l.0)
         .unwrap_or(65536);
+    let limit = req
+        .app_data::<Arc<RawBodyRoutes>>()
+        .and_then(|raw| raw.limit_of(super::routed_pattern(&req).as_deref()))
+        .unwrap_or(default);
     let timeout = req
         .app_data::<Arc<BodyReadTimeout>>()
         .map(|t| t.0)
@@ -121,7 +145,7 @@ where
 
 /// The server's `Expect: 100-continue` handler. actix-http's default answers `100 Continue` to
 /// every such request before the application sees it, so a client would start sending a body
-/// the application then refuses: a declared `Content-Length` over MAX_BODY_BYTES is answered
+/// the application then refuses: a declared `Content-Length` over every route's limit is answered
 /// here with the final 413 problem (security headers, request id, connection closed) and no
 /// `100 Continue`.
 pub fn expect_continue(

@@ -43,6 +43,7 @@ pub struct EdgeConfig {
     hosts: std::sync::Arc<hosts::AllowedHosts>,
     body_limit: std::sync::Arc<limits::BodyLimit>,
     body_timeout: std::sync::Arc<limits::BodyReadTimeout>,
+    pub raw_body_routes: std::sync::Arc<limits::RawBodyRoutes>,
     pub max_body: usize,
 }
 
@@ -61,8 +62,15 @@ impl EdgeConfig {
             body_timeout: std::sync::Arc::new(limits::BodyReadTimeout(
                 settings.http.body_read_timeout,
             )),
+            raw_body_routes: std::sync::Arc::new(limits::RawBodyRoutes::default()),
             max_body: settings.max_body_bytes,
         }
+    }
+
+    /// Adds routes that read their body as raw bytes under a limit of their own.
+    pub fn with_raw_body_routes(mut self, routes: Vec<(String, usize)>) -> EdgeConfig {
+        self.raw_body_routes = std::sync::Arc::new(limits::RawBodyRoutes(routes));
+        self
     }
 
     /// Registers it all as app data.
@@ -72,6 +80,7 @@ impl EdgeConfig {
             .app_data(self.hosts.clone())
             .app_data(self.body_limit.clone())
             .app_data(self.body_timeout.clone())
+            .app_data(self.raw_body_routes.clone())
             .app_data(limits::json_config(self.max_body))
             .app_data(limits::payload_config(self.max_body))
             .app_data(limits::query_config())

@@ -60,7 +60,12 @@ where
                 .client_request_timeout(http.client_timeout)
                 .client_disconnect_timeout(std::time::Duration::from_secs(1))
                 .local_addr(addr)
-                .expect(super::limits::expect_continue(edge.max_body, *edge.headers))
+                // Routing has not happened yet: the largest limit of any route answers here,
+                // and `limits::limit_body` holds each route to its own.
+                .expect(super::limits::expect_continue(
+                    edge.raw_body_routes.largest(edge.max_body),
+                    *edge.headers,
+                ))
                 .finish(map_config(
                     app().into_factory().map_err(|e| e.into().error_response()),
                     // The same connection config `HttpServer::listen` gives (actix-web exposes

@@ -14,7 +14,9 @@
 //! characters tell a client nothing about accounts.
 //!
 //! Bodies are read by `limits::limit_body` first (capped and within the body deadline); this
-//! module only looks at [`BufferedBody`]. Other content types (raw bytes, files) pass untouched.
+//! module only looks at [`BufferedBody`]. Other content types (raw bytes, files) pass untouched,
+//! and so do the bodies of raw-body routes (`limits::RawBodyRoutes`: webhook deliveries, verified
+//! on their exact bytes by their handler, which stores them as bytes).
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -136,6 +138,15 @@ pub fn offence(req: &ServiceRequest) -> Option<Offence> {
     }
     if let Some(found) = check_urlencoded(req.query_string().as_bytes(), "query") {
         return Some(found);
+    }
+    let raw = req
+        .app_data::<std::sync::Arc<super::limits::RawBodyRoutes>>()
+        .is_some_and(|raw| {
+            raw.limit_of(super::routed_pattern(req).as_deref())
+                .is_some()
+        });
+    if raw {
+        return None;
     }
     let body = req
         .extensions()

@@ -149,8 +149,7 @@ impl Limiter {
     /// budgets.
     pub fn for_app(
         settings: &RateLimitSettings,
-        pool: &crate::db::Pool,
-        auditor: &crate::audit::Auditor,
+        queue: &crate::audit::AuditQueue,
         clock: &Clock,
     ) -> Result<Option<Arc<Limiter>>, SetupError> {
         if !settings.enabled {
@@ -158,7 +157,7 @@ impl Limiter {
         }
         let limiter = Arc::new(Limiter::new(settings, clock.clone())?);
         limiter.spawn_sweeper();
-        limiter.set_reporter(report::spawn(pool.clone(), auditor.clone()));
+        limiter.set_reporter(report::spawn(queue.clone()));
         Ok(Some(limiter))
     }
 
@@ -172,9 +171,9 @@ impl Limiter {
                 .ok_or_else(|| SetupError::Invalid(format!("{}: limit must be > 0", policy.name)))
         };
         let global = build(Policy::minute("global", settings.per_minute))?;
-        let [login, register, refresh, password] = RouteClass::ALL
+        let [login, register, refresh, password, webhook] = RouteClass::ALL
             .map(|class| build(Policy::minute(class.name(), class.per_minute(settings))));
-        let classes = PerClass([login?, register?, refresh?, password?]);
+        let classes = PerClass([login?, register?, refresh?, password?, webhook?]);
         let hour = Policy::hour(settings.per_hour);
         let windows = match &settings.redis_url {
             Some(url) => Windows::Redis(Box::new(
@@ -186,17 +185,22 @@ impl Limiter {
             )),
             None => Windows::Memory(MemoryWindows::new(&[hour])),
         };
-        let header = |extra: Option<Policy>| {
-            [global.0, hour]
+        let header = |class: Option<RouteClass>| {
+            let global_policies = if RouteClass::spends_global(class) {
+                vec![global.0, hour]
+            } else {
+                Vec::new()
+            };
+            global_policies
                 .into_iter()
-                .chain(extra)
+                .chain(class.map(|c| classes.get(c).0))
                 .map(|p| format!("{};w={}", p.limit, p.window.as_secs()))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
         let policy_header = (
             header(None),
-            PerClass(RouteClass::ALL.map(|c| header(Some(classes.get(c).0)))),
+            PerClass(RouteClass::ALL.map(|c| header(Some(c)))),
         );
         Ok(Limiter {
             extractor,
@@ -219,7 +223,11 @@ impl Limiter {
 
     /// Every policy that applies to a request of `class`.
     pub fn policies(&self, class: Option<RouteClass>) -> Vec<Policy> {
-        let mut out = vec![self.global.0, self.hour];
+        let mut out = if RouteClass::spends_global(class) {
+            vec![self.global.0, self.hour]
+        } else {
+            Vec::new()
+        };
         if let Some(class) = class {
             out.push(self.classes.get(class).0);
         }
@@ -237,10 +245,11 @@ impl Limiter {
     /// Spends one request of `key` (a request of `class`, if it has one) from every budget.
     pub async fn check(&self, key: ClientKey, class: Option<RouteClass>) -> Verdict {
         let mut tightest: Option<Standing> = None;
+        let spends_global = RouteClass::spends_global(class);
         let local = class
             .map(|c| self.classes.get(c))
             .into_iter()
-            .chain(std::iter::once(&self.global));
+            .chain(std::iter::once(&self.global).filter(|_| spends_global));
         for (policy, limiter) in local {
             let standing = match limiter.check_key(&key) {
                 Ok(snapshot) => {
@@ -273,6 +282,7 @@ impl Limiter {
             tightest = Some(tightest.map_or(standing, |t| tighter(t, standing)));
         }
         let windowed = match &self.windows {
+            Windows::Memory(_) if !spends_global => Vec::new(),
             Windows::Memory(memory) => vec![memory.hit(&self.hour, key, self.clock.now())],
             Windows::Redis(redis) => {
                 let shared = self.policies(class);

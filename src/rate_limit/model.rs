@@ -23,14 +23,19 @@ pub enum RouteClass {
     Register,
     Refresh,
     Password,
+    /// Webhook deliveries: a generous budget of their own *instead of* the global ones (a
+    /// provider's burst of retries comes from few addresses and must not eat a client's budget,
+    /// nor be refused by it).
+    Webhook,
 }
 
 impl RouteClass {
-    pub const ALL: [RouteClass; 4] = [
+    pub const ALL: [RouteClass; 5] = [
         RouteClass::Login,
         RouteClass::Register,
         RouteClass::Refresh,
         RouteClass::Password,
+        RouteClass::Webhook,
     ];
 
     /// The class of a request, from its method and the route pattern it resolves to
@@ -46,8 +51,14 @@ impl RouteClass {
             "/api/v1/auth/register" => Some(RouteClass::Register),
             "/api/v1/auth/refresh" => Some(RouteClass::Refresh),
             "/api/v1/me/password" => Some(RouteClass::Password),
+            "/api/v1/webhooks/stripe" | "/api/v1/webhooks/clerk" => Some(RouteClass::Webhook),
             _ => None,
         }
+    }
+
+    /// Whether requests of this class spend the global budgets too (every class but webhooks).
+    pub fn spends_global(class: Option<RouteClass>) -> bool {
+        class != Some(RouteClass::Webhook)
     }
 
     pub fn name(self) -> &'static str {
@@ -56,6 +67,7 @@ impl RouteClass {
             RouteClass::Register => "register",
             RouteClass::Refresh => "refresh",
             RouteClass::Password => "password",
+            RouteClass::Webhook => "webhook",
         }
     }
 
@@ -65,6 +77,7 @@ impl RouteClass {
             RouteClass::Register => settings.register_per_minute,
             RouteClass::Refresh => settings.refresh_per_minute,
             RouteClass::Password => settings.password_per_minute,
+            RouteClass::Webhook => settings.webhook_per_minute,
         }
     }
 
@@ -74,13 +87,14 @@ impl RouteClass {
             RouteClass::Register => 1,
             RouteClass::Refresh => 2,
             RouteClass::Password => 3,
+            RouteClass::Webhook => 4,
         }
     }
 }
 
 /// A per-array lookup keyed by route class.
 #[derive(Debug)]
-pub struct PerClass<T>(pub [T; 4]);
+pub struct PerClass<T>(pub [T; 5]);
 
 impl<T> PerClass<T> {
     pub fn get(&self, class: RouteClass) -> &T {

@@ -224,7 +224,8 @@ pub struct User {
     pub id: Uuid,
     pub username: String,
     pub email: String,
-    pub password_hash: String,
+    /// `None` for an account that signs in only through an identity provider.
+    pub password_hash: Option<String>,
     pub role: String,
     pub active: bool,
     pub display_name: Option<String>,
@@ -261,7 +262,7 @@ pub struct NewUser<'a> {
     pub id: Uuid,
     pub username: &'a str,
     pub email: &'a str,
-    pub password_hash: &'a str,
+    pub password_hash: Option<&'a str>,
     pub role: &'a str,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,

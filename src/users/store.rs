@@ -194,6 +194,28 @@ pub fn set_display_name(
         .get_result(conn)
 }
 
+pub fn set_email(
+    conn: &mut PgConnection,
+    id: Uuid,
+    email: &str,
+    now: OffsetDateTime,
+) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((users::email.eq(email), users::updated_at.eq(now)))
+        .execute(conn)
+}
+
+pub fn set_username(
+    conn: &mut PgConnection,
+    id: Uuid,
+    username: &str,
+    now: OffsetDateTime,
+) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((users::username.eq(username), users::updated_at.eq(now)))
+        .execute(conn)
+}
+
 pub fn set_active(
     conn: &mut PgConnection,
     id: Uuid,

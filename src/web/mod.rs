@@ -23,6 +23,7 @@ pub fn api_routes() -> ApiRoutes {
     crate::sessions::routes::routes(&mut routes);
     crate::api_keys::routes::routes(&mut routes);
     crate::audit::routes::routes(&mut routes);
+    crate::webhooks::routes::routes(&mut routes);
     routes
 }
 

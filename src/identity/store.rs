@@ -1,0 +1,46 @@
+//! Diesel queries on `user_identities`. `QueryResult` only; no policy.
+
+use diesel::prelude::*;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::model::{Identity, NewIdentity};
+use crate::db::schema::user_identities;
+
+pub fn find(conn: &mut PgConnection, issuer: &str, subject: &str) -> QueryResult<Option<Identity>> {
+    user_identities::table
+        .filter(user_identities::issuer.eq(issuer))
+        .filter(user_identities::subject.eq(subject))
+        .select(Identity::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn insert(conn: &mut PgConnection, row: &NewIdentity<'_>) -> QueryResult<Identity> {
+    diesel::insert_into(user_identities::table)
+        .values(row)
+        .returning(Identity::as_returning())
+        .get_result(conn)
+}
+
+pub fn touch(
+    conn: &mut PgConnection,
+    id: Uuid,
+    email: Option<&str>,
+    now: OffsetDateTime,
+) -> QueryResult<usize> {
+    diesel::update(user_identities::table.find(id))
+        .set((
+            user_identities::email.eq(email),
+            user_identities::last_seen_at.eq(now),
+        ))
+        .execute(conn)
+}
+
+pub fn of_user(conn: &mut PgConnection, user_id: Uuid) -> QueryResult<Vec<Identity>> {
+    user_identities::table
+        .filter(user_identities::user_id.eq(user_id))
+        .order(user_identities::created_at.asc())
+        .select(Identity::as_select())
+        .load(conn)
+}
