@@ -60,7 +60,11 @@ pub fn apply(
     envelope: &Envelope,
     body: &Value,
 ) -> Result<Outcome, Failure> {
-    let data = body.pointer("/data/object").or_else(|| body.get("data"));
+    // Stripe wraps the object in `data.object`; Clerk sends it as `data`.
+    let data = match provider {
+        Provider::Stripe => body.pointer("/data/object"),
+        Provider::Clerk => body.get("data"),
+    };
     let data = data.unwrap_or(&Value::Null);
     let audit = |conn: &mut PgConnection, action: Action, user: Option<Uuid>, extra: Value| {
         let mut metadata = json!({

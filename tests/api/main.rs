@@ -17,3 +17,4 @@ mod quotas;
 mod rate_limit;
 mod sessions;
 mod tokens;
+mod webhooks;

@@ -35,6 +35,7 @@ pub fn base_env(database_url: &str) -> BTreeMap<String, String> {
         "RATE_LIMIT_REGISTER_PER_MINUTE",
         "RATE_LIMIT_REFRESH_PER_MINUTE",
         "RATE_LIMIT_PASSWORD_PER_MINUTE",
+        "RATE_LIMIT_WEBHOOK_PER_MINUTE",
     ] {
         env.insert(key.into(), "1000000".into());
     }
