@@ -9,3 +9,4 @@ mod accounts;
 mod commands;
 mod config;
 mod logs;
+mod webhooks;
