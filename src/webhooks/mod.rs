@@ -328,38 +328,50 @@ pub async fn receive(
     let auditor = state.auditor.clone();
     let admin_emails = state.settings.admin_emails.clone();
     let admin_by_email = state.settings.identity_admin_by_email;
+    let handled = process::handles(delivery.provider, &envelope.event_type);
     let receipt = state
         .pool
         .run(move |conn| {
-            conn.transaction::<_, AppError, _>(|conn| {
-                let headers = delivery.headers_json();
-                let provider = delivery.provider;
-                let signature = format!("verified:secret{}", verified.secret_index);
-                let new = model::NewWebhookEvent {
-                    id: Uuid::now_v7(),
-                    provider: provider.as_str(),
-                    event_id: &envelope.event_id,
-                    event_type: &envelope.event_type,
-                    received_at: now,
-                    signature: &signature,
-                    signed_at,
-                    outcome: Outcome::Ignored.as_str(),
-                    last_delivery_at: now,
-                    raw_body: &delivery.body,
-                    headers: &headers,
-                    request_id: meta.request_id.as_deref(),
-                    source_ip: meta.ip.map(|ip| ipnet::IpNet::from(ip.to_canonical())),
+            let headers = delivery.headers_json();
+            let provider = delivery.provider;
+            let signature = format!("verified:secret{}", verified.secret_index);
+            let new = model::NewWebhookEvent {
+                id: Uuid::now_v7(),
+                provider: provider.as_str(),
+                event_id: &envelope.event_id,
+                event_type: &envelope.event_type,
+                received_at: now,
+                signature: &signature,
+                signed_at,
+                outcome: Outcome::Ignored.as_str(),
+                last_delivery_at: now,
+                // An event rampart does not act on is done once stored.
+                processed_at: (!handled).then_some(now),
+                raw_body: &delivery.body,
+                headers: &headers,
+                request_id: meta.request_id.as_deref(),
+                source_ip: meta.ip.map(|ip| ipnet::IpNet::from(ip.to_canonical())),
+            };
+            let receipt = |id: Uuid, outcome: Outcome| Receipt {
+                id,
+                event_id: envelope.event_id.clone(),
+                outcome: outcome.as_str().into(),
+            };
+            let duplicate = |conn: &mut PgConnection| -> Result<Receipt, AppError> {
+                let id = store::count_redelivery(conn, provider.as_str(), &envelope.event_id, now)?
+                    .map_or(new.id, |(id, _)| id);
+                Ok(receipt(id, Outcome::Duplicate))
+            };
+            if !handled {
+                // Nothing to apply: the one conditional INSERT is the whole, atomic, job.
+                return match store::insert_new(conn, &new)? {
+                    Some(row) => Ok(receipt(row.id, Outcome::Ignored)),
+                    None => duplicate(conn),
                 };
+            }
+            conn.transaction::<_, AppError, _>(|conn| {
                 let Some(row) = store::insert_new(conn, &new)? else {
-                    let id =
-                        store::count_redelivery(conn, provider.as_str(), &envelope.event_id, now)?
-                            .map(|(id, _)| id)
-                            .unwrap_or(new.id);
-                    return Ok(Receipt {
-                        id,
-                        event_id: envelope.event_id.clone(),
-                        outcome: Outcome::Duplicate.as_str().into(),
-                    });
+                    return duplicate(conn);
                 };
                 let ctx = process::Context {
                     auditor: &auditor,
@@ -369,11 +381,7 @@ pub async fn receive(
                     now,
                 };
                 let outcome = run_processing(conn, &ctx, provider, &envelope, &body, row.id, None)?;
-                Ok(Receipt {
-                    id: row.id,
-                    event_id: envelope.event_id.clone(),
-                    outcome: outcome.as_str().into(),
-                })
+                Ok(receipt(row.id, outcome))
             })
         })
         .await?;

@@ -102,6 +102,7 @@ pub struct NewWebhookEvent<'a> {
     pub signed_at: OffsetDateTime,
     pub outcome: &'a str,
     pub last_delivery_at: OffsetDateTime,
+    pub processed_at: Option<OffsetDateTime>,
     pub raw_body: &'a [u8],
     pub headers: &'a Value,
     pub request_id: Option<&'a str>,

@@ -52,6 +52,25 @@ pub struct Context<'a> {
     pub now: OffsetDateTime,
 }
 
+/// The event types rampart acts on; every other type is stored and acknowledged as `ignored`.
+pub const HANDLED: [(Provider, &str); 8] = [
+    (Provider::Clerk, "user.created"),
+    (Provider::Clerk, "user.updated"),
+    (Provider::Clerk, "user.deleted"),
+    (Provider::Stripe, "checkout.session.completed"),
+    (Provider::Stripe, "customer.subscription.created"),
+    (Provider::Stripe, "customer.subscription.updated"),
+    (Provider::Stripe, "customer.subscription.deleted"),
+    (Provider::Stripe, "invoice.payment_failed"),
+];
+
+/// Whether rampart acts on events of `event_type` from `provider`.
+pub fn handles(provider: Provider, event_type: &str) -> bool {
+    HANDLED
+        .iter()
+        .any(|(p, t)| *p == provider && *t == event_type)
+}
+
 /// Applies the event; `Ok(Processed | Ignored)` or the failure.
 pub fn apply(
     conn: &mut PgConnection,

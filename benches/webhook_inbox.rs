@@ -1,0 +1,386 @@
+//! Webhook inbox throughput (issue 13): verified Stripe deliveries per second versus a plain
+//! insert-one-row route, in the same run, through the same middleware stack and pool; and the
+//! verifiers' own cost per delivery.
+//!
+//! Like for like: both routes are served by one rampart instance (rate limits off on both), and
+//! both insert one row into `webhook_events` with the same body. The webhook route adds what the
+//! inbox does — header parsing, HMAC-SHA256 over the raw body, the timestamp check, JSON parsing
+//! of the envelope, the `ON CONFLICT DO NOTHING` unique check — for events rampart stores but does
+//! not act on (the bulk of a Stripe account's traffic). Every delivery has a fresh event id, so
+//! none is a duplicate. The load generator runs in this process on its own runtime thread and
+//! does the same signing work for both routes.
+//!
+//! `cargo bench --bench webhook_inbox` — env: BENCH_DATABASE_URL (a superuser URL, default
+//! postgres://postgres@127.0.0.1:5432/postgres), BENCH_ROUNDS [3], BENCH_SECONDS [10],
+//! BENCH_CONNECTIONS [32]. Prints a markdown summary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpResponse, web};
+use diesel::prelude::*;
+use rampart::app::{Application, Options};
+use rampart::clock::Clock;
+use rampart::config::{Settings, Sources};
+use rampart::crypto::hmac::HmacKey;
+use rampart::webhooks::verify::{
+    StandardHeaders, standard_signature, stripe_signature, verify_standard, verify_stripe,
+};
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+fn body(n: u64) -> String {
+    // A realistic Stripe envelope (~700 bytes) of a type rampart stores but does not act on.
+    serde_json::json!({
+        "id": format!("evt_bench_{n:012}"),
+        "object": "event",
+        "api_version": "2025-09-30.clover",
+        "created": 1764460800,
+        "type": "customer.updated",
+        "livemode": false,
+        "pending_webhooks": 1,
+        "request": { "id": "req_8vHcbZ7Jb0abcd", "idempotency_key": "b1f3c7a2-8d3e-4f6a-9b1c-2d3e4f5a6b7c" },
+        "data": { "object": {
+            "id": "cus_T9xY2abcdEFGhi", "object": "customer", "balance": 0, "created": 1764460000,
+            "currency": "eur", "delinquent": false, "description": "bench customer",
+            "email": "bench.customer@example.org", "invoice_prefix": "A1B2C3D4",
+            "invoice_settings": { "default_payment_method": "pm_1SbenchABCDEFG" },
+            "metadata": { "rampart_user": "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b" },
+            "name": "Bench Customer", "preferred_locales": ["en", "de"], "tax_exempt": "none"
+        }, "previous_attributes": { "email": "old@example.org" } }
+    })
+    .to_string()
+}
+
+struct Round {
+    rps: f64,
+    p50_us: u64,
+    p99_us: u64,
+    errors: u64,
+}
+
+async fn load(
+    url: String,
+    secret: Arc<String>,
+    signed: bool,
+    seconds: u64,
+    connections: usize,
+    counter: Arc<AtomicU64>,
+) -> Round {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| {
+            let client = client.clone();
+            let url = url.clone();
+            let secret = secret.clone();
+            let counter = counter.clone();
+            let errors = errors.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(50_000);
+                while Instant::now() < deadline {
+                    let n = counter.fetch_add(1, Ordering::Relaxed);
+                    let body = body(n);
+                    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                    // Both routes pay the client's signing cost; only one sends the header.
+                    let header = stripe_signature(&secret, now, body.as_bytes());
+                    let mut req = client.post(&url).header("content-type", "application/json");
+                    if signed {
+                        req = req.header("stripe-signature", header);
+                    }
+                    let t = Instant::now();
+                    match req.body(body).send().await {
+                        Ok(res) if res.status().is_success() => {
+                            let _ = res.bytes().await;
+                            latencies.push(t.elapsed().as_micros() as u64);
+                        }
+                        _ => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    Round {
+        rps: all.len() as f64 / elapsed,
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+        errors: errors.load(Ordering::Relaxed),
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[values.len() / 2]
+}
+
+fn verifier_cost() -> (f64, f64) {
+    let secret = "whsec_benchbenchbenchbenchbenchbench0123";
+    let body = body(1);
+    let now = 1_764_460_800;
+    let header = stripe_signature(secret, now, body.as_bytes());
+    let keys = [HmacKey::new(secret.as_bytes())];
+    let n = 200_000;
+    let t = Instant::now();
+    for _ in 0..n {
+        assert!(
+            verify_stripe(
+                Some(std::hint::black_box(header.as_bytes())),
+                body.as_bytes(),
+                &keys,
+                now,
+                300
+            )
+            .is_ok()
+        );
+    }
+    let stripe = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+    let clerk_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let sig = standard_signature(clerk_secret, "msg_bench", now, body.as_bytes()).unwrap();
+    let key = [HmacKey::new(
+        &rampart::config::validate::standard_webhooks_key(clerk_secret).unwrap(),
+    )];
+    let ts = now.to_string();
+    let headers = StandardHeaders {
+        id: Some(b"msg_bench"),
+        timestamp: Some(ts.as_bytes()),
+        signature: Some(sig.as_bytes()),
+    };
+    let t = Instant::now();
+    for _ in 0..n {
+        assert!(
+            verify_standard(
+                std::hint::black_box(&headers),
+                body.as_bytes(),
+                &key,
+                now,
+                300
+            )
+            .is_ok()
+        );
+    }
+    let standard = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+    (stripe, standard)
+}
+
+fn main() {
+    // `cargo test --benches` runs bench targets with `--bench` absent: do nothing then.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let rounds: usize = env_or("BENCH_ROUNDS", "3").parse().unwrap();
+    let seconds: u64 = env_or("BENCH_SECONDS", "10").parse().unwrap();
+    let connections: usize = env_or("BENCH_CONNECTIONS", "32").parse().unwrap();
+    let admin_url = env_or(
+        "BENCH_DATABASE_URL",
+        "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
+    );
+    let name = format!("rampart_bench_webhooks_{}", std::process::id());
+    let mut admin = PgConnection::establish(&admin_url).expect("BENCH_DATABASE_URL answers");
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .unwrap();
+    let (base, query) = admin_url.rsplit_once('/').unwrap();
+    let query = query
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    let db_url = format!("{base}/{name}{query}");
+    rampart::db::migrations::run_pending(&mut PgConnection::establish(&db_url).unwrap()).unwrap();
+
+    let (stripe_us, standard_us) = verifier_cost();
+
+    let mut env = BTreeMap::new();
+    for line in rampart::crypto::random::env_block().unwrap().lines() {
+        if let Some((k, v)) = line.split_once('=')
+            && !k.starts_with('#')
+        {
+            env.insert(k.to_string(), v.to_string());
+        }
+    }
+    for (k, v) in [
+        ("ENVIRONMENT", "test"),
+        ("HOST", "127.0.0.1"),
+        ("PORT", "0"),
+        ("DATABASE_URL", db_url.as_str()),
+        ("RATE_LIMIT_ENABLED", "false"),
+    ] {
+        env.insert(k.into(), v.into());
+    }
+    let settings = Settings::load_from(&Sources {
+        config_dir: std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config"),
+        env,
+        dotenv: None,
+    })
+    .unwrap();
+    let secret = {
+        use secrecy::ExposeSecret;
+        Arc::new(
+            settings
+                .secrets
+                .stripe_webhook_secret
+                .as_ref()
+                .unwrap()
+                .expose_secret()
+                .to_string(),
+        )
+    };
+
+    // The server: rampart with one extra route inside the same middleware stack.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let extra: rampart::app::ExtraRoutes = Arc::new(|cfg: &mut web::ServiceConfig| {
+                cfg.route("/bench/insert", web::post().to(plain_insert));
+            });
+            let app = Application::build_with(
+                settings,
+                Options {
+                    extra,
+                    clock: Clock::system(),
+                },
+            )
+            .unwrap();
+            tx.send(app.port()).unwrap();
+            app.run_until_stopped().await.unwrap();
+        });
+    });
+    let port = rx.recv().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let counter = Arc::new(AtomicU64::new(0));
+    let run = |path: &str, signed: bool, secs: u64| {
+        runtime.block_on(load(
+            format!("http://127.0.0.1:{port}{path}"),
+            secret.clone(),
+            signed,
+            secs,
+            connections,
+            counter.clone(),
+        ))
+    };
+    // Warm up both.
+    run("/bench/insert", false, 2);
+    run("/api/v1/webhooks/stripe", true, 2);
+    let mut plain = Vec::new();
+    let mut hooks = Vec::new();
+    for _ in 0..rounds {
+        plain.push(run("/bench/insert", false, seconds));
+        hooks.push(run("/api/v1/webhooks/stripe", true, seconds));
+    }
+    let mut conn = PgConnection::establish(&db_url).unwrap();
+    #[derive(QueryableByName)]
+    struct Counts {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        verified: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        duplicates: i64,
+    }
+    let counts: Counts = diesel::sql_query(
+        "SELECT count(*) FILTER (WHERE signature LIKE 'verified:%') AS verified, \
+         coalesce(sum(deliveries - 1), 0)::bigint AS duplicates FROM webhook_events",
+    )
+    .get_result(&mut conn)
+    .unwrap();
+    drop(conn);
+
+    let mut plain_rps: Vec<f64> = plain.iter().map(|r| r.rps).collect();
+    let mut hook_rps: Vec<f64> = hooks.iter().map(|r| r.rps).collect();
+    let (p, h) = (median(&mut plain_rps), median(&mut hook_rps));
+    println!(
+        "## Webhook inbox ({rounds} alternating rounds × {seconds} s, {connections} connections)\n"
+    );
+    println!(
+        "| route | req/s per round | median req/s | p50 µs (last) | p99 µs per round | errors |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for (name, rs, med) in [
+        ("POST /bench/insert (plain insert)", &plain, p),
+        ("POST /api/v1/webhooks/stripe (verified)", &hooks, h),
+    ] {
+        println!(
+            "| {name} | {} | {med:.0} | {} | {} | {} |",
+            rs.iter()
+                .map(|r| format!("{:.0}", r.rps))
+                .collect::<Vec<_>>()
+                .join(" / "),
+            rs.last().map_or(0, |r| r.p50_us),
+            rs.iter()
+                .map(|r| r.p99_us.to_string())
+                .collect::<Vec<_>>()
+                .join(" / "),
+            rs.iter().map(|r| r.errors).sum::<u64>(),
+        );
+    }
+    println!(
+        "\n**ratio verified / plain: {:.2}×** (target ≥ 0.8×)",
+        h / p
+    );
+    println!(
+        "\nstored verified deliveries: {} (duplicates: {})",
+        counts.verified, counts.duplicates
+    );
+    println!(
+        "\nverifier cost per delivery (~700-byte body, one secret): Stripe {stripe_us:.2} µs, \
+         Standard Webhooks {standard_us:.2} µs"
+    );
+    let _ = diesel::sql_query(format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut admin);
+    std::process::exit(0);
+}
+
+/// The plain route: one row into the same table, same body, no verification.
+async fn plain_insert(
+    state: web::Data<rampart::state::AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, rampart::error::AppError> {
+    use rampart::db::schema::webhook_events as w;
+    let id = uuid::Uuid::now_v7();
+    state
+        .pool
+        .run(move |conn| {
+            let now = time::OffsetDateTime::now_utc();
+            diesel::insert_into(w::table)
+                .values((
+                    w::id.eq(id),
+                    w::provider.eq("stripe"),
+                    w::event_id.eq(format!("plain_{}", id.simple())),
+                    w::event_type.eq("plain"),
+                    w::received_at.eq(now),
+                    w::signature.eq("none"),
+                    w::signed_at.eq(now),
+                    w::outcome.eq("ignored"),
+                    w::last_delivery_at.eq(now),
+                    w::raw_body.eq(body.to_vec()),
+                ))
+                .execute(conn)?;
+            Ok(())
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "id": id })))
+}
