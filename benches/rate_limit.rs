@@ -22,6 +22,7 @@ fn settings(max_tracked_clients: usize) -> RateLimitSettings {
         register_per_minute: 5,
         refresh_per_minute: 30,
         password_per_minute: 5,
+        webhook_per_minute: 600,
         max_tracked_clients,
         redis_url: None,
         redis_key_prefix: String::new(),

@@ -420,6 +420,7 @@ mod tests {
             register_per_minute: 5,
             refresh_per_minute: 30,
             password_per_minute: 5,
+            webhook_per_minute: 600,
             max_tracked_clients,
             redis_url: None,
             redis_key_prefix: "t:".into(),
