@@ -3,8 +3,9 @@
 //! **Boundary.** Owns console sign-in (`admin_sessions`, the cookie, CSRF — see [`session`]), the
 //! page handlers ([`routes`]), their askama structs ([`pages`]), the dashboard chart, the CSV
 //! export and the static assets. Every rule it applies comes from the features' service
-//! functions (`accounts::admin`, `api_keys`, `sessions`, `audit`) that the admin JSON API calls
-//! too: the console decides nothing about users, keys or sessions itself.
+//! functions (`accounts::admin`, `api_keys`, `sessions`, `audit`, `webhooks`) that the admin JSON
+//! API and the CLI call too: the console decides nothing about users, keys, sessions or webhook
+//! deliveries itself.
 //!
 //! Pages are `GET`; every state change is a `POST` from a confirmation page (no JavaScript
 //! `confirm`), carrying the session's CSRF token, checked for a same-origin `Origin`/`Referer`,
@@ -32,6 +33,8 @@ pub enum ConsoleError {
     /// Refused, with a sentence for the person (CSRF, another origin, a rule).
     Forbidden(&'static str),
     NotFound,
+    /// The object is not in a state the action applies to, with a sentence for the person.
+    Conflict(String),
     App(AppError),
 }
 
@@ -41,6 +44,7 @@ impl std::fmt::Display for ConsoleError {
             ConsoleError::SignIn => f.write_str("sign-in required"),
             ConsoleError::Forbidden(why) => write!(f, "forbidden: {why}"),
             ConsoleError::NotFound => f.write_str("not found"),
+            ConsoleError::Conflict(why) => write!(f, "conflict: {why}"),
             ConsoleError::App(e) => write!(f, "{e}"),
         }
     }
@@ -61,6 +65,7 @@ impl ResponseError for ConsoleError {
             ConsoleError::SignIn => StatusCode::SEE_OTHER,
             ConsoleError::Forbidden(_) => StatusCode::FORBIDDEN,
             ConsoleError::NotFound => StatusCode::NOT_FOUND,
+            ConsoleError::Conflict(_) => StatusCode::CONFLICT,
             ConsoleError::App(e) => e.status_code(),
         }
     }
@@ -78,6 +83,9 @@ impl ResponseError for ConsoleError {
                 "There is nothing at this address (or it was removed).",
                 None,
             ),
+            ConsoleError::Conflict(why) => {
+                crate::http::error::html_page(StatusCode::CONFLICT, why, None)
+            }
             ConsoleError::App(e) => {
                 if e.status_code().is_server_error() {
                     tracing::error!(error = %e, "console request failed");

@@ -259,6 +259,8 @@ pub struct Stats {
     pub lockouts: i64,
     pub rate_limited: i64,
     pub refresh_reuse: i64,
+    /// Webhook deliveries received in the last 24 hours whose processing failed.
+    pub webhooks_failed: i64,
 }
 
 #[derive(Template)]
@@ -267,6 +269,8 @@ pub struct DashboardPage {
     pub chrome: Chrome,
     pub stats: Stats,
     pub chart: super::chart::Chart,
+    /// The webhook list filtered to the failures the card counts.
+    pub webhooks_failed_link: String,
 }
 
 /// One user for tables.
@@ -416,6 +420,152 @@ pub struct SessionsPage {
     pub older: Option<String>,
     pub newer: Option<String>,
     pub error: Option<String>,
+}
+
+/// The webhook list's filter form, as typed (shown back, even when invalid).
+#[derive(Debug, Clone, Default)]
+pub struct WebhookForm {
+    pub provider: String,
+    pub event_type: String,
+    pub outcome: String,
+    pub from: String,
+    pub to: String,
+    pub errors: Vec<FieldError>,
+}
+
+impl WebhookForm {
+    pub fn error(&self, field: &str) -> Option<String> {
+        error_for(&self.errors, field)
+    }
+}
+
+/// One webhook delivery for the list.
+#[derive(Debug, Clone)]
+pub struct WebhookRow {
+    pub id: String,
+    pub received: String,
+    pub provider: String,
+    pub event_type: String,
+    pub event_id: String,
+    pub outcome: String,
+    pub failed: bool,
+    pub deliveries: i32,
+    pub replays: i32,
+}
+
+impl WebhookRow {
+    pub fn new(e: &crate::webhooks::WebhookEvent) -> Self {
+        WebhookRow {
+            id: e.id.to_string(),
+            received: when(e.received_at),
+            provider: e.provider.clone(),
+            event_type: e.event_type.clone(),
+            event_id: e.event_id.clone(),
+            outcome: e.outcome.clone(),
+            failed: e.outcome == crate::webhooks::Outcome::Failed.as_str(),
+            deliveries: e.deliveries,
+            replays: e.replays,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/webhooks.html")]
+pub struct WebhooksPage {
+    pub chrome: Chrome,
+    pub form: WebhookForm,
+    /// (value, selected) of the provider and outcome selects.
+    pub providers: Vec<(&'static str, bool)>,
+    pub outcomes: Vec<(&'static str, bool)>,
+    pub rows: Vec<WebhookRow>,
+    pub older: Option<String>,
+    pub newer: Option<String>,
+    pub filtered: bool,
+}
+
+/// One delivery, everything stored about it, for its page.
+#[derive(Debug, Clone)]
+pub struct WebhookDetail {
+    pub row: WebhookRow,
+    pub signature: String,
+    pub signed: String,
+    pub error: String,
+    pub last_delivery: String,
+    pub processed: String,
+    pub request_id: String,
+    pub source_ip: String,
+    /// The stored headers (name, value), sorted by name.
+    pub headers: Vec<(String, String)>,
+    /// The body as stored: pretty-printed JSON when it parses, else its text (invalid UTF-8
+    /// and control characters replaced). Escaped by the template like everything else.
+    pub body: String,
+    pub body_is_json: bool,
+    pub body_bytes: usize,
+}
+
+impl WebhookDetail {
+    pub fn new(e: &crate::webhooks::WebhookEvent) -> Self {
+        let parsed = serde_json::from_slice::<serde_json::Value>(&e.raw_body)
+            .ok()
+            .and_then(|v| serde_json::to_string_pretty(&v).ok());
+        let body_is_json = parsed.is_some();
+        let body = parsed.unwrap_or_else(|| visible_text(&String::from_utf8_lossy(&e.raw_body)));
+        let headers = e
+            .headers
+            .as_object()
+            .map(|map| {
+                let mut pairs: Vec<(String, String)> = map
+                    .iter()
+                    .map(|(name, value)| {
+                        let text = match value {
+                            serde_json::Value::String(text) => text.clone(),
+                            other => other.to_string(),
+                        };
+                        (name.clone(), visible_text(&text))
+                    })
+                    .collect();
+                pairs.sort();
+                pairs
+            })
+            .unwrap_or_default();
+        WebhookDetail {
+            row: WebhookRow::new(e),
+            signature: e.signature.clone(),
+            signed: when(e.signed_at),
+            error: e.error.clone().unwrap_or_default(),
+            last_delivery: when(e.last_delivery_at),
+            processed: when_opt(e.processed_at),
+            request_id: e.request_id.clone().unwrap_or_default(),
+            source_ip: e
+                .source_ip
+                .map(|ip| ip.addr().to_string())
+                .unwrap_or_default(),
+            headers,
+            body,
+            body_is_json,
+            body_bytes: e.raw_body.len(),
+        }
+    }
+}
+
+/// `text` with control characters other than line breaks and tabs shown as U+FFFD.
+fn visible_text(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && !matches!(c, '\n' | '\r' | '\t') {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "console/webhook.html")]
+pub struct WebhookPage {
+    pub chrome: Chrome,
+    pub event: WebhookDetail,
 }
 
 /// A second page that asks before an action is taken (no JavaScript confirm).

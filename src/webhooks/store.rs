@@ -86,7 +86,9 @@ pub fn get(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<WebhookEvent
         .optional()
 }
 
-/// Filters of the inbox list (all optional); keyset on the time-ordered id, newest first.
+/// Filters of the inbox list (all optional); keyset on the time-ordered id. Newest first, or —
+/// with `after_id`, the console's "newer" link — the rows just newer than `after_id`, read oldest
+/// first (the caller turns the page around).
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {
     pub provider: Option<String>,
@@ -95,12 +97,12 @@ pub struct EventQuery {
     pub from: Option<OffsetDateTime>,
     pub to: Option<OffsetDateTime>,
     pub before_id: Option<Uuid>,
+    pub after_id: Option<Uuid>,
 }
 
 pub fn list(conn: &mut PgConnection, q: &EventQuery, limit: i64) -> QueryResult<Vec<WebhookEvent>> {
     let mut query = webhook_events::table
         .select(WebhookEvent::as_select())
-        .order(webhook_events::id.desc())
         .limit(limit)
         .into_boxed();
     if let Some(provider) = &q.provider {
@@ -121,7 +123,13 @@ pub fn list(conn: &mut PgConnection, q: &EventQuery, limit: i64) -> QueryResult<
     if let Some(before) = q.before_id {
         query = query.filter(webhook_events::id.lt(before));
     }
-    query.load(conn)
+    match q.after_id {
+        Some(after) => query
+            .filter(webhook_events::id.gt(after))
+            .order(webhook_events::id.asc())
+            .load(conn),
+        None => query.order(webhook_events::id.desc()).load(conn),
+    }
 }
 
 pub fn count_failed_since(conn: &mut PgConnection, since: OffsetDateTime) -> QueryResult<i64> {

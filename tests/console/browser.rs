@@ -371,6 +371,7 @@ async fn an_admin_works_through_the_console_in_chromium() {
         (&format!("/admin/users/{mallory_id}") as &str, "14-user-390"),
         ("/admin/sessions", "14b-sessions-390"),
         ("/admin/keys", "14c-keys-390"),
+        ("/admin/webhooks", "14d-webhooks-390"),
     ] {
         browser.goto(&app.url(path)).await.unwrap();
         heading(&browser).await;

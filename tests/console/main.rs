@@ -13,3 +13,4 @@ mod pages;
 mod pagination;
 mod shared_parsers;
 mod sign_in;
+mod webhooks;

@@ -94,15 +94,20 @@ async fn console_pages_have_a_strict_csp_no_inline_code_and_are_never_cached() {
     let res = console.get("/admin/login").await;
     assert_eq!(res.headers()["content-security-policy"], csp);
     console.sign_in("root").await;
+    // A failed webhook delivery, for its page and its replay confirm page.
+    let failed = crate::webhooks::failed_without_customer(&app, "evt_csp").await;
     for path in [
-        "/admin",
-        "/admin/audit",
-        "/admin/users",
-        "/admin/keys",
-        "/admin/sessions",
-        "/admin/nope",
+        "/admin".to_string(),
+        "/admin/audit".to_string(),
+        "/admin/users".to_string(),
+        "/admin/keys".to_string(),
+        "/admin/sessions".to_string(),
+        "/admin/webhooks".to_string(),
+        format!("/admin/webhooks/{failed}"),
+        format!("/admin/webhooks/{failed}/replay"),
+        "/admin/nope".to_string(),
     ] {
-        let res = console.get(path).await;
+        let res = console.get(&path).await;
         assert_eq!(res.headers()["content-security-policy"], csp, "{path}");
         assert_eq!(res.headers()["cache-control"], "no-store", "{path}");
         assert_eq!(res.headers()["x-frame-options"], "DENY");

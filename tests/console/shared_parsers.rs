@@ -151,11 +151,17 @@ async fn a_malformed_id_is_a_404_on_console_pages_and_the_admin_api_after_the_ca
             format!("/admin/users/{id}/unlock"),
             format!("/admin/keys/{id}/revoke"),
             format!("/admin/sessions/{id}/revoke"),
+            format!("/admin/webhooks/{id}"),
+            format!("/admin/webhooks/{id}/replay"),
         ] {
             let res = console.get(&path).await;
             assert_eq!(res.status(), 404, "GET {path}");
             assert!(is_html(&res), "GET {path}");
-            if path != format!("/admin/users/{id}") {
+            let pages_only = [
+                format!("/admin/users/{id}"),
+                format!("/admin/webhooks/{id}"),
+            ];
+            if !pages_only.contains(&path) {
                 let res = console
                     .post(&path, &[("csrf_token", &csrf), ("reason", "because")])
                     .await;

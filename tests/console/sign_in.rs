@@ -199,6 +199,7 @@ async fn only_admins_get_in_and_others_see_the_same_failure_as_a_wrong_password(
         "/admin/users",
         "/admin/keys",
         "/admin/sessions",
+        "/admin/webhooks",
     ] {
         let res = console.get(path).await;
         assert_eq!(res.status(), 303, "{path}");

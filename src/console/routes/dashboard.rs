@@ -1,4 +1,5 @@
-//! The dashboard: account counts, live sessions and keys, and the last day's security events.
+//! The dashboard: account counts, live sessions and keys, the last day's security events and
+//! failed webhook deliveries.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -7,7 +8,7 @@ use super::{chrome, page, users_admin};
 use crate::audit::Action;
 use crate::console::ConsoleError;
 use crate::console::chart;
-use crate::console::pages::{DashboardPage, Stats};
+use crate::console::pages::{DashboardPage, Stats, link};
 use crate::console::session::Admin;
 use crate::state::AppState;
 
@@ -23,6 +24,8 @@ async fn dashboard(
     let now = state.clock.now();
     let since = now - time::Duration::hours(24);
     let chart_since = now - time::Duration::hours(25);
+    // Whole seconds: the card's link to the list repeats the instant it counts from.
+    let webhooks_since = since.replace_nanosecond(0).unwrap_or(since);
     let idle = state.settings.auth.refresh_token_idle;
     let (stats, hourly) = state
         .pool
@@ -57,6 +60,7 @@ async fn dashboard(
                 lockouts: of(&[Action::AuthLockout]),
                 rate_limited: of(&[Action::RateLimitExceeded]),
                 refresh_reuse: of(&[Action::AuthRefreshReuseDetected]),
+                webhooks_failed: crate::webhooks::failed_since(conn, webhooks_since)?,
             };
             let hourly = crate::audit::hourly_since(conn, &chart::actions(), chart_since)?;
             Ok((stats, hourly))
@@ -69,6 +73,13 @@ async fn dashboard(
             chrome,
             stats,
             chart: chart::build(&hourly, now),
+            webhooks_failed_link: link(
+                "/admin/webhooks",
+                [
+                    ("outcome", "failed".to_string()),
+                    ("from", crate::clock::rfc3339(webhooks_since)),
+                ],
+            ),
         },
         clear,
     )

@@ -9,6 +9,7 @@ mod keys;
 mod sessions;
 mod sign_in;
 mod users;
+mod webhooks;
 
 use std::collections::HashMap;
 
@@ -39,6 +40,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     users::routes(cfg);
     keys::routes(cfg);
     sessions::routes(cfg);
+    webhooks::routes(cfg);
 }
 
 // --- plumbing -------------------------------------------------------------------------------------
