@@ -163,9 +163,15 @@ impl ApiRoutes {
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
-        let route = web::method(method.clone()).to(handler).wrap(from_fn(
-            move |req: ServiceRequest, next: Next<BoxBody>| guard(access, req, next),
-        ));
+        let route = web::method(method.clone()).to(handler);
+        // Public routes need no guard: no middleware layer at all rather than one that passes.
+        let route = if access == Access::Public {
+            route
+        } else {
+            route.wrap(from_fn(move |req: ServiceRequest, next: Next<BoxBody>| {
+                guard(access, req, next)
+            }))
+        };
         self.resources.entry(path).or_default().push(route);
         self.table.push(RouteInfo {
             method,

@@ -29,9 +29,22 @@ pub fn routed_path(req: &ServiceRequest) -> &str {
 /// The pattern of the resource a request will be routed to (`/api/v1/auth/login`,
 /// `/admin/users/{id}`), `None` when no resource matches (a 404). Available before routing, so the
 /// middleware in front of the router decides on what the router will actually dispatch to.
+///
+/// Matching walks the resource map (regular expressions for every dynamic pattern on the way), so
+/// the answer is computed once per request and kept in its extensions for the next middleware.
 pub fn routed_pattern(req: &ServiceRequest) -> Option<String> {
-    req.resource_map().match_pattern(routed_path(req))
+    use actix_web::HttpMessage;
+    if let Some(RoutedPattern(pattern)) = req.extensions().get::<RoutedPattern>() {
+        return pattern.clone();
+    }
+    let pattern = req.resource_map().match_pattern(routed_path(req));
+    req.extensions_mut().insert(RoutedPattern(pattern.clone()));
+    pattern
 }
+
+/// The cached answer of [`routed_pattern`] (the path cannot change between middlewares).
+#[derive(Debug, Clone)]
+struct RoutedPattern(Option<String>);
 
 /// The edge's shared configuration, built once from `Settings` and handed to every worker as app
 /// data: trusted proxies, security headers, allowed hosts, body limit and deadline, and the

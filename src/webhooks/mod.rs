@@ -315,20 +315,21 @@ pub async fn receive(
 ) -> Result<Receipt, WebhookError> {
     let now = state.clock.now();
     let verified = inbox.verify(&delivery, now.unix_timestamp(), &meta)?;
-    let envelope = serde_json::from_slice::<Value>(&delivery.body)
-        .ok()
-        .and_then(|body| {
-            model::envelope(&body, verified.header_id.as_deref()).map(|env| (body, env))
-        });
-    let Some((body, envelope)) = envelope else {
+    let Some(envelope) = model::envelope(&delivery.body, verified.header_id.as_deref()) else {
         inbox.reject(delivery.provider, "not_an_event", &meta);
         return Err(WebhookError::NotAnEvent);
+    };
+    let handled = process::handles(delivery.provider, &envelope.event_type);
+    // The whole document is read only for the events rampart acts on.
+    let body = if handled {
+        serde_json::from_slice::<Value>(&delivery.body).unwrap_or(Value::Null)
+    } else {
+        Value::Null
     };
     let signed_at = OffsetDateTime::from_unix_timestamp(verified.timestamp).unwrap_or(now);
     let auditor = state.auditor.clone();
     let admin_emails = state.settings.admin_emails.clone();
     let admin_by_email = state.settings.identity_admin_by_email;
-    let handled = process::handles(delivery.provider, &envelope.event_type);
     let receipt = state
         .pool
         .run(move |conn| {
@@ -363,14 +364,14 @@ pub async fn receive(
                 Ok(receipt(id, Outcome::Duplicate))
             };
             if !handled {
-                // Nothing to apply: the one conditional INSERT is the whole, atomic, job.
-                return match store::insert_new(conn, &new)? {
-                    Some(row) => Ok(receipt(row.id, Outcome::Ignored)),
+                // Nothing to apply: the one INSERT is the whole, atomic, job.
+                return match store::insert_alone(conn, &new)? {
+                    Some(id) => Ok(receipt(id, Outcome::Ignored)),
                     None => duplicate(conn),
                 };
             }
             conn.transaction::<_, AppError, _>(|conn| {
-                let Some(row) = store::insert_new(conn, &new)? else {
+                let Some(row_id) = store::insert_new(conn, &new)? else {
                     return duplicate(conn);
                 };
                 let ctx = process::Context {
@@ -380,8 +381,8 @@ pub async fn receive(
                     identity_admin_by_email: admin_by_email,
                     now,
                 };
-                let outcome = run_processing(conn, &ctx, provider, &envelope, &body, row.id, None)?;
-                Ok(receipt(row.id, outcome))
+                let outcome = run_processing(conn, &ctx, provider, &envelope, &body, row_id, None)?;
+                Ok(receipt(row_id, outcome))
             })
         })
         .await?;

@@ -177,12 +177,23 @@ pub fn plain_token(text: &str) -> bool {
 }
 
 /// The envelope of a verified body, `None` when the body is not a JSON object with a plain
-/// `type` (and, when `id` is not given by a header, a plain `id`).
-pub fn envelope(body: &Value, header_id: Option<&str>) -> Option<Envelope> {
-    let event_type = body.get("type")?.as_str()?;
+/// `type` (and, when `id` is not given by a header, a plain `id`). Reads only those two members:
+/// the rest of the document is checked for syntax and skipped, never built into a tree (most
+/// deliveries are of types rampart stores without acting on).
+pub fn envelope(raw: &[u8], header_id: Option<&str>) -> Option<Envelope> {
+    #[derive(serde::Deserialize)]
+    struct Fields {
+        id: Option<serde_json::Value>,
+        #[serde(rename = "type")]
+        event_type: Option<serde_json::Value>,
+    }
+    let fields: Fields = serde_json::from_slice(raw).ok()?;
+    let event_type = fields.event_type?;
+    let event_type = event_type.as_str()?;
+    let body_id = fields.id;
     let event_id = match header_id {
         Some(id) => id,
-        None => body.get("id")?.as_str()?,
+        None => body_id.as_ref()?.as_str()?,
     };
     (plain_token(event_type) && plain_token(event_id)).then(|| Envelope {
         event_id: event_id.to_string(),
@@ -211,6 +222,7 @@ mod tests {
     #[test]
     fn envelopes_need_plain_ids_and_types() {
         let body = json!({"id": "evt_1", "type": "invoice.payment_failed"});
+        let envelope = |v: &Value, id: Option<&str>| envelope(v.to_string().as_bytes(), id);
         assert_eq!(
             envelope(&body, None),
             Some(Envelope {
@@ -232,6 +244,14 @@ mod tests {
         assert_eq!(envelope(&json!([1, 2]), None), None);
         assert_eq!(
             envelope(&json!({"id": "e".repeat(256), "type": "x"}), None),
+            None
+        );
+        assert_eq!(
+            super::envelope(b"{\"type\":\"a.b\",\"type\":\"c\"}", Some("m")),
+            None
+        );
+        assert_eq!(
+            super::envelope(b"{\"type\":\"a.b\"} trailing", Some("m")),
             None
         );
     }

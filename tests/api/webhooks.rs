@@ -1109,3 +1109,36 @@ async fn webhooks_have_their_own_rate_limit_under_every_spelling() {
     assert_eq!(statuses, [200, 200, 200, 200, 429]);
     assert_eq!(rows(&app)[0].deliveries, 4);
 }
+
+#[actix_web::test]
+async fn twenty_identical_deliveries_of_a_type_rampart_ignores_are_stored_once() {
+    let app = app().spawn().await;
+    let body = stripe_event("evt_race_ignored", "customer.updated", now(&app), json!({}));
+    let header = stripe_signature(&stripe_secret(&app), now(&app), body.as_bytes());
+    let sends = (0..20).map(|_| {
+        post_raw(
+            &app,
+            STRIPE,
+            &[("stripe-signature", header.clone())],
+            body.as_bytes(),
+        )
+    });
+    let mut outcomes = Vec::new();
+    for res in futures_util::future::join_all(sends).await {
+        assert_eq!(res.status(), 200);
+        outcomes.push(
+            res.json::<Value>().await.unwrap()["outcome"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "ignored").count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes.iter().filter(|o| *o == "duplicate").count(), 19);
+    let stored = rows(&app);
+    assert_eq!((stored.len(), stored[0].deliveries), (1, 20));
+}
