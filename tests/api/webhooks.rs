@@ -1115,14 +1115,8 @@ async fn twenty_identical_deliveries_of_a_type_rampart_ignores_are_stored_once()
     let app = app().spawn().await;
     let body = stripe_event("evt_race_ignored", "customer.updated", now(&app), json!({}));
     let header = stripe_signature(&stripe_secret(&app), now(&app), body.as_bytes());
-    let sends = (0..20).map(|_| {
-        post_raw(
-            &app,
-            STRIPE,
-            &[("stripe-signature", header.clone())],
-            body.as_bytes(),
-        )
-    });
+    let headers = [("stripe-signature", header)];
+    let sends = (0..20).map(|_| post_raw(&app, STRIPE, &headers, body.as_bytes()));
     let mut outcomes = Vec::new();
     for res in futures_util::future::join_all(sends).await {
         assert_eq!(res.status(), 200);
