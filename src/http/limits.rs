@@ -49,6 +49,26 @@ impl RawBodyRoutes {
     }
 }
 
+/// Extractor: the exact bytes of the body of a raw-body route ([`RawBodyRoutes`]), as read by
+/// [`limit_body`] under that route's limit (no second limit, no re-reading, no parsing).
+#[derive(Debug, Clone)]
+pub struct RawBody(pub Bytes);
+
+impl actix_web::FromRequest for RawBody {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<RawBody, actix_web::Error>>;
+
+    fn from_request(req: &actix_web::HttpRequest, _: &mut Payload) -> Self::Future {
+        use actix_web::HttpMessage as _;
+        let body = req
+            .extensions()
+            .get::<BufferedBody>()
+            .map(|b| b.0.clone())
+            .unwrap_or_default();
+        std::future::ready(Ok(RawBody(body)))
+    }
+}
+
 /// The whole request body, read once by [`limit_body`] (and handed on to the extractors as the
 /// request's payload): the text checks read it from the request's extensions.
 #[derive(Debug, Clone)]

@@ -2,14 +2,14 @@
 //! the authentication) and `GET /api/v1/me/subscription`.
 
 use actix_web::http::Method;
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{Delivery, Inbox, Provider, Receipt, SubscriptionView, WebhookError};
 use crate::auth::{Access, ApiRoutes, Permission, Principal, request_meta};
 use crate::error::AppError;
-use crate::http::limits::BufferedBody;
+use crate::http::limits::RawBody;
 use crate::state::AppState;
 
 pub fn routes(r: &mut ApiRoutes) {
@@ -55,29 +55,27 @@ async fn stripe(
     state: web::Data<AppState>,
     inbox: web::Data<Inbox>,
     req: HttpRequest,
+    body: RawBody,
 ) -> Result<HttpResponse, AppError> {
-    deliver(&state, &inbox, &req, Provider::Stripe).await
+    deliver(&state, &inbox, &req, body, Provider::Stripe).await
 }
 
 async fn clerk(
     state: web::Data<AppState>,
     inbox: web::Data<Inbox>,
     req: HttpRequest,
+    body: RawBody,
 ) -> Result<HttpResponse, AppError> {
-    deliver(&state, &inbox, &req, Provider::Clerk).await
+    deliver(&state, &inbox, &req, body, Provider::Clerk).await
 }
 
 async fn deliver(
     state: &AppState,
     inbox: &Inbox,
     req: &HttpRequest,
+    RawBody(body): RawBody,
     provider: Provider,
 ) -> Result<HttpResponse, AppError> {
-    let body = req
-        .extensions()
-        .get::<BufferedBody>()
-        .map(|b| b.0.clone())
-        .unwrap_or_default();
     let headers = Delivery::HEADERS
         .iter()
         .filter_map(|name| {

@@ -36,7 +36,8 @@ async fn every_route_documents_the_body_and_query_it_reads_and_the_response_it_s
 
         // A handler that reads a body (typed `Json<T>`, or raw `Bytes` for an optional one)
         // documents it as JSON, with a schema; one that reads none documents none.
-        let reads_body = args.contains("::Json<") || args.contains("bytes::Bytes");
+        let reads_body =
+            args.contains("::Json<") || args.contains("bytes::Bytes") || args.contains("::RawBody");
         let body = &op["requestBody"];
         assert_eq!(
             reads_body,
@@ -48,12 +49,15 @@ async fn every_route_documents_the_body_and_query_it_reads_and_the_response_it_s
             let schema = resolve(&doc, schema);
             assert_eq!(schema["type"], "object", "{name}: body schema {schema}");
             assert!(schema["properties"].is_object(), "{name}: body fields");
-            // Unknown fields are refused (deny_unknown_fields), and the schema says so.
-            assert_eq!(schema["additionalProperties"], false, "{name}");
-            // An optional body is `Bytes` (empty = defaults); a `Json<T>` body is required.
+            // Unknown fields are refused (deny_unknown_fields), and the schema says so — except
+            // in a provider's event (`RawBody`, verified on its exact bytes), which is open.
+            if !args.contains("::RawBody") {
+                assert_eq!(schema["additionalProperties"], false, "{name}");
+            }
+            // An optional body is `Bytes` (empty = defaults); `Json<T>` and `RawBody` are required.
             assert_eq!(
                 body["required"],
-                args.contains("::Json<"),
+                args.contains("::Json<") || args.contains("::RawBody"),
                 "{name}: body required?"
             );
         }
