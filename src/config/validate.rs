@@ -151,10 +151,14 @@ pub fn webhook_secret_list<'a>(name: &str, raw: &'a str) -> Result<Vec<&'a str>,
 /// prefix is optional, as in the reference libraries). `None` when it is empty or not base64.
 pub fn standard_webhooks_key(secret: &str) -> Option<Vec<u8>> {
     use base64::Engine as _;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    // Padding is optional: a secret pasted through a shell or a dotenv parser may lose its `=`.
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
     let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .ok()?;
+    let key = LENIENT.decode(encoded).ok()?;
     (!key.is_empty()).then_some(key)
 }
 

@@ -32,9 +32,10 @@ pub fn env_block() -> Result<String, getrandom::Error> {
         out.push_str(&format!("{name}={}\n", secret_string()?));
     }
     // Stripe and Clerk/Svix hand out `whsec_` + base64 secrets; these stand in until the real
-    // ones are pasted, in the same shape so both signature schemes accept them.
+    // ones are pasted, in the same shape so both signature schemes accept them. 24 bytes, as Svix
+    // uses: 32 base64 characters with no `=` padding for a shell's `IFS='=' read` to strip.
     for name in ["STRIPE_WEBHOOK_SECRET", "CLERK_WEBHOOK_SECRET"] {
-        out.push_str(&format!("{name}=whsec_{}\n", STANDARD.encode(bytes(32)?)));
+        out.push_str(&format!("{name}=whsec_{}\n", STANDARD.encode(bytes(24)?)));
     }
     Ok(out)
 }

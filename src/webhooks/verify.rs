@@ -360,6 +360,32 @@ mod tests {
     }
 
     #[test]
+    fn clerk_secrets_decode_with_or_without_padding_and_keygen_makes_usable_ones() {
+        use crate::config::validate::{standard_webhooks_key, webhook_secret_list};
+        let padded = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let bare = padded.trim_end_matches('=');
+        assert_eq!(standard_webhooks_key(padded), standard_webhooks_key(bare));
+        assert_eq!(standard_webhooks_key(padded).map(|k| k.len()), Some(32));
+        assert_eq!(standard_webhooks_key("whsec_"), None);
+        assert_eq!(standard_webhooks_key("whsec_***"), None);
+        let block = crate::crypto::random::env_block().unwrap();
+        for name in ["STRIPE_WEBHOOK_SECRET", "CLERK_WEBHOOK_SECRET"] {
+            let line = block.lines().find(|l| l.starts_with(name)).unwrap();
+            let value = line.split_once('=').unwrap().1;
+            assert!(
+                !value.ends_with('='),
+                "{name}: no padding for a shell to strip"
+            );
+            assert_eq!(
+                webhook_secret_list(name, value).map(|l| l.len()),
+                Ok(1),
+                "{name}"
+            );
+        }
+        assert!(webhook_secret_list("CLERK_WEBHOOK_SECRET", "whsec_QUJD,").is_err());
+    }
+
+    #[test]
     fn stripe_headers_are_parsed_strictly() {
         let ok = parse_stripe(b"t=12,v1=zz,v0=abc,v2=x").unwrap();
         assert_eq!(ok.timestamp, 12);
