@@ -65,6 +65,7 @@ actions! {
     WebhookReplayed => "webhook.replayed",
     WebhookPruned => "webhook.pruned",
     SubscriptionUpdated => "subscription.updated",
+    IdentityUnlinked => "identity.unlinked",
     AdminLoginSucceeded => "admin.login.succeeded",
     AdminLoginFailed => "admin.login.failed",
     AdminLogout => "admin.logout",
@@ -641,7 +642,7 @@ mod tests {
             }
             assert_eq!(Action::parse(name), Some(*action));
         }
-        assert_eq!(Action::ALL.len(), 36);
+        assert_eq!(Action::ALL.len(), 37);
         assert_eq!(Action::AuthLoginFailed.as_str(), "auth.login.failed");
         assert_eq!(Action::parse("auth.login"), None);
     }

@@ -11,6 +11,7 @@
 //! issuer URL.
 
 pub mod model;
+pub mod routes;
 pub mod store;
 
 pub use model::{Identity, Provider};
@@ -81,4 +82,130 @@ pub fn seen(
 /// Every identity linked to `user_id` (oldest first).
 pub fn of_user(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<Identity>, AppError> {
     Ok(store::of_user(conn, user_id)?)
+}
+
+/// An identity as its owner sees it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct IdentityView {
+    pub id: Uuid,
+    /// `clerk` or `supabase`.
+    pub provider: String,
+    /// The provider's user id.
+    pub subject: String,
+    /// The email the provider held at last sight.
+    pub email: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen_at: OffsetDateTime,
+}
+
+impl From<&Identity> for IdentityView {
+    fn from(i: &Identity) -> Self {
+        IdentityView {
+            id: i.id,
+            provider: i.provider.clone(),
+            subject: i.subject.clone(),
+            email: i.email.clone(),
+            created_at: i.created_at,
+            last_seen_at: i.last_seen_at,
+        }
+    }
+}
+
+/// Why an unlink was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// Not one of the caller's identities (someone else's is not found either).
+    #[error("no such identity")]
+    NotFound,
+    /// The account has no password and no other identity: unlinking would lock its owner out.
+    #[error("the only way to sign in")]
+    OnlyWayToSignIn,
+    #[error(transparent)]
+    App(#[from] AppError),
+}
+
+impl From<diesel::result::Error> for LinkError {
+    fn from(error: diesel::result::Error) -> Self {
+        LinkError::App(error.into())
+    }
+}
+
+impl From<LinkError> for AppError {
+    fn from(error: LinkError) -> Self {
+        match error {
+            LinkError::NotFound => AppError::NotFound,
+            LinkError::OnlyWayToSignIn => AppError::Conflict(vec![crate::error::FieldError::new(
+                "id",
+                "is the account's only way to sign in (it has no password and no other identity); \
+                 set a password or link another identity first",
+            )]),
+            LinkError::App(error) => error,
+        }
+    }
+}
+
+/// The caller's linked identities, oldest first.
+pub async fn list_own(
+    state: &crate::state::AppState,
+    user_id: Uuid,
+) -> Result<Vec<IdentityView>, AppError> {
+    let rows = state
+        .pool
+        .run(move |conn| Ok(store::of_user(conn, user_id)?))
+        .await?;
+    Ok(rows.iter().map(IdentityView::from).collect())
+}
+
+/// Unlinks one of the caller's identities, unless it is their only way to sign in. The user row
+/// is locked first, so two unlinks racing for an account's last two identities cannot both pass
+/// the check. Audited as `identity.unlinked`.
+pub async fn unlink_own(
+    state: &crate::state::AppState,
+    user_id: Uuid,
+    id: Uuid,
+    actor: crate::audit::Actor,
+    meta: crate::audit::RequestMeta,
+) -> Result<(), LinkError> {
+    use diesel::Connection;
+    let auditor = state.auditor.clone();
+    state
+        .pool
+        .run(move |conn| {
+            let outcome = conn.transaction::<_, LinkError, _>(|conn| {
+                let Some(user) = crate::users::store::lock(conn, user_id)? else {
+                    return Err(LinkError::NotFound);
+                };
+                let identities = store::of_user(conn, user_id)?;
+                let Some(target) = identities.iter().find(|i| i.id == id) else {
+                    return Err(LinkError::NotFound);
+                };
+                if user.password_hash.is_none() && identities.len() == 1 {
+                    return Err(LinkError::OnlyWayToSignIn);
+                }
+                store::delete(conn, id, user_id)?;
+                auditor.record(
+                    conn,
+                    &meta,
+                    crate::audit::Event::new(
+                        crate::audit::Action::IdentityUnlinked,
+                        crate::audit::Outcome::Success,
+                        actor,
+                    )
+                    .target("user", user_id)
+                    .metadata(serde_json::json!({
+                        "identity_id": id,
+                        "provider": target.provider,
+                        "subject": target.subject,
+                    })),
+                )?;
+                Ok(())
+            });
+            match outcome {
+                Err(LinkError::App(error)) => Err(error),
+                other => Ok(other),
+            }
+        })
+        .await?
 }

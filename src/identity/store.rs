@@ -44,3 +44,13 @@ pub fn of_user(conn: &mut PgConnection, user_id: Uuid) -> QueryResult<Vec<Identi
         .select(Identity::as_select())
         .load(conn)
 }
+
+/// Deletes the identity if it belongs to `user_id`; returns the rows deleted.
+pub fn delete(conn: &mut PgConnection, id: Uuid, user_id: Uuid) -> QueryResult<usize> {
+    diesel::delete(
+        user_identities::table
+            .filter(user_identities::id.eq(id))
+            .filter(user_identities::user_id.eq(user_id)),
+    )
+    .execute(conn)
+}

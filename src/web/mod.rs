@@ -24,6 +24,7 @@ pub fn api_routes() -> ApiRoutes {
     crate::api_keys::routes::routes(&mut routes);
     crate::audit::routes::routes(&mut routes);
     crate::webhooks::routes::routes(&mut routes);
+    crate::identity::routes::routes(&mut routes);
     routes
 }
 

@@ -1,0 +1,55 @@
+//! The caller's linked identities: `GET /api/v1/me/identities`,
+//! `DELETE /api/v1/me/identities/{id}`.
+
+use actix_web::http::Method;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::IdentityView;
+use crate::auth::{Access, ApiRoutes, Permission, Principal, request_meta};
+use crate::error::AppError;
+use crate::http::pagination::Page;
+use crate::http::path_id::PathId;
+use crate::state::AppState;
+
+pub fn routes(r: &mut ApiRoutes) {
+    r.add(
+        Method::GET,
+        "/api/v1/me/identities",
+        Access::Permission(Permission::ProfileRead),
+        list,
+    )
+    .page::<IdentityView>();
+    r.add(
+        Method::DELETE,
+        "/api/v1/me/identities/{id}",
+        Access::Permission(Permission::ProfileWrite),
+        unlink,
+    )
+    .no_content();
+}
+
+/// Every identity of the caller (a handful at most: one page, `next_cursor` always null).
+async fn list(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, AppError> {
+    let items = super::list_own(&state, principal.user_id).await?;
+    Ok(HttpResponse::Ok().json(Page {
+        items,
+        next_cursor: None,
+    }))
+}
+
+async fn unlink(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    id: PathId,
+) -> Result<HttpResponse, AppError> {
+    super::unlink_own(
+        &state,
+        principal.user_id,
+        *id,
+        principal.actor(),
+        request_meta(&req),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
