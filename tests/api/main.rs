@@ -11,6 +11,7 @@ mod database;
 mod errors;
 mod health;
 mod http_hardening;
+mod identity;
 mod openapi;
 mod permissions;
 mod quotas;
