@@ -532,3 +532,122 @@ async fn verify_clerk(
         expires_at,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment(v: serde_json::Value) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&v).unwrap())
+    }
+
+    fn token(header: serde_json::Value, claims: serde_json::Value) -> String {
+        format!("{}.{}.c2ln", segment(header), segment(claims))
+    }
+
+    #[test]
+    fn the_issuer_peek_reads_only_a_well_formed_compact_token() {
+        let iss = serde_json::json!({"iss": "https://x.example/auth/v1"});
+        let alg = serde_json::json!({"alg": "ES256"});
+        assert_eq!(
+            peek_issuer(&token(alg.clone(), iss.clone())).as_deref(),
+            Some("https://x.example/auth/v1")
+        );
+        assert_eq!(
+            peek_issuer(&format!(
+                "{}.{}",
+                segment(alg.clone()),
+                segment(iss.clone())
+            )),
+            None
+        );
+        assert_eq!(peek_issuer(&format!("{}.x", token(alg.clone(), iss))), None);
+        assert_eq!(
+            peek_issuer(&token(alg.clone(), serde_json::json!({"iss": 7}))),
+            None
+        );
+        assert_eq!(peek_issuer(&token(alg, serde_json::json!({}))), None);
+        assert_eq!(peek_issuer("not a token"), None);
+    }
+
+    #[test]
+    fn key_naming_headers_and_implausible_kids_are_refused() {
+        let claims = serde_json::json!({});
+        let ok = token(
+            serde_json::json!({"alg": "ES256", "kid": "k1"}),
+            claims.clone(),
+        );
+        assert_eq!(read_header(&ok), Ok(("ES256".into(), Some("k1".into()))));
+        for name in FORBIDDEN_HEADERS {
+            let mut header = serde_json::json!({"alg": "ES256", "kid": "k1"});
+            header[name] = serde_json::json!("x");
+            assert!(
+                read_header(&token(header, claims.clone())).is_err(),
+                "{name}"
+            );
+        }
+        for kid in [
+            serde_json::json!("../k"),
+            serde_json::json!("k' OR 1=1"),
+            serde_json::json!(5),
+            serde_json::json!(""),
+        ] {
+            let header = serde_json::json!({"alg": "ES256", "kid": kid});
+            assert!(
+                read_header(&token(header, claims.clone())).is_err(),
+                "{kid}"
+            );
+        }
+        assert!(read_header(&token(serde_json::json!({"kid": "k1"}), claims)).is_err());
+    }
+
+    fn claims(exp: Option<i64>, nbf: Option<i64>, iat: Option<i64>) -> RawClaims {
+        serde_json::from_value(serde_json::json!({"exp": exp, "nbf": nbf, "iat": iat})).unwrap()
+    }
+
+    #[test]
+    fn time_checks_use_the_given_clock_and_leeway() {
+        let now = OffsetDateTime::from_unix_timestamp(1_000_000).unwrap();
+        let t = 1_000_000;
+        assert!(check_times(&claims(Some(t + 1), None, Some(t)), now, 5, false).is_ok());
+        assert!(check_times(&claims(Some(t - 4), None, Some(t)), now, 5, false).is_ok());
+        assert!(check_times(&claims(Some(t - 5), None, Some(t)), now, 5, false).is_err());
+        assert!(check_times(&claims(Some(t + 60), Some(t + 5), Some(t)), now, 5, true).is_ok());
+        assert!(check_times(&claims(Some(t + 60), Some(t + 6), Some(t)), now, 5, true).is_err());
+        assert!(check_times(&claims(Some(t + 60), None, Some(t)), now, 5, true).is_err());
+        assert!(check_times(&claims(Some(t + 60), None, Some(t + 6)), now, 5, false).is_err());
+        assert!(check_times(&claims(None, None, Some(t)), now, 5, false).is_err());
+        assert!(check_times(&claims(Some(t + 60), None, None), now, 5, false).is_err());
+        assert!(
+            check_times(
+                &claims(Some(i64::MIN), None, Some(i64::MAX)),
+                now,
+                30,
+                false
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn audience_is_a_string_or_a_list() {
+        let one: Audience = serde_json::from_value(serde_json::json!("authenticated")).unwrap();
+        let many: Audience =
+            serde_json::from_value(serde_json::json!(["x", "authenticated"])).unwrap();
+        let other: Audience = serde_json::from_value(serde_json::json!(["anon"])).unwrap();
+        assert!(one.contains("authenticated") && many.contains("authenticated"));
+        assert!(!other.contains("authenticated"));
+    }
+
+    #[test]
+    fn no_provider_configured_means_no_provider_token() {
+        let providers = Providers::default();
+        assert!(!providers.any());
+        let t = token(
+            serde_json::json!({"alg": "HS256"}),
+            serde_json::json!({"iss": "https://x.example/auth/v1"}),
+        );
+        assert!(!providers.is_provider_token(&t));
+        assert!(!providers.is_provider_token(&"a".repeat(MAX_TOKEN_LEN + 1)));
+    }
+}
