@@ -14,6 +14,7 @@
 //! either pull in OpenSSL, cache by their own wall clock, or refetch on every unknown kid.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey};
@@ -85,7 +86,12 @@ pub struct Jwks {
     provider: &'static str,
     url: String,
     http: reqwest::Client,
+    /// Held across a fetch, so concurrent misses wait for one request instead of each sending one.
     cache: Mutex<Cache>,
+    /// Copies of `fetched_at` (Unix ms, `i64::MIN`: never) and `failing`, for [`Jwks::health`],
+    /// which must not wait behind a fetch in progress.
+    fetched_at_ms: AtomicI64,
+    failing: AtomicBool,
 }
 
 impl std::fmt::Debug for Jwks {
@@ -116,6 +122,8 @@ impl Jwks {
             url,
             http,
             cache: Mutex::new(Cache::default()),
+            fetched_at_ms: AtomicI64::new(i64::MIN),
+            failing: AtomicBool::new(false),
         })
     }
 
@@ -156,10 +164,15 @@ impl Jwks {
         cache.keys.get(kid).cloned()
     }
 
-    /// Whether tokens of this provider can be verified now (for `/ready`). Never fetches.
-    pub async fn health(&self, now: OffsetDateTime) -> Health {
-        let cache = self.cache.lock().await;
-        if cache.failing && !usable(&cache, now) {
+    /// Whether tokens of this provider can be verified now (for `/ready`). Never fetches and
+    /// never waits for a fetch in progress.
+    pub fn health(&self, now: OffsetDateTime) -> Health {
+        let fetched_at = match self.fetched_at_ms.load(Ordering::Acquire) {
+            i64::MIN => None,
+            ms => OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok(),
+        };
+        let fresh_enough = elapsed(fetched_at, now).is_some_and(|age| age < STALE_LIMIT);
+        if self.failing.load(Ordering::Acquire) && !fresh_enough {
             Health::Degraded
         } else {
             Health::Ok
@@ -179,6 +192,9 @@ impl Jwks {
                 cache.keys = keys;
                 cache.fetched_at = Some(now);
                 cache.failing = false;
+                let ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+                self.fetched_at_ms.store(ms, Ordering::Release);
+                self.failing.store(false, Ordering::Release);
             }
             Err(reason) => {
                 if !cache.failing {
@@ -191,6 +207,7 @@ impl Jwks {
                     );
                 }
                 cache.failing = true;
+                self.failing.store(true, Ordering::Release);
             }
         }
     }

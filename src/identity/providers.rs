@@ -242,15 +242,16 @@ impl Providers {
         })
     }
 
-    /// Each configured provider and whether its keys are usable (for `/ready`).
-    pub async fn health(&self, now: OffsetDateTime) -> Vec<(Provider, Health)> {
+    /// Each configured provider and whether its keys are usable (for `/ready`). Never fetches
+    /// and never waits.
+    pub fn health(&self, now: OffsetDateTime) -> Vec<(Provider, Health)> {
         let mut out = Vec::new();
         if let Some(s) = &self.supabase {
-            out.push((Provider::Supabase, s.jwks.health(now).await));
+            out.push((Provider::Supabase, s.jwks.health(now)));
         }
         if let Some(c) = &self.clerk {
             let health = match &c.keys {
-                KeySource::Jwks(jwks) => jwks.health(now).await,
+                KeySource::Jwks(jwks) => jwks.health(now),
                 KeySource::Pem(_) => Health::Ok,
             };
             out.push((Provider::Clerk, health));

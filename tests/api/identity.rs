@@ -251,10 +251,7 @@ async fn supabase_es256_eddsa_and_rs256_tokens_verify_through_the_jwks() {
     }
     // All three tokens came from one fetch.
     assert_eq!(server.hits(), 1);
-    assert_eq!(
-        p.health(clock.now()).await,
-        [(Provider::Supabase, Health::Ok)]
-    );
+    assert_eq!(p.health(clock.now()), [(Provider::Supabase, Health::Ok)]);
 }
 
 #[actix_web::test]
@@ -552,25 +549,19 @@ async fn endpoint_down_cached_keys_work_for_an_hour_then_fail_closed() {
         assert!(p.verify(&fresh(&clock), clock.now()).await.is_ok());
     }
     assert_eq!(server.hits(), hits);
-    assert_eq!(
-        p.health(clock.now()).await,
-        [(Provider::Supabase, Health::Ok)]
-    );
+    assert_eq!(p.health(clock.now()), [(Provider::Supabase, Health::Ok)]);
     // An hour after the last good fetch: fail closed, degraded.
     clock.advance(Duration::from_secs(50 * 60));
     assert!(invalid(&p, &fresh(&clock), &clock).await);
     assert_eq!(
-        p.health(clock.now()).await,
+        p.health(clock.now()),
         [(Provider::Supabase, Health::Degraded)]
     );
     // The endpoint comes back: the next retry restores service.
     server.set_up(true);
     clock.advance(Duration::from_secs(31));
     assert!(p.verify(&fresh(&clock), clock.now()).await.is_ok());
-    assert_eq!(
-        p.health(clock.now()).await,
-        [(Provider::Supabase, Health::Ok)]
-    );
+    assert_eq!(p.health(clock.now()), [(Provider::Supabase, Health::Ok)]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -654,7 +645,7 @@ async fn clerk_pem_key_verifies_without_the_network() {
         ("CLERK_JWT_KEY", &pem.replace('\n', "\\n")),
     ]);
     assert!(p.verify(&sign(&key, &claims), clock.now()).await.is_ok());
-    assert_eq!(p.health(clock.now()).await, [(Provider::Clerk, Health::Ok)]);
+    assert_eq!(p.health(clock.now()), [(Provider::Clerk, Health::Ok)]);
 }
 
 // ---------------------------------------------------------------------------------------------
