@@ -530,8 +530,38 @@ async fn an_unknown_kid_flood_costs_at_most_one_fetch_per_30_seconds() {
     assert!(p.verify(&sign(&ec, &claims), clock.now()).await.is_ok());
 }
 
+/// The log lines written on this thread (the test runtime is single-threaded).
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn count(&self, needle: &str) -> usize {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .matches(needle)
+            .count()
+    }
+}
+
 #[actix_web::test]
 async fn endpoint_down_cached_keys_work_for_an_hour_then_fail_closed() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(move || writer.clone())
+            .finish(),
+    );
     let ec = es256("ec-1");
     let server = JwksServer::start(jwks(&[&ec]));
     let p = providers(&[("SUPABASE_URL", &server.base)]);
@@ -549,6 +579,14 @@ async fn endpoint_down_cached_keys_work_for_an_hour_then_fail_closed() {
         assert!(p.verify(&fresh(&clock), clock.now()).await.is_ok());
     }
     assert_eq!(server.hits(), hits);
+    // Every 30 s one retry, however many requests.
+    for _ in 0..3 {
+        clock.advance(Duration::from_secs(31));
+        for _ in 0..5 {
+            assert!(p.verify(&fresh(&clock), clock.now()).await.is_ok());
+        }
+    }
+    assert_eq!(server.hits(), hits + 3);
     assert_eq!(p.health(clock.now()), [(Provider::Supabase, Health::Ok)]);
     // An hour after the last good fetch: fail closed, degraded.
     clock.advance(Duration::from_secs(50 * 60));
@@ -557,11 +595,14 @@ async fn endpoint_down_cached_keys_work_for_an_hour_then_fail_closed() {
         p.health(clock.now()),
         [(Provider::Supabase, Health::Degraded)]
     );
-    // The endpoint comes back: the next retry restores service.
+    // The outage was logged once, not per request or per retry.
+    assert_eq!(logs.count("JWKS endpoint is failing"), 1);
+    // The endpoint comes back: the next retry restores service (and says so once).
     server.set_up(true);
     clock.advance(Duration::from_secs(31));
     assert!(p.verify(&fresh(&clock), clock.now()).await.is_ok());
     assert_eq!(p.health(clock.now()), [(Provider::Supabase, Health::Ok)]);
+    assert_eq!(logs.count("reachable again"), 1);
 }
 
 // ---------------------------------------------------------------------------------------------
