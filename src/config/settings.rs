@@ -109,6 +109,9 @@ pub struct Secrets {
     pub api_key_hash_secret: Option<SecretString>,
     pub stripe_webhook_secret: Option<SecretString>,
     pub clerk_webhook_secret: Option<SecretString>,
+    /// Supabase's legacy HS256 JWT secret. Optional (unset: the legacy mode is off), so it is not
+    /// one of the required `SECRET_KEYS`; when set, `check-config` applies the strength checks.
+    pub supabase_jwt_secret: Option<SecretString>,
 }
 
 impl Secrets {
@@ -116,6 +119,28 @@ impl Secrets {
     pub fn iter(&self) -> [(&'static str, Option<&SecretString>); 7] {
         spec::SECRETS.map(|(name, get)| (name, get(self)))
     }
+
+    /// (variable name, value) for every optional secret (unset means the feature is off).
+    pub fn optional(&self) -> [(&'static str, Option<&SecretString>); 1] {
+        [("SUPABASE_JWT_SECRET", self.supabase_jwt_secret.as_ref())]
+    }
+}
+
+/// External identity providers (Supabase, Clerk). Each provider is off unless configured.
+#[derive(Debug, Clone, Default)]
+pub struct IdentitySettings {
+    /// The Supabase project URL; the issuer is `<url>/auth/v1`. No trailing slash.
+    pub supabase_url: Option<String>,
+    /// Whether Supabase anonymous sign-ins (`is_anonymous: true`) are accepted.
+    pub supabase_allow_anonymous: bool,
+    /// Clerk's Frontend API URL (the `iss` of its session tokens). No trailing slash.
+    pub clerk_issuer: Option<String>,
+    /// Clerk's PEM public key (verification without the network).
+    pub clerk_jwt_key: Option<String>,
+    /// The accepted `azp` values of Clerk tokens (empty: `azp` is not checked).
+    pub clerk_authorized_parties: Vec<String>,
+    /// Whether the first sight of an unknown identity creates a local user.
+    pub auto_provision: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -261,6 +286,7 @@ pub struct Settings {
     /// Whether an ADMIN_EMAILS address makes a provider-provisioned user an admin (only when
     /// the provider says the address is verified).
     pub identity_admin_by_email: bool,
+    pub identity: IdentitySettings,
     pub cors: CorsSettings,
     pub allowed_hosts: Vec<String>,
     pub security_headers_enabled: bool,
@@ -440,6 +466,7 @@ impl Layered {
                 api_key_hash_secret: self.secret("API_KEY_HASH_SECRET")?,
                 stripe_webhook_secret: self.secret("STRIPE_WEBHOOK_SECRET")?,
                 clerk_webhook_secret: self.secret("CLERK_WEBHOOK_SECRET")?,
+                supabase_jwt_secret: self.secret("SUPABASE_JWT_SECRET")?,
             },
             webhooks: WebhookSettings {
                 timestamp_tolerance: self.number("WEBHOOK_TIMESTAMP_TOLERANCE")?,
@@ -455,6 +482,20 @@ impl Layered {
                 .nonempty("SUPER_ADMIN_EMAIL")?
                 .map(|e| e.trim().to_lowercase()),
             identity_admin_by_email: self.boolean("IDENTITY_ADMIN_BY_EMAIL")?,
+            identity: IdentitySettings {
+                supabase_url: self
+                    .nonempty("SUPABASE_URL")?
+                    .map(|u| u.trim().trim_end_matches('/').to_string()),
+                supabase_allow_anonymous: self.boolean("SUPABASE_ALLOW_ANONYMOUS")?,
+                clerk_issuer: self
+                    .nonempty("CLERK_ISSUER")?
+                    .map(|u| u.trim().trim_end_matches('/').to_string()),
+                clerk_jwt_key: self
+                    .nonempty("CLERK_JWT_KEY")?
+                    .map(|k| k.trim().replace("\\n", "\n")),
+                clerk_authorized_parties: self.list("CLERK_AUTHORIZED_PARTIES")?,
+                auto_provision: self.boolean("IDENTITY_AUTO_PROVISION")?,
+            },
             cors: CorsSettings {
                 origins: cors_origins,
                 allow_credentials: self.boolean("CORS_ALLOW_CREDENTIALS")?,

@@ -72,8 +72,11 @@ pub type SecretGetter = fn(&Secrets) -> Option<&SecretString>;
 pub enum Show {
     /// As this function renders the typed value.
     Plain(fn(&Settings) -> String),
-    /// A secret: `***REDACTED***` when set, `(unset)` when not.
+    /// A required secret: `***REDACTED***` when set, `(unset)` when not.
     Secret(SecretGetter),
+    /// An optional secret (unset: its feature is off), shown like a required one; not in
+    /// `SECRET_KEYS`, checked by `check-config` only when set.
+    OptionalSecret(SecretGetter),
     /// A URL that may carry a password: shown with the password masked.
     Url(fn(&Settings) -> Option<&SecretString>),
     /// A list of secrets: only how many there are.
@@ -243,7 +246,7 @@ impl SettingSpec {
     pub fn shown(&self, settings: &Settings) -> Option<String> {
         Some(match self.show {
             Show::Plain(render) => render(settings),
-            Show::Secret(get) => {
+            Show::Secret(get) | Show::OptionalSecret(get) => {
                 let shown = if get(&settings.secrets).is_some() {
                     REDACTED
                 } else {

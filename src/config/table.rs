@@ -169,6 +169,63 @@ pub const SETTINGS: &[SettingSpec] = &[
         |s| s.identity_admin_by_email.to_string(),
     ),
     setting(
+        "IDENTITY_AUTO_PROVISION",
+        B,
+        Bool(true),
+        "first sight of a provider identity creates a user",
+        |s| s.identity.auto_provision.to_string(),
+    ),
+    setting(
+        "SUPABASE_URL",
+        S,
+        Unset,
+        "Supabase project URL (issuer <url>/auth/v1)",
+        |s| s.identity.supabase_url.clone().unwrap_or_default(),
+    ),
+    SettingSpec {
+        name: "SUPABASE_JWT_SECRET",
+        kind: Kind::Secret,
+        default: Unset,
+        secret: true,
+        doc: "Supabase legacy HS256 JWT secret (optional)",
+        show: Show::OptionalSecret(|s| s.supabase_jwt_secret.as_ref()),
+        env_only: false,
+    },
+    setting(
+        "SUPABASE_ALLOW_ANONYMOUS",
+        B,
+        Bool(false),
+        "accept Supabase anonymous sign-ins",
+        |s| s.identity.supabase_allow_anonymous.to_string(),
+    ),
+    setting(
+        "CLERK_ISSUER",
+        S,
+        Unset,
+        "Clerk Frontend API URL (token issuer)",
+        |s| s.identity.clerk_issuer.clone().unwrap_or_default(),
+    ),
+    setting(
+        "CLERK_JWT_KEY",
+        S,
+        Unset,
+        "Clerk PEM public key (no network)",
+        |s| {
+            s.identity
+                .clerk_jwt_key
+                .as_ref()
+                .map(|_| "(PEM public key)".to_string())
+                .unwrap_or_default()
+        },
+    ),
+    setting(
+        "CLERK_AUTHORIZED_PARTIES",
+        L,
+        List(&[]),
+        "accepted azp origins of Clerk tokens",
+        |s| list(&s.identity.clerk_authorized_parties),
+    ),
+    setting(
         "CORS_ORIGINS",
         L,
         List(&[]),

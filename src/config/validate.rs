@@ -69,6 +69,7 @@ pub fn check(settings: &Settings) -> Vec<Problem> {
     let mut problems = Vec::new();
     check_secrets(settings, &mut problems);
     check_tokens(settings, &mut problems);
+    check_identity(settings, &mut problems);
     if settings.environment == Environment::Production {
         check_production(settings, &mut problems);
     }
@@ -117,6 +118,124 @@ fn check_secrets(settings: &Settings, problems: &mut Vec<Problem>) {
                 problems.push(problem(name, issue, KEYGEN_FIX));
             }
         }
+    }
+    // Optional secrets: unset turns their feature off; set, they meet the same bar.
+    for (name, value) in settings.secrets.optional() {
+        let Some(value) = value else { continue };
+        let value = value.expose_secret();
+        if let Some(first) = seen.get(value) {
+            problems.push(problem(
+                name,
+                format!("has the same value as {first}; every secret must be different"),
+                OPTIONAL_SECRET_FIX,
+            ));
+        } else {
+            seen.insert(value, name);
+        }
+        if let Some(issue) = secret_weakness(name, value, &example_values) {
+            problems.push(problem(name, issue, OPTIONAL_SECRET_FIX));
+        }
+    }
+}
+
+const OPTIONAL_SECRET_FIX: &str = "paste the provider's secret exactly as it shows it (rotate it there if it is weak), or unset it";
+
+/// Why `raw` is not acceptable as an identity provider's issuer/JWKS base URL, or `None`. https
+/// always; plain http only outside production and only to a loopback host (local test servers).
+pub fn provider_url_issue(raw: &str, production: bool) -> Option<String> {
+    let Ok(url) = url::Url::parse(raw) else {
+        return Some("is not a valid URL".into());
+    };
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Some("must not carry a query, a fragment or credentials".into());
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return Some("has no host".into()),
+    };
+    match url.scheme() {
+        "https" => None,
+        "http" if production => Some("is plain http in production".into()),
+        "http" if loopback => None,
+        "http" => Some("is plain http to a host that is not loopback".into()),
+        other => Some(format!("has the scheme `{other}`, not https")),
+    }
+}
+
+/// The modulus and exponent (big-endian) of an RSA public key of at least 2048 bits in PEM
+/// (SPKI `PUBLIC KEY`, or PKCS#1 `RSA PUBLIC KEY`), or `None`.
+pub fn rsa_public_key_pem(pem: &str) -> Option<(Vec<u8>, Vec<u8>)> {
+    use rsa::pkcs1::DecodeRsaPublicKey as _;
+    use rsa::pkcs8::DecodePublicKey as _;
+    use rsa::traits::PublicKeyParts as _;
+    let pem = pem.trim();
+    let key = rsa::RsaPublicKey::from_public_key_pem(pem)
+        .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(pem))
+        .ok()?;
+    (key.size() >= 256).then(|| (key.n().to_bytes_be(), key.e().to_bytes_be()))
+}
+
+fn check_identity(settings: &Settings, problems: &mut Vec<Problem>) {
+    let production = settings.environment == Environment::Production;
+    let id = &settings.identity;
+    if let Some(url) = &id.supabase_url
+        && let Some(issue) = provider_url_issue(url, production)
+    {
+        problems.push(problem(
+            "SUPABASE_URL",
+            issue,
+            "use the project URL as Supabase shows it (https://<ref>.supabase.co)",
+        ));
+    }
+    if let Some(url) = &id.clerk_issuer
+        && let Some(issue) = provider_url_issue(url, production)
+    {
+        problems.push(problem(
+            "CLERK_ISSUER",
+            issue,
+            "use the Frontend API URL as Clerk shows it (https://…clerk.accounts.dev or your domain)",
+        ));
+    }
+    if let Some(pem) = &id.clerk_jwt_key {
+        if rsa_public_key_pem(pem).is_none() {
+            problems.push(problem(
+                "CLERK_JWT_KEY",
+                "is not an RSA public key (2048 bits or more) in PEM",
+                "paste the PEM public key from Clerk's API keys page (`\n` for line breaks)",
+            ));
+        }
+        if id.clerk_issuer.is_none() {
+            problems.push(problem(
+                "CLERK_JWT_KEY",
+                "is set without CLERK_ISSUER, so the issuer of Clerk tokens could not be checked",
+                "set CLERK_ISSUER to the Frontend API URL as well",
+            ));
+        }
+    }
+    if !id.clerk_authorized_parties.is_empty() && id.clerk_issuer.is_none() {
+        problems.push(problem(
+            "CLERK_AUTHORIZED_PARTIES",
+            "is set but Clerk is not configured",
+            "set CLERK_ISSUER, or unset CLERK_AUTHORIZED_PARTIES",
+        ));
+    }
+    for party in &id.clerk_authorized_parties {
+        if let Some(issue) = provider_url_issue(party, production) {
+            problems.push(problem(
+                "CLERK_AUTHORIZED_PARTIES",
+                format!("contains an origin that {issue}"),
+                "list the origins of your front ends (https://app.example.org), comma-separated",
+            ));
+        }
+    }
+    if settings.secrets.supabase_jwt_secret.is_some() && id.supabase_url.is_none() {
+        problems.push(problem(
+            "SUPABASE_JWT_SECRET",
+            "is set without SUPABASE_URL, so the issuer of Supabase tokens could not be checked",
+            "set SUPABASE_URL to the project URL as well",
+        ));
     }
 }
 

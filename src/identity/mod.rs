@@ -6,15 +6,25 @@
 //! The Clerk webhook sync (`webhooks`) creates and updates these links today; provider tokens
 //! (the identity-provider issue) resolve through the same table.
 //!
+//! Provider tokens (part A of issue 14): [`Providers`] is built once at start from the settings
+//! ([`Providers::from_settings`]); [`Providers::is_provider_token`] routes a bearer token by its
+//! (unverified) issuer, [`Providers::verify`] checks it fully (keys from the provider's JWKS,
+//! `jwks`, or a configured key) and returns [`ProviderClaims`]; [`Providers::health`] feeds
+//! `/ready`.
+//!
 //! Clerk's webhooks do not carry the instance's issuer URL, so Clerk identities are keyed under
 //! the issuer [`CLERK`] (one Clerk instance per deployment); Supabase identities under their
 //! issuer URL.
 
+pub mod jwks;
 pub mod model;
+pub mod providers;
 pub mod routes;
 pub mod store;
 
+pub use jwks::Health;
 pub use model::{Identity, Provider};
+pub use providers::{IdentityError, ProviderClaims, Providers};
 
 use diesel::PgConnection;
 use time::OffsetDateTime;

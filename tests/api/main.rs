@@ -12,6 +12,7 @@ mod errors;
 mod health;
 mod http_hardening;
 mod identities;
+mod identity;
 mod openapi;
 mod permissions;
 mod quotas;

@@ -482,6 +482,106 @@ fn token_settings_are_checked() {
 }
 
 #[test]
+fn identity_provider_settings_are_optional_and_checked_when_set() {
+    // Unset: every provider is off and nothing is reported (SUPABASE_JWT_SECRET is optional).
+    let vars = variables(&load(good_env()));
+    assert!(
+        !vars
+            .iter()
+            .any(|v| v.starts_with("SUPABASE") || v.starts_with("CLERK_")),
+        "{vars:?}"
+    );
+    let s = load(good_env());
+    assert!(s.identity.auto_provision && !s.identity.supabase_allow_anonymous);
+    assert!(s.secrets.supabase_jwt_secret.is_none());
+
+    let with = |pairs: &[(&str, &str)]| {
+        let mut env = good_env();
+        for (k, v) in pairs {
+            env.insert(k.to_string(), v.to_string());
+        }
+        env
+    };
+    // Loopback http is fine outside production; https anywhere; plain http elsewhere is not.
+    let ok = with(&[
+        ("SUPABASE_URL", "http://127.0.0.1:54321/"),
+        ("CLERK_ISSUER", "https://clerk.example.org"),
+        (
+            "CLERK_AUTHORIZED_PARTIES",
+            "https://app.example.org,http://localhost:3000",
+        ),
+        ("SUPABASE_JWT_SECRET", "q8Zr2mX5vL0tN7bP4cW9yK3hF6jD1sGa"),
+    ]);
+    let s = load(ok.clone());
+    assert_eq!(
+        s.identity.supabase_url.as_deref(),
+        Some("http://127.0.0.1:54321")
+    );
+    assert_eq!(s.identity.clerk_authorized_parties.len(), 2);
+    let vars = variables(&s);
+    assert!(
+        !vars
+            .iter()
+            .any(|v| v.starts_with("SUPABASE") || v.starts_with("CLERK_")),
+        "{vars:?}"
+    );
+    // Production refuses plain http, loopback included.
+    let mut prod = ok.clone();
+    prod.insert("ENVIRONMENT".into(), "production".into());
+    let vars = variables(&load(prod));
+    assert!(vars.contains(&"SUPABASE_URL"), "{vars:?}");
+    assert!(vars.contains(&"CLERK_AUTHORIZED_PARTIES"), "{vars:?}");
+    for (pairs, variable) in [
+        (
+            &[("SUPABASE_URL", "http://supabase.example.org")][..],
+            "SUPABASE_URL",
+        ),
+        (&[("SUPABASE_URL", "not a url")][..], "SUPABASE_URL"),
+        (
+            &[("CLERK_ISSUER", "ftp://clerk.example.org")][..],
+            "CLERK_ISSUER",
+        ),
+        (
+            &[
+                ("CLERK_ISSUER", "https://c.example.org"),
+                ("CLERK_JWT_KEY", "nope"),
+            ][..],
+            "CLERK_JWT_KEY",
+        ),
+        (&[("CLERK_JWT_KEY", "nope")][..], "CLERK_JWT_KEY"),
+        (
+            &[("CLERK_AUTHORIZED_PARTIES", "https://app.example.org")][..],
+            "CLERK_AUTHORIZED_PARTIES",
+        ),
+        (
+            &[
+                ("SUPABASE_URL", "https://abc.supabase.co"),
+                ("SUPABASE_JWT_SECRET", "short"),
+            ][..],
+            "SUPABASE_JWT_SECRET",
+        ),
+        (
+            &[("SUPABASE_JWT_SECRET", "q8Zr2mX5vL0tN7bP4cW9yK3hF6jD1sGa")][..],
+            "SUPABASE_JWT_SECRET",
+        ),
+    ] {
+        let vars = variables(&load(with(pairs)));
+        assert!(vars.contains(&variable), "{pairs:?}: {vars:?}");
+    }
+    // The optional secret must differ from every other secret (good_env makes fresh ones).
+    let mut env = good_env();
+    let jwt = env["JWT_SECRET"].clone();
+    env.insert("SUPABASE_URL".into(), "https://abc.supabase.co".into());
+    env.insert("SUPABASE_JWT_SECRET".into(), jwt);
+    let vars = variables(&load(env));
+    assert!(vars.contains(&"SUPABASE_JWT_SECRET"), "{vars:?}");
+    // Redacted like every secret.
+    let text = load(ok).redacted_lines().join("\n");
+    assert!(text.contains("SUPABASE_JWT_SECRET=***REDACTED***"));
+    assert!(!text.contains("q8Zr2mX5vL0tN7bP4cW9yK3hF6jD1sGa"));
+}
+
+#[test]
 fn http_timing_settings_have_the_documented_defaults_parse_overrides_and_are_shown() {
     use std::time::Duration;
     let s = load(good_env());
@@ -739,7 +839,8 @@ mod declared {
 }
 
 // --- `config show` and `check-config` print exactly what they printed before the settings were
-// declared in one table (tests/cli/golden/ was recorded with the binary of commit b72afcb).
+// declared in one table (tests/cli/golden/ was recorded with the binary of commit b72afcb; the
+// identity-provider lines, issue 14, were added since).
 
 mod unchanged_output {
     use std::collections::BTreeMap;
