@@ -78,12 +78,23 @@ impl Application {
             Inbox::from_settings(&state.settings, Some(queue))
                 .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?,
         );
+        let providers = web::Data::new(
+            crate::identity::Providers::from_settings(&state.settings)
+                .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?,
+        );
         crate::webhooks::spawn_pruner(
             state.pool.clone(),
             state.auditor.clone(),
             state.settings.webhooks,
         );
-        let server = run(listener, state, limiter.clone(), inbox, options.extra)?;
+        let server = run(
+            listener,
+            state,
+            limiter.clone(),
+            inbox,
+            providers,
+            options.extra,
+        )?;
         Ok(Application {
             port,
             server,
@@ -113,6 +124,7 @@ fn run(
     state: web::Data<AppState>,
     limiter: Option<Arc<Limiter>>,
     inbox: web::Data<Inbox>,
+    providers: web::Data<crate::identity::Providers>,
     extra: ExtraRoutes,
 ) -> Result<Server, AppError> {
     // Built once, outside the factory: every worker shares the same state (and limits).
@@ -126,6 +138,7 @@ fn run(
             .app_data(state.clone())
             .app_data(limiter.clone())
             .app_data(inbox.clone())
+            .app_data(providers.clone())
             .configure(|cfg| edge.register(cfg))
             .configure(crate::web::mount)
             .configure(crate::console::mount)

@@ -34,6 +34,10 @@ pub enum AppError {
     BadRequest(String),
     #[error("authentication required")]
     Unauthorized,
+    /// A valid identity-provider token for an identity rampart cannot map to a local user (not
+    /// provisioned and not provisionable, or its email belongs to an unlinked local account).
+    #[error("identity unknown: {0}")]
+    IdentityUnknown(String),
     #[error("forbidden")]
     Forbidden,
     #[error("not found")]

@@ -66,6 +66,7 @@ actions! {
     WebhookPruned => "webhook.pruned",
     SubscriptionUpdated => "subscription.updated",
     IdentityUnlinked => "identity.unlinked",
+    AuthExchangeSucceeded => "auth.exchange.succeeded",
     AdminLoginSucceeded => "admin.login.succeeded",
     AdminLoginFailed => "admin.login.failed",
     AdminLogout => "admin.logout",
@@ -642,7 +643,7 @@ mod tests {
             }
             assert_eq!(Action::parse(name), Some(*action));
         }
-        assert_eq!(Action::ALL.len(), 37);
+        assert_eq!(Action::ALL.len(), 38);
         assert_eq!(Action::AuthLoginFailed.as_str(), "auth.login.failed");
         assert_eq!(Action::parse("auth.login"), None);
     }

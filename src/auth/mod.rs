@@ -66,6 +66,9 @@ pub enum Credential {
         key_id: Uuid,
         scopes: Vec<Permission>,
     },
+    /// An identity provider's token (Supabase, Clerk) of this linked identity: the user's role,
+    /// like a session, but no rampart session to end.
+    Provider { identity_id: Uuid },
 }
 
 /// The authenticated caller, as established by the guard for this request.
@@ -85,7 +88,7 @@ impl Principal {
     /// current role AND in its scopes, and never reaches an admin-only permission.
     pub fn can(&self, permission: Permission) -> bool {
         match &self.credential {
-            Credential::Session { .. } => self.role.has(permission),
+            Credential::Session { .. } | Credential::Provider { .. } => self.role.has(permission),
             Credential::ApiKey { scopes, .. } => {
                 !permission.is_admin_only()
                     && self.role.has(permission)
@@ -98,14 +101,16 @@ impl Principal {
     pub fn actor(&self) -> crate::audit::Actor {
         match self.credential {
             Credential::ApiKey { key_id, .. } => crate::audit::Actor::api_key(key_id),
-            Credential::Session { .. } => crate::audit::Actor::user(self.user_id),
+            Credential::Session { .. } | Credential::Provider { .. } => {
+                crate::audit::Actor::user(self.user_id)
+            }
         }
     }
 
     pub fn session_id(&self) -> Option<Uuid> {
         match self.credential {
             Credential::Session { session_id } => Some(session_id),
-            Credential::ApiKey { .. } => None,
+            Credential::ApiKey { .. } | Credential::Provider { .. } => None,
         }
     }
 }

@@ -34,6 +34,7 @@ impl AppError {
                 "unauthorized",
                 "Valid credentials are required.".to_string(),
             ),
+            AppError::IdentityUnknown(detail) => ("identity-unknown", detail.clone()),
             AppError::Forbidden => (
                 "forbidden",
                 "You do not have permission for this action.".to_string(),
@@ -111,7 +112,7 @@ impl ResponseError for AppError {
         match self {
             AppError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AppError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AppError::Unauthorized | AppError::IdentityUnknown(_) => StatusCode::UNAUTHORIZED,
             AppError::Forbidden => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,

@@ -19,6 +19,7 @@
 pub mod jwks;
 pub mod model;
 pub mod providers;
+pub mod resolve;
 pub mod routes;
 pub mod store;
 
@@ -218,4 +219,88 @@ pub async fn unlink_own(
             }
         })
         .await?
+}
+
+/// The principal of a provider token: verified, then resolved to its local user (provisioned at
+/// first sight when allowed). Invalid tokens are the same 401 as any bad credential.
+pub async fn authenticate(
+    state: &crate::state::AppState,
+    providers: &Providers,
+    token: &str,
+    meta: crate::audit::RequestMeta,
+) -> Result<crate::auth::Principal, AppError> {
+    let (user, identity_id) = verify_and_resolve(state, providers, token, meta).await?;
+    Ok(crate::auth::Principal {
+        user_id: user.id,
+        role: user.role(),
+        credential: crate::auth::Credential::Provider { identity_id },
+        user: Some(std::sync::Arc::new(user)),
+    })
+}
+
+/// Verifies a provider token and resolves its local user (see [`resolve`]).
+pub async fn verify_and_resolve(
+    state: &crate::state::AppState,
+    providers: &Providers,
+    token: &str,
+    meta: crate::audit::RequestMeta,
+) -> Result<(crate::users::User, Uuid), AppError> {
+    let now = state.clock.now();
+    let claims = providers
+        .verify(token, now)
+        .await
+        .map_err(|_| AppError::Unauthorized)?;
+    let auditor = state.auditor.clone();
+    let policy = resolve::Policy {
+        auto_provision: state.settings.identity.auto_provision,
+        admin_emails: state.settings.admin_emails.clone(),
+        admin_by_email: state.settings.identity_admin_by_email,
+    };
+    state
+        .pool
+        .run(move |conn| resolve::resolve(conn, &auditor, &policy, &claims, &meta, now))
+        .await
+}
+
+/// `POST /api/v1/auth/exchange`: a provider token for a rampart session (the login response). The
+/// session then lives and dies by rampart's rules (refresh rotation, revocation), whatever becomes
+/// of the provider token. Audited as `auth.exchange.succeeded` with the provider.
+pub async fn exchange(
+    state: &crate::state::AppState,
+    providers: &Providers,
+    token: &str,
+    meta: crate::audit::RequestMeta,
+) -> Result<crate::sessions::TokenPair, AppError> {
+    use diesel::Connection;
+    if !providers.is_provider_token(token) {
+        return Err(AppError::Unauthorized);
+    }
+    let (user, identity_id) = verify_and_resolve(state, providers, token, meta.clone()).await?;
+    let now = state.clock.now();
+    let tx_state = crate::sessions::AppStateRef::from(state);
+    let ttl = state.settings.auth.refresh_token_ttl;
+    state
+        .pool
+        .run(move |conn| {
+            conn.transaction::<_, AppError, _>(|conn| {
+                let (session, refresh) = crate::sessions::start(conn, user.id, &meta, now, ttl)?;
+                let provider = store::provider_of(conn, identity_id)?;
+                tx_state.auditor.record(
+                    conn,
+                    &meta,
+                    crate::audit::Event::new(
+                        crate::audit::Action::AuthExchangeSucceeded,
+                        crate::audit::Outcome::Success,
+                        crate::audit::Actor::user(user.id),
+                    )
+                    .target("session", session.id)
+                    .metadata(serde_json::json!({
+                        "provider": provider,
+                        "identity_id": identity_id,
+                    })),
+                )?;
+                tx_state.token_pair(user.id, session.id, user.role(), refresh, now)
+            })
+        })
+        .await
 }

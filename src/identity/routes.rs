@@ -13,6 +13,15 @@ use crate::state::AppState;
 
 pub fn routes(r: &mut ApiRoutes) {
     r.add(
+        Method::POST,
+        "/api/v1/auth/exchange",
+        Access::Public,
+        exchange,
+    )
+    .summary("Exchange a Supabase or Clerk session token for a rampart session.")
+    .body::<ExchangeBody>()
+    .ok::<crate::sessions::TokenPair>();
+    r.add(
         Method::GET,
         "/api/v1/me/identities",
         Access::Permission(Permission::ProfileRead),
@@ -52,4 +61,23 @@ async fn unlink(
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ExchangeBody {
+    /// The provider's session token (a JWT).
+    #[schema(min_length = 1, max_length = 8192)]
+    provider_token: String,
+}
+
+async fn exchange(
+    state: web::Data<AppState>,
+    providers: web::Data<super::Providers>,
+    req: HttpRequest,
+    body: web::Json<ExchangeBody>,
+) -> Result<HttpResponse, AppError> {
+    let pair =
+        super::exchange(&state, &providers, &body.provider_token, request_meta(&req)).await?;
+    Ok(HttpResponse::Ok().json(pair))
 }

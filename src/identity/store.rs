@@ -54,3 +54,42 @@ pub fn delete(conn: &mut PgConnection, id: Uuid, user_id: Uuid) -> QueryResult<u
     )
     .execute(conn)
 }
+
+/// The identity and its user, in one query (the per-request lookup of a provider token).
+pub fn find_with_user(
+    conn: &mut PgConnection,
+    issuer: &str,
+    subject: &str,
+) -> QueryResult<Option<(Identity, crate::users::User)>> {
+    use crate::db::schema::users;
+    user_identities::table
+        .inner_join(users::table)
+        .filter(user_identities::issuer.eq(issuer))
+        .filter(user_identities::subject.eq(subject))
+        .select((Identity::as_select(), crate::users::User::as_select()))
+        .first(conn)
+        .optional()
+}
+
+/// Records a sighting at most once a minute (a provider token on every request must not mean a
+/// write on every request).
+pub fn touch_if_stale(
+    conn: &mut PgConnection,
+    id: Uuid,
+    now: OffsetDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        user_identities::table
+            .filter(user_identities::id.eq(id))
+            .filter(user_identities::last_seen_at.lt(now - time::Duration::minutes(1))),
+    )
+    .set(user_identities::last_seen_at.eq(now))
+    .execute(conn)
+}
+
+pub fn provider_of(conn: &mut PgConnection, id: Uuid) -> QueryResult<String> {
+    user_identities::table
+        .find(id)
+        .select(user_identities::provider)
+        .first(conn)
+}

@@ -47,7 +47,9 @@ impl RouteClass {
             return None;
         }
         match pattern? {
-            "/api/v1/auth/login" | "/admin/login" => Some(RouteClass::Login),
+            "/api/v1/auth/login" | "/admin/login" | "/api/v1/auth/exchange" => {
+                Some(RouteClass::Login)
+            }
             "/api/v1/auth/register" => Some(RouteClass::Register),
             "/api/v1/auth/refresh" => Some(RouteClass::Refresh),
             "/api/v1/me/password" => Some(RouteClass::Password),

@@ -1,5 +1,6 @@
 //! Liveness (`/health`, touches nothing) and readiness (`/ready`: the database answers within the
-//! pool timeout and no migration is pending).
+//! pool timeout and no migration is pending; each configured identity provider's health is
+//! reported beside).
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -18,7 +19,20 @@ async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+async fn ready(
+    state: web::Data<AppState>,
+    providers: Option<web::Data<crate::identity::Providers>>,
+) -> Result<HttpResponse, AppError> {
+    // Identity providers report `ok` or `degraded` (their JWKS unreachable past the cached keys'
+    // hour): the service stays ready — rampart's own credentials still work — and says so.
+    let identity: serde_json::Map<String, serde_json::Value> = providers
+        .map(|p| {
+            p.health(state.clock.now())
+                .into_iter()
+                .map(|(provider, health)| (provider.as_str().to_string(), json!(health.as_str())))
+                .collect()
+        })
+        .unwrap_or_default();
     let limit = state.pool.timeout() + std::time::Duration::from_secs(1);
     let check = state.pool.run(|conn| {
         use diesel::RunQueryDsl;
@@ -34,6 +48,7 @@ async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
             "status": "ready",
             "database": "ok",
             "migrations": "current",
+            "identity_providers": identity,
         }))),
         Ok(Ok(true)) => {
             tracing::warn!("not ready: migrations pending");

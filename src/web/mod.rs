@@ -104,6 +104,13 @@ pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Princip
         }
         Presented::AccessToken(token) => token,
     };
+    // A provider's token (its unverified issuer is a configured provider's) goes to the
+    // providers, never to rampart's own verification, and the reverse.
+    if let Some(providers) = req.app_data::<web::Data<crate::identity::Providers>>()
+        && providers.is_provider_token(&token)
+    {
+        return crate::identity::authenticate(state, providers, &token, request_meta(req)).await;
+    }
     let claims = state
         .jwt
         .verify_at(&token, state.clock.now())

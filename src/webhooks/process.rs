@@ -393,7 +393,7 @@ fn sync_clerk_user(
     } else {
         (Role::DEFAULT, None)
     };
-    let username = free_username(conn, clerk, &email)?;
+    let username = crate::users::free_username(conn, clerk.username.as_deref(), &email)?;
     let user = crate::accounts::create_user(conn, &username, &email, None, role, grant, ctx.now)
         .map_err(|e| match e {
             AppError::Conflict(fields) => conflict(&format!(
@@ -439,51 +439,4 @@ fn sync_clerk_user(
         )?;
     }
     Ok((user.id, SyncChange::Created))
-}
-
-/// A free username for a new account: Clerk's username if it is valid and free, else the email's
-/// local part made valid, with a numeric suffix until free.
-fn free_username(
-    conn: &mut PgConnection,
-    clerk: &ClerkUser,
-    email: &Email,
-) -> Result<Username, Failure> {
-    if let Some(username) = clerk
-        .username
-        .as_deref()
-        .and_then(|u| Username::parse(u).ok())
-        && !crate::users::store::username_taken(conn, username.as_str())?
-    {
-        return Ok(username);
-    }
-    let local = email.as_str().split('@').next().unwrap_or_default();
-    let mut base: String = local
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(40)
-        .collect();
-    while base.len() < 3 {
-        base.push('_');
-    }
-    for n in 0..1000u32 {
-        let candidate = if n == 0 {
-            base.clone()
-        } else {
-            format!("{base}-{n}")
-        };
-        if let Ok(username) = Username::parse(&candidate)
-            && !crate::users::store::username_taken(conn, username.as_str())?
-        {
-            return Ok(username);
-        }
-    }
-    let random = Uuid::now_v7().simple().to_string();
-    Username::parse(&format!("user-{}", &random[random.len() - 12..]))
-        .map_err(|e| conflict(&format!("no free username: {}", e.message)))
 }

@@ -118,3 +118,206 @@ async fn demo_users_and_api_keys_without_profile_write_cannot_unlink() {
     assert_eq!(unlink(&app, key, id).await.status(), 403);
     assert_eq!(identities(&app, &tokens.access).await.len(), 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Provider tokens on the API (Supabase's legacy HS256 secret: verification with no network).
+
+const SUPABASE: &str = "https://proj-test.supabase.co";
+const LEGACY: &str = "Zq8r2mX5vL0tN7bP4cW9yK3hF6jD1sGa";
+
+fn supabase_app() -> crate::support::AppBuilder {
+    app()
+        .env("SUPABASE_URL", SUPABASE)
+        .env("SUPABASE_JWT_SECRET", LEGACY)
+}
+
+fn supabase_token(app: &TestApp, sub: &str, email: Option<&str>) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let now = app.clock.now().unix_timestamp();
+    let mut claims = serde_json::json!({
+        "iss": format!("{SUPABASE}/auth/v1"), "sub": sub, "aud": "authenticated",
+        "role": "authenticated", "exp": now + 3600, "iat": now, "is_anonymous": false,
+    });
+    if let Some(email) = email {
+        claims["email"] = serde_json::json!(email);
+    }
+    let input = format!(
+        "{}.{}",
+        b64.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+        b64.encode(serde_json::to_vec(&claims).unwrap())
+    );
+    let key = rampart::crypto::hmac::HmacKey::new(LEGACY.as_bytes());
+    format!("{input}.{}", b64.encode(key.mac(&[input.as_bytes()])))
+}
+
+fn count(app: &TestApp, from_where: &str) -> i64 {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = app.db.as_ref().unwrap().connect();
+    diesel::sql_query(format!("SELECT count(*) AS n FROM {from_where}"))
+        .get_result::<N>(&mut conn)
+        .unwrap()
+        .n
+}
+
+#[actix_web::test]
+async fn a_provider_token_authenticates_as_its_linked_user_provisioned_once_at_first_sight() {
+    let app = supabase_app().spawn().await;
+    let token = supabase_token(&app, "sb-user-1", Some("Grace@Example.org"));
+    let sends = (0..20).map(|_| app.get_auth("/api/v1/me", &token));
+    let mut ids = Vec::new();
+    for res in futures_util::future::join_all(sends).await {
+        assert_eq!(res.status(), 200);
+        let me: Value = res.json().await.unwrap();
+        ids.push(me["id"].as_str().unwrap().to_string());
+        assert_eq!(me["email"], "grace@example.org");
+        assert_eq!(
+            me["role"], "team_member",
+            "role from rampart, never from the token"
+        );
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one account for twenty first requests");
+    assert_eq!(count(&app, "users WHERE password_hash IS NULL"), 1);
+    assert_eq!(
+        count(&app, "user_identities WHERE subject = 'sb-user-1'"),
+        1
+    );
+    assert_eq!(
+        count(&app, "audit_logs WHERE action = 'user.registered'"),
+        1
+    );
+    // Permissions are rampart's: a team member is not an admin whatever the token says.
+    assert_eq!(
+        app.get_auth("/api/v1/admin/users", &token).await.status(),
+        403
+    );
+    // The identity is listed for its owner.
+    assert_eq!(identities(&app, &token).await.len(), 1);
+    // /ready reports the provider.
+    let ready: Value = app.get("/ready").await.json().await.unwrap();
+    assert_eq!(ready["identity_providers"]["supabase"], "ok");
+}
+
+#[actix_web::test]
+async fn provider_tokens_are_never_merged_by_email_and_unknown_or_disabled_identities_are_refused()
+{
+    let app = supabase_app().spawn().await;
+    app.register("local").await;
+    // Same email as a local account: not merged.
+    let token = supabase_token(&app, "sb-evil", Some("local@example.org"));
+    let res = app.get_auth("/api/v1/me", &token).await;
+    assert_eq!(res.status(), 401);
+    let problem: Value = res.json().await.unwrap();
+    assert!(
+        problem["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("/identity-unknown"),
+        "{problem}"
+    );
+    assert_eq!(count(&app, "user_identities"), 0);
+    assert_eq!(count(&app, "users"), 1);
+    // No email to provision with.
+    let res = app
+        .get_auth("/api/v1/me", &supabase_token(&app, "sb-noemail", None))
+        .await;
+    assert_eq!(res.status(), 401);
+    let problem: Value = res.json().await.unwrap();
+    assert!(
+        problem["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("/identity-unknown")
+    );
+    // A disabled user's provider tokens are refused.
+    let token = supabase_token(&app, "sb-dis", Some("dis@example.org"));
+    assert_eq!(app.get_auth("/api/v1/me", &token).await.status(), 200);
+    app.sql("UPDATE users SET active = false WHERE email = 'dis@example.org'");
+    let res = app.get_auth("/api/v1/me", &token).await;
+    assert_eq!(res.status(), 401);
+    let problem: Value = res.json().await.unwrap();
+    assert!(problem["type"].as_str().unwrap().ends_with("/unauthorized"));
+    // A token signed with another secret is a plain 401.
+    let res = app
+        .get_auth("/api/v1/me", &format!("{}x", &token[..token.len() - 1]))
+        .await;
+    assert_eq!(res.status(), 401);
+
+    // Provisioning off: unknown identities are refused, known ones still work.
+    let app = crate::support::app()
+        .env("SUPABASE_URL", SUPABASE)
+        .env("SUPABASE_JWT_SECRET", LEGACY)
+        .env("IDENTITY_AUTO_PROVISION", "false")
+        .spawn()
+        .await;
+    let res = app
+        .get_auth(
+            "/api/v1/me",
+            &supabase_token(&app, "sb-new", Some("new@example.org")),
+        )
+        .await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(count(&app, "users"), 0);
+}
+
+#[actix_web::test]
+async fn exchange_gives_a_working_rampart_session_and_the_provider_token_is_no_refresh_token() {
+    let app = supabase_app().spawn().await;
+    let token = supabase_token(&app, "sb-ex", Some("ex@example.org"));
+    let res = app
+        .post_json(
+            "/api/v1/auth/exchange",
+            &serde_json::json!({ "provider_token": token }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let pair: Value = res.json().await.unwrap();
+    assert_eq!(pair["token_type"], "Bearer");
+    let access = pair["access_token"].as_str().unwrap();
+    assert_eq!(app.get_auth("/api/v1/me", access).await.status(), 200);
+    let refreshed = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            &serde_json::json!({ "refresh_token": pair["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(refreshed.status(), 200);
+    // The provider token is not a refresh token, and a rampart token is not exchangeable.
+    let res = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            &serde_json::json!({ "refresh_token": token }),
+        )
+        .await;
+    assert_eq!(res.status(), 401);
+    let res = app
+        .post_json(
+            "/api/v1/auth/exchange",
+            &serde_json::json!({ "provider_token": access }),
+        )
+        .await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(
+        count(
+            &app,
+            "audit_logs WHERE action = 'auth.exchange.succeeded' AND metadata->>'provider' = 'supabase'"
+        ),
+        1
+    );
+    // The session lives by rampart's rules: revoked, it is gone, whatever the provider token.
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/logout"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(app.get_auth("/api/v1/me", access).await.status(), 401);
+}
