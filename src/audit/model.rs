@@ -65,6 +65,7 @@ actions! {
     WebhookReplayed => "webhook.replayed",
     WebhookPruned => "webhook.pruned",
     SubscriptionUpdated => "subscription.updated",
+    IdentityLinked => "identity.linked",
     IdentityUnlinked => "identity.unlinked",
     AuthExchangeSucceeded => "auth.exchange.succeeded",
     AdminLoginSucceeded => "admin.login.succeeded",
@@ -643,7 +644,7 @@ mod tests {
             }
             assert_eq!(Action::parse(name), Some(*action));
         }
-        assert_eq!(Action::ALL.len(), 38);
+        assert_eq!(Action::ALL.len(), 39);
         assert_eq!(Action::AuthLoginFailed.as_str(), "auth.login.failed");
         assert_eq!(Action::parse("auth.login"), None);
     }

@@ -304,3 +304,78 @@ pub async fn exchange(
         })
         .await
 }
+
+/// `POST /api/v1/me/identities`: links the identity of a provider token to the signed-in caller
+/// (how an existing local account takes over its provider sign-in: never by matching emails). An
+/// identity already linked to the caller is answered as it is (`false`: nothing new); one linked
+/// to another account is a 409. Audited as `identity.linked`.
+pub async fn link_own(
+    state: &crate::state::AppState,
+    providers: &Providers,
+    user_id: Uuid,
+    token: &str,
+    actor: crate::audit::Actor,
+    meta: crate::audit::RequestMeta,
+) -> Result<(IdentityView, bool), AppError> {
+    use diesel::Connection;
+    let invalid = || {
+        AppError::Validation(vec![crate::error::FieldError::new(
+            "provider_token",
+            "is not a valid token of a configured identity provider",
+        )])
+    };
+    if !providers.is_provider_token(token) {
+        return Err(invalid());
+    }
+    let now = state.clock.now();
+    let claims = providers.verify(token, now).await.map_err(|_| invalid())?;
+    let auditor = state.auditor.clone();
+    state
+        .pool
+        .run(move |conn| {
+            conn.transaction::<_, AppError, _>(|conn| {
+                if crate::users::store::lock(conn, user_id)?.is_none() {
+                    return Err(AppError::Unauthorized);
+                }
+                if let Some(existing) = store::find(conn, &claims.issuer_key, &claims.subject)? {
+                    if existing.user_id == user_id {
+                        return Ok((IdentityView::from(&existing), false));
+                    }
+                    return Err(AppError::Conflict(vec![crate::error::FieldError::new(
+                        "provider_token",
+                        "belongs to an identity linked to another account",
+                    )]));
+                }
+                let email = claims
+                    .email
+                    .as_deref()
+                    .and_then(|e| crate::users::Email::parse(e).ok());
+                let identity = link(
+                    conn,
+                    claims.provider,
+                    &claims.issuer_key,
+                    &claims.subject,
+                    user_id,
+                    email.as_ref().map(crate::users::Email::as_str),
+                    now,
+                )?;
+                auditor.record(
+                    conn,
+                    &meta,
+                    crate::audit::Event::new(
+                        crate::audit::Action::IdentityLinked,
+                        crate::audit::Outcome::Success,
+                        actor,
+                    )
+                    .target("user", user_id)
+                    .metadata(serde_json::json!({
+                        "identity_id": identity.id,
+                        "provider": identity.provider,
+                        "subject": identity.subject,
+                    })),
+                )?;
+                Ok((IdentityView::from(&identity), true))
+            })
+        })
+        .await
+}

@@ -1,5 +1,5 @@
-//! The caller's linked identities: `GET /api/v1/me/identities`,
-//! `DELETE /api/v1/me/identities/{id}`.
+//! The caller's linked identities: `GET|POST /api/v1/me/identities`,
+//! `DELETE /api/v1/me/identities/{id}`; and `POST /api/v1/auth/exchange`.
 
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -28,6 +28,15 @@ pub fn routes(r: &mut ApiRoutes) {
         list,
     )
     .page::<IdentityView>();
+    r.add(
+        Method::POST,
+        "/api/v1/me/identities",
+        Access::Permission(Permission::ProfileWrite),
+        link,
+    )
+    .body::<ExchangeBody>()
+    .created::<IdentityView>()
+    .link(Method::DELETE, "/api/v1/me/identities/{id}", "id");
     r.add(
         Method::DELETE,
         "/api/v1/me/identities/{id}",
@@ -80,4 +89,28 @@ async fn exchange(
     let pair =
         super::exchange(&state, &providers, &body.provider_token, request_meta(&req)).await?;
     Ok(HttpResponse::Ok().json(pair))
+}
+
+/// 201 with the new link; 200 when the identity was already the caller's.
+async fn link(
+    state: web::Data<AppState>,
+    providers: web::Data<super::Providers>,
+    req: HttpRequest,
+    principal: Principal,
+    body: web::Json<ExchangeBody>,
+) -> Result<HttpResponse, AppError> {
+    let (view, created) = super::link_own(
+        &state,
+        &providers,
+        principal.user_id,
+        &body.provider_token,
+        principal.actor(),
+        request_meta(&req),
+    )
+    .await?;
+    Ok(if created {
+        HttpResponse::Created().json(view)
+    } else {
+        HttpResponse::Ok().json(view)
+    })
 }

@@ -321,3 +321,64 @@ async fn exchange_gives_a_working_rampart_session_and_the_provider_token_is_no_r
     assert_eq!(res.status(), 204);
     assert_eq!(app.get_auth("/api/v1/me", access).await.status(), 401);
 }
+
+#[actix_web::test]
+async fn a_signed_in_user_links_a_provider_identity_which_then_signs_them_in() {
+    let app = supabase_app().spawn().await;
+    let local = app.user("local").await;
+    // The provider identity has the local account's email: signing in with it is refused…
+    let token = supabase_token(&app, "sb-mine", Some("local@example.org"));
+    assert_eq!(app.get_auth("/api/v1/me", &token).await.status(), 401);
+    // …until the account's owner links it from their own session.
+    let link = |access: String, token: String| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url("/api/v1/me/identities"))
+                .bearer_auth(access)
+                .json(&serde_json::json!({ "provider_token": token }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let res = link(local.access.clone(), token.clone()).await;
+    assert_eq!(res.status(), 201);
+    let view: Value = res.json().await.unwrap();
+    assert_eq!(view["subject"], "sb-mine");
+    assert_eq!(
+        link(local.access.clone(), token.clone()).await.status(),
+        200,
+        "idempotent"
+    );
+    let me: Value = app
+        .get_auth("/api/v1/me", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["username"], "local");
+    assert_eq!(count(&app, "users"), 1, "no second account");
+    assert_eq!(
+        count(&app, "audit_logs WHERE action = 'identity.linked'"),
+        1
+    );
+    // Someone else cannot take the identity over, and a bad token is a field error.
+    let other = app.user("other").await;
+    assert_eq!(
+        link(other.access.clone(), token.clone()).await.status(),
+        409
+    );
+    assert_eq!(
+        link(other.access.clone(), "not.a.token".into())
+            .await
+            .status(),
+        422
+    );
+    assert_eq!(
+        link(other.access.clone(), local.access.clone())
+            .await
+            .status(),
+        422
+    );
+}
