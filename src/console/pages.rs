@@ -348,6 +348,29 @@ impl SessionRow {
 
 /// One API key for tables.
 #[derive(Debug, Clone)]
+/// A linked identity-provider account on the user page.
+pub struct IdentityRow {
+    pub id: String,
+    pub provider: String,
+    pub subject: String,
+    pub email: String,
+    pub linked: String,
+    pub last_seen: String,
+}
+
+impl IdentityRow {
+    pub fn new(i: &crate::identity::IdentityView) -> Self {
+        IdentityRow {
+            id: i.id.to_string(),
+            provider: i.provider.clone(),
+            subject: i.subject.clone(),
+            email: i.email.clone().unwrap_or_default(),
+            linked: when(i.created_at),
+            last_seen: when(i.last_seen_at),
+        }
+    }
+}
+
 pub struct KeyRow {
     pub id: String,
     pub prefix: String,
@@ -388,6 +411,7 @@ pub struct UserPage {
     pub chrome: Chrome,
     pub user: UserRow,
     pub display_name: String,
+    pub identities: Vec<IdentityRow>,
     pub sessions: Vec<SessionRow>,
     pub keys: Vec<KeyRow>,
     pub events: Vec<AuditRowView>,

@@ -169,9 +169,37 @@ pub async fn list_own(
     Ok(rows.iter().map(IdentityView::from).collect())
 }
 
-/// Unlinks one of the caller's identities, unless it is their only way to sign in. The user row
+/// One identity, by id (the console's unlink page).
+pub async fn get(state: &crate::state::AppState, id: Uuid) -> Result<Identity, LinkError> {
+    state
+        .pool
+        .run(move |conn| Ok(store::get(conn, id)?))
+        .await?
+        .ok_or(LinkError::NotFound)
+}
+
+/// An admin unlinks any user's identity (same rule: never the last way to sign in).
+pub async fn unlink_any(
+    state: &crate::state::AppState,
+    id: Uuid,
+    admin_id: Uuid,
+    meta: crate::audit::RequestMeta,
+) -> Result<Identity, LinkError> {
+    let identity = get(state, id).await?;
+    unlink_own(
+        state,
+        identity.user_id,
+        id,
+        crate::audit::Actor::admin(admin_id),
+        meta,
+    )
+    .await?;
+    Ok(identity)
+}
+
+/// Unlinks one of `user_id`'s identities, unless it is their only way to sign in. The user row
 /// is locked first, so two unlinks racing for an account's last two identities cannot both pass
-/// the check. Audited as `identity.unlinked`.
+/// the check. Audited as `identity.unlinked` with `actor` (the owner, or an admin).
 pub async fn unlink_own(
     state: &crate::state::AppState,
     user_id: Uuid,

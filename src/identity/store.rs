@@ -93,3 +93,11 @@ pub fn provider_of(conn: &mut PgConnection, id: Uuid) -> QueryResult<String> {
         .select(user_identities::provider)
         .first(conn)
 }
+
+pub fn get(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<Identity>> {
+    user_identities::table
+        .find(id)
+        .select(Identity::as_select())
+        .first(conn)
+        .optional()
+}

@@ -96,6 +96,13 @@ async fn console_pages_have_a_strict_csp_no_inline_code_and_are_never_cached() {
     console.sign_in("root").await;
     // A failed webhook delivery, for its page and its replay confirm page.
     let failed = crate::webhooks::failed_without_customer(&app, "evt_csp").await;
+    // A linked identity, for the user page's identity list and the unlink confirm page.
+    let root_id = crate::client::user_id(&app, "root");
+    let identity = uuid::Uuid::now_v7();
+    app.sql(&format!(
+        "INSERT INTO user_identities (id, provider, issuer, subject, user_id, created_at, last_seen_at) \
+         VALUES ('{identity}', 'clerk', 'clerk', 'user_csp', '{root_id}', now(), now())"
+    ));
     for path in [
         "/admin".to_string(),
         "/admin/audit".to_string(),
@@ -105,6 +112,8 @@ async fn console_pages_have_a_strict_csp_no_inline_code_and_are_never_cached() {
         "/admin/webhooks".to_string(),
         format!("/admin/webhooks/{failed}"),
         format!("/admin/webhooks/{failed}/replay"),
+        format!("/admin/users/{root_id}"),
+        format!("/admin/identities/{identity}/unlink"),
         "/admin/nope".to_string(),
     ] {
         let res = console.get(&path).await;

@@ -5,6 +5,7 @@
 
 mod audit;
 mod dashboard;
+mod identities;
 mod keys;
 mod sessions;
 mod sign_in;
@@ -41,6 +42,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     keys::routes(cfg);
     sessions::routes(cfg);
     webhooks::routes(cfg);
+    identities::routes(cfg);
 }
 
 // --- plumbing -------------------------------------------------------------------------------------

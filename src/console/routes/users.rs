@@ -13,7 +13,7 @@ use crate::accounts::admin::{AdminActor, AdminError, Change, UserFilter};
 use crate::auth::request_meta;
 use crate::console::ConsoleError;
 use crate::console::pages::{
-    self, AuditRowView, ConfirmPage, KeyRow, SessionRow, UserPage, UserRow, UsersPage,
+    self, AuditRowView, ConfirmPage, IdentityRow, KeyRow, SessionRow, UserPage, UserRow, UsersPage,
 };
 use crate::console::session::Admin;
 use crate::error::AppError;
@@ -86,6 +86,7 @@ async fn user(
     let id = PathId::of(&req)?;
     let view = users_admin::get(&state, id).await?;
     let sessions = crate::sessions::admin_list(&state, Some(id), (None, None), 20).await?;
+    let identities = crate::identity::list_own(&state, id).await?;
     let keys = crate::api_keys::admin_list(
         &state,
         crate::api_keys::KeyQuery {
@@ -114,6 +115,7 @@ async fn user(
             chrome,
             is_self: view.id == admin.user.id,
             display_name: view.display_name.clone().unwrap_or_default(),
+            identities: identities.iter().map(IdentityRow::new).collect(),
             user: UserRow::new(&view),
             sessions: sessions.items.iter().map(SessionRow::new).collect(),
             keys: keys.items.iter().map(KeyRow::new).collect(),
