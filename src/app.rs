@@ -75,13 +75,14 @@ impl Application {
         let limiter = Limiter::for_app(&state.settings.rate_limit, &queue, &state.clock)
             .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?;
         let inbox = web::Data::new(
-            Inbox::from_settings(&state.settings, Some(queue))
+            Inbox::from_settings(&state.settings, Some(queue.clone()))
                 .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?,
         );
         let providers = web::Data::new(
             crate::identity::Providers::from_settings(&state.settings)
                 .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?,
         );
+        providers.set_reporter(&queue);
         crate::webhooks::spawn_pruner(
             state.pool.clone(),
             state.auditor.clone(),

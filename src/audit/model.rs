@@ -66,6 +66,7 @@ actions! {
     WebhookPruned => "webhook.pruned",
     SubscriptionUpdated => "subscription.updated",
     IdentityLinked => "identity.linked",
+    IdentityProviderOutage => "identity.provider_outage",
     IdentityUnlinked => "identity.unlinked",
     AuthExchangeSucceeded => "auth.exchange.succeeded",
     AdminLoginSucceeded => "admin.login.succeeded",
@@ -644,7 +645,7 @@ mod tests {
             }
             assert_eq!(Action::parse(name), Some(*action));
         }
-        assert_eq!(Action::ALL.len(), 39);
+        assert_eq!(Action::ALL.len(), 40);
         assert_eq!(Action::AuthLoginFailed.as_str(), "auth.login.failed");
         assert_eq!(Action::parse("auth.login"), None);
     }

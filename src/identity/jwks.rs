@@ -92,6 +92,8 @@ pub struct Jwks {
     /// which must not wait behind a fetch in progress.
     fetched_at_ms: AtomicI64,
     failing: AtomicBool,
+    /// Where the start of an outage is audited (`identity.provider_outage`, once per outage).
+    reporter: std::sync::OnceLock<crate::audit::AuditQueue>,
 }
 
 impl std::fmt::Debug for Jwks {
@@ -124,7 +126,13 @@ impl Jwks {
             cache: Mutex::new(Cache::default()),
             fetched_at_ms: AtomicI64::new(i64::MIN),
             failing: AtomicBool::new(false),
+            reporter: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Audits the start of each outage through `queue` (set once, at start).
+    pub fn set_reporter(&self, queue: crate::audit::AuditQueue) {
+        let _ = self.reporter.set(queue);
     }
 
     pub fn url(&self) -> &str {
@@ -205,6 +213,24 @@ impl Jwks {
                         reason = %reason,
                         "identity provider JWKS endpoint is failing; cached keys are used for up to an hour"
                     );
+                    if let Some(queue) = self.reporter.get() {
+                        use crate::audit::{Action, Actor, Aggregated, Event, Outcome};
+                        queue.report(Aggregated {
+                            meta: crate::audit::RequestMeta::default(),
+                            event: Event::new(
+                                Action::IdentityProviderOutage,
+                                Outcome::Failure,
+                                Actor::system(),
+                            )
+                            .metadata(serde_json::json!({
+                                "provider": self.provider,
+                                "url": self.url,
+                                "reason": reason,
+                                "cached_keys": !cache.keys.is_empty(),
+                            })),
+                            scope: self.provider.to_string(),
+                        });
+                    }
                 }
                 cache.failing = true;
                 self.failing.store(true, Ordering::Release);

@@ -242,6 +242,19 @@ impl Providers {
         })
     }
 
+    /// Audits the start of every JWKS outage through `queue` (`identity.provider_outage`, once per
+    /// outage, not per request or retry).
+    pub fn set_reporter(&self, queue: &crate::audit::AuditQueue) {
+        if let Some(s) = &self.supabase {
+            s.jwks.set_reporter(queue.clone());
+        }
+        if let Some(clerk) = &self.clerk
+            && let KeySource::Jwks(jwks) = &clerk.keys
+        {
+            jwks.set_reporter(queue.clone());
+        }
+    }
+
     /// Each configured provider and whether its keys are usable (for `/ready`). Never fetches
     /// and never waits.
     pub fn health(&self, now: OffsetDateTime) -> Vec<(Provider, Health)> {

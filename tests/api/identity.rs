@@ -760,3 +760,64 @@ async fn settings_that_are_unsafe_are_refused() {
             .any()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Through the application: an ES256 token via the JWKS on `/api/v1/me`, an outage audited once.
+
+#[actix_web::test]
+async fn through_the_app_a_jwks_outage_is_audited_once_then_fails_closed_and_ready_says_degraded() {
+    let ec = es256("ec-app");
+    let server = JwksServer::start(jwks(&[&ec]));
+    let app = crate::support::app()
+        .env("SUPABASE_URL", &server.base)
+        .spawn()
+        .await;
+    let issuer = format!("{}/auth/v1", server.base);
+    let token = |app: &crate::support::TestApp| {
+        sign(
+            &ec,
+            &supabase_claims(&issuer, app.clock.now().unix_timestamp()),
+        )
+    };
+    let res = app.get_auth("/api/v1/me", &token(&app)).await;
+    assert_eq!(res.status(), 200, "ES256 through the JWKS, provisioned");
+    server.set_up(false);
+    app.clock.advance(Duration::from_secs(11 * 60));
+    for _ in 0..5 {
+        assert_eq!(app.get_auth("/api/v1/me", &token(&app)).await.status(), 200);
+        app.clock.advance(Duration::from_secs(31));
+    }
+    app.clock.advance(Duration::from_secs(60 * 60));
+    assert_eq!(app.get_auth("/api/v1/me", &token(&app)).await.status(), 401);
+    let ready: Value = app.get("/ready").await.json().await.unwrap();
+    assert_eq!(ready["identity_providers"]["supabase"], "degraded");
+    // The outage reaches the audit log once (written off the request path).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = {
+            use diesel::prelude::*;
+            let mut conn = app.db.as_ref().unwrap().connect();
+            rampart::db::schema::audit_logs::table
+                .filter(rampart::db::schema::audit_logs::action.eq("identity.provider_outage"))
+                .count()
+                .get_result::<i64>(&mut conn)
+                .unwrap()
+        };
+        if rows >= 1 {
+            actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+            let again = {
+                use diesel::prelude::*;
+                let mut conn = app.db.as_ref().unwrap().connect();
+                rampart::db::schema::audit_logs::table
+                    .filter(rampart::db::schema::audit_logs::action.eq("identity.provider_outage"))
+                    .count()
+                    .get_result::<i64>(&mut conn)
+                    .unwrap()
+            };
+            assert_eq!(again, 1, "once per outage, not per request or retry");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no outage audited");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
