@@ -18,24 +18,21 @@
 //! BENCH_CONNECTIONS [32]. Prints a markdown summary.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
+#[path = "common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
 
 use actix_web::{HttpResponse, web};
 use diesel::prelude::*;
-use rampart::app::{Application, Options};
-use rampart::clock::Clock;
-use rampart::config::{Settings, Sources};
 use rampart::crypto::hmac::HmacKey;
 use rampart::webhooks::verify::{
     StandardHeaders, standard_signature, stripe_signature, verify_standard, verify_stripe,
 };
 
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
+use common::{MakeRequest, Round, env_or};
 
 fn body(n: u64) -> String {
     // A realistic Stripe envelope (~700 bytes) of a type rampart stores but does not act on.
@@ -64,88 +61,6 @@ fn body(n: u64) -> String {
 struct Count {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     n: i64,
-}
-
-struct Round {
-    ok: usize,
-    rps: f64,
-    p50_us: u64,
-    p99_us: u64,
-    errors: u64,
-}
-
-async fn load(
-    url: String,
-    secret: Arc<String>,
-    signed: bool,
-    seconds: u64,
-    connections: usize,
-    counter: Arc<AtomicU64>,
-) -> Round {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(connections)
-        .build()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let errors = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..connections)
-        .map(|_| {
-            let client = client.clone();
-            let url = url.clone();
-            let secret = secret.clone();
-            let counter = counter.clone();
-            let errors = errors.clone();
-            tokio::spawn(async move {
-                let mut latencies = Vec::with_capacity(50_000);
-                while Instant::now() < deadline {
-                    let n = counter.fetch_add(1, Ordering::Relaxed);
-                    let body = body(n);
-                    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-                    // Both routes pay the client's signing cost; only one sends the header.
-                    let header = stripe_signature(&secret, now, body.as_bytes());
-                    let mut req = client.post(&url).header("content-type", "application/json");
-                    if signed {
-                        req = req.header("stripe-signature", header);
-                    }
-                    let t = Instant::now();
-                    match req.body(body).send().await {
-                        Ok(res) if res.status().is_success() => {
-                            let _ = res.bytes().await;
-                            latencies.push(t.elapsed().as_micros() as u64);
-                        }
-                        _ => {
-                            errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-                latencies
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await.unwrap());
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.sort_unstable();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0)
-    };
-    Round {
-        ok: all.len(),
-        rps: all.len() as f64 / elapsed,
-        p50_us: pct(0.50),
-        p99_us: pct(0.99),
-        errors: errors.load(Ordering::Relaxed),
-    }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(|a, b| a.total_cmp(b));
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn verifier_cost() -> (f64, f64) {
@@ -198,55 +113,15 @@ fn verifier_cost() -> (f64, f64) {
 }
 
 fn main() {
-    // `cargo test --benches` runs bench targets with `--bench` absent: do nothing then.
-    if !std::env::args().any(|a| a == "--bench") {
+    if !common::benchmarking() {
         return;
     }
     let rounds: usize = env_or("BENCH_ROUNDS", "4").parse().unwrap();
     let seconds: u64 = env_or("BENCH_SECONDS", "10").parse().unwrap();
     let connections: usize = env_or("BENCH_CONNECTIONS", "32").parse().unwrap();
-    let admin_url = env_or(
-        "BENCH_DATABASE_URL",
-        "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
-    );
-    let name = format!("rampart_bench_webhooks_{}", std::process::id());
-    let mut admin = PgConnection::establish(&admin_url).expect("BENCH_DATABASE_URL answers");
-    diesel::sql_query(format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .unwrap();
-    let (base, query) = admin_url.rsplit_once('/').unwrap();
-    let query = query
-        .split_once('?')
-        .map(|(_, q)| format!("?{q}"))
-        .unwrap_or_default();
-    let db_url = format!("{base}/{name}{query}");
-    rampart::db::migrations::run_pending(&mut PgConnection::establish(&db_url).unwrap()).unwrap();
-
+    let (mut admin, name, db_url) = common::fresh_database("rampart_bench_webhooks");
     let (stripe_us, standard_us) = verifier_cost();
-
-    let mut env = BTreeMap::new();
-    for line in rampart::crypto::random::env_block().unwrap().lines() {
-        if let Some((k, v)) = line.split_once('=')
-            && !k.starts_with('#')
-        {
-            env.insert(k.to_string(), v.to_string());
-        }
-    }
-    for (k, v) in [
-        ("ENVIRONMENT", "test"),
-        ("HOST", "127.0.0.1"),
-        ("PORT", "0"),
-        ("DATABASE_URL", db_url.as_str()),
-        ("RATE_LIMIT_ENABLED", "false"),
-    ] {
-        env.insert(k.into(), v.into());
-    }
-    let settings = Settings::load_from(&Sources {
-        config_dir: std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config"),
-        env,
-        dotenv: None,
-    })
-    .unwrap();
+    let settings = common::settings(&db_url, &[]);
     let secret = {
         use secrecy::ExposeSecret;
         Arc::new(
@@ -259,45 +134,32 @@ fn main() {
                 .to_string(),
         )
     };
-
-    // The server: rampart with one extra route inside the same middleware stack.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let extra: rampart::app::ExtraRoutes = Arc::new(|cfg: &mut web::ServiceConfig| {
-                cfg.route(
-                    "/api/v1/webhooks/plain-insert",
-                    web::post().to(plain_insert),
-                );
-            });
-            let app = Application::build_with(
-                settings,
-                Options {
-                    extra,
-                    clock: Clock::system(),
-                },
-            )
-            .unwrap();
-            tx.send(app.port()).unwrap();
-            app.run_until_stopped().await.unwrap();
-        });
-    });
-    let port = rx.recv().unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let port = common::start(
+        settings,
+        Arc::new(|cfg: &mut web::ServiceConfig| {
+            cfg.route(
+                "/api/v1/webhooks/plain-insert",
+                web::post().to(plain_insert),
+            );
+        }),
+    );
+    let runtime = common::load_runtime();
     let counter = Arc::new(AtomicU64::new(0));
-    let run = |path: &str, signed: bool, secs: u64| {
-        runtime.block_on(load(
-            format!("http://127.0.0.1:{port}{path}"),
-            secret.clone(),
-            signed,
-            secs,
-            connections,
-            counter.clone(),
-        ))
+    let run = |path: &str, signed: bool, secs: u64| -> Round {
+        let url = format!("http://127.0.0.1:{port}{path}");
+        let secret = secret.clone();
+        let make: MakeRequest = Arc::new(move |client: &reqwest::Client, n: u64| {
+            let body = body(n);
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            // Both routes pay the client's signing cost; only one sends the header.
+            let header = stripe_signature(&secret, now, body.as_bytes());
+            let mut req = client.post(&url).header("content-type", "application/json");
+            if signed {
+                req = req.header("stripe-signature", header);
+            }
+            req.body(body)
+        });
+        runtime.block_on(common::load(make, secs, connections, counter.clone()))
     };
     // Warm up both.
     run("/api/v1/webhooks/plain-insert", false, 2);
@@ -349,38 +211,14 @@ fn main() {
             }
         }
     }
-    let mut plain_rps: Vec<f64> = plain.iter().map(|r| r.rps).collect();
-    let mut hook_rps: Vec<f64> = hooks.iter().map(|r| r.rps).collect();
-    let (p, h) = (median(&mut plain_rps), median(&mut hook_rps));
+    drop(conn);
+    let (plain_row, p) = common::row("POST /api/v1/webhooks/plain-insert (plain insert)", &plain);
+    let (hook_row, h) = common::row("POST /api/v1/webhooks/stripe (verified)", &hooks);
     println!(
         "## Webhook inbox ({rounds} alternating rounds × {seconds} s, {connections} connections)\n"
     );
-    println!(
-        "| route | req/s per round | median req/s | p50 µs (last) | p99 µs per round | errors |"
-    );
-    println!("| --- | --- | --- | --- | --- | --- |");
-    for (name, rs, med) in [
-        (
-            "POST /api/v1/webhooks/plain-insert (plain insert)",
-            &plain,
-            p,
-        ),
-        ("POST /api/v1/webhooks/stripe (verified)", &hooks, h),
-    ] {
-        println!(
-            "| {name} | {} | {med:.0} | {} | {} | {} |",
-            rs.iter()
-                .map(|r| format!("{:.0}", r.rps))
-                .collect::<Vec<_>>()
-                .join(" / "),
-            rs.last().map_or(0, |r| r.p50_us),
-            rs.iter()
-                .map(|r| r.p99_us.to_string())
-                .collect::<Vec<_>>()
-                .join(" / "),
-            rs.iter().map(|r| r.errors).sum::<u64>(),
-        );
-    }
+    println!("{}", common::TABLE_HEAD);
+    println!("{plain_row}\n{hook_row}");
     println!(
         "\n**ratio verified / plain: {:.2}×** (target ≥ 0.8×)",
         h / p
@@ -393,7 +231,7 @@ fn main() {
         "\nverifier cost per delivery (~700-byte body, one secret): Stripe {stripe_us:.2} µs, \
          Standard Webhooks {standard_us:.2} µs"
     );
-    let _ = diesel::sql_query(format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut admin);
+    common::drop_database(&mut admin, &name);
     std::process::exit(0);
 }
 
