@@ -24,6 +24,8 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::CLERK;
+use sha2::Digest as _;
+
 use super::jwks::{Health, Jwks, VerifyingKey, kid_is_plausible};
 use super::model::Provider;
 use crate::config::settings::Settings;
@@ -94,6 +96,46 @@ struct Clerk {
 pub struct Providers {
     supabase: Option<Arc<Supabase>>,
     clerk: Option<Arc<Clerk>>,
+    /// Tokens verified recently: a client sends the same token on every request for its
+    /// lifetime, and an ES256/RS256 signature check costs far more than the request's query.
+    verified: Arc<std::sync::Mutex<VerifiedCache>>,
+}
+
+/// Verified tokens by SHA-256, each until `min(exp, verified + VERIFIED_TTL)` — so a key
+/// removed from the JWKS stops a cached token within a minute — and at most [`VERIFIED_MAX`].
+/// Only successes are kept; a failure is checked again every time.
+#[derive(Default)]
+struct VerifiedCache {
+    entries: std::collections::HashMap<[u8; 32], (ProviderClaims, OffsetDateTime)>,
+}
+
+/// How long a verified token is trusted without checking its signature again.
+pub const VERIFIED_TTL: time::Duration = time::Duration::seconds(60);
+/// Tokens the cache holds at most (expired ones are dropped first, then everything).
+pub const VERIFIED_MAX: usize = 10_000;
+
+impl VerifiedCache {
+    fn get(&self, key: &[u8; 32], now: OffsetDateTime) -> Option<ProviderClaims> {
+        self.entries
+            .get(key)
+            .filter(|(_, until)| now < *until)
+            .map(|(claims, _)| claims.clone())
+    }
+
+    fn put(&mut self, key: [u8; 32], claims: ProviderClaims, now: OffsetDateTime) {
+        let expires = OffsetDateTime::from_unix_timestamp(claims.expires_at).unwrap_or(now);
+        let until = expires.min(now + VERIFIED_TTL);
+        if until <= now {
+            return;
+        }
+        if self.entries.len() >= VERIFIED_MAX {
+            self.entries.retain(|_, (_, u)| now < *u);
+            if self.entries.len() >= VERIFIED_MAX {
+                self.entries.clear();
+            }
+        }
+        self.entries.insert(key, (claims, until));
+    }
 }
 
 impl std::fmt::Debug for Providers {
@@ -207,7 +249,11 @@ impl Providers {
                 "an identity provider's issuer equals JWT_ISSUER (rampart's own tokens)",
             ));
         }
-        Ok(Providers { supabase, clerk })
+        Ok(Providers {
+            supabase,
+            clerk,
+            verified: Arc::default(),
+        })
     }
 
     /// Whether any provider is configured.
@@ -232,14 +278,28 @@ impl Providers {
         let Some(which) = self.provider_of(token) else {
             return Err(IdentityError::NotProviderToken);
         };
+        let key: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let cached = self
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key, now);
+        if let Some(claims) = cached {
+            return Ok(claims);
+        }
         let result = match which {
             Which::Supabase(s) => verify_supabase(s, token, now).await,
             Which::Clerk(c) => verify_clerk(c, token, now).await,
         };
-        result.map_err(|reason| {
+        let claims = result.map_err(|reason| {
             tracing::debug!(reason, "provider token rejected");
             IdentityError::Invalid
-        })
+        })?;
+        self.verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .put(key, claims.clone(), now);
+        Ok(claims)
     }
 
     /// Audits the start of every JWKS outage through `queue` (`identity.provider_outage`, once per
@@ -549,6 +609,56 @@ async fn verify_clerk(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn verified_tokens_are_trusted_a_minute_at_most_never_past_exp_and_the_cache_is_bounded() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let claims = |exp: i64| ProviderClaims {
+            provider: Provider::Clerk,
+            issuer_key: "clerk".into(),
+            subject: "user_1".into(),
+            email: None,
+            email_verified: false,
+            session_id: None,
+            name: None,
+            username: None,
+            expires_at: exp,
+        };
+        let mut cache = VerifiedCache::default();
+        cache.put([1; 32], claims(now.unix_timestamp() + 3600), now);
+        assert!(
+            cache
+                .get(&[1; 32], now + time::Duration::seconds(59))
+                .is_some()
+        );
+        assert!(
+            cache.get(&[1; 32], now + VERIFIED_TTL).is_none(),
+            "a minute at most"
+        );
+        cache.put([2; 32], claims(now.unix_timestamp() + 10), now);
+        assert!(
+            cache
+                .get(&[2; 32], now + time::Duration::seconds(9))
+                .is_some()
+        );
+        assert!(
+            cache
+                .get(&[2; 32], now + time::Duration::seconds(10))
+                .is_none(),
+            "never past exp"
+        );
+        cache.put([3; 32], claims(now.unix_timestamp() - 1), now);
+        assert!(
+            cache.get(&[3; 32], now).is_none(),
+            "an expired token is not kept"
+        );
+        for i in 0..(VERIFIED_MAX + 5) {
+            let mut key = [0u8; 32];
+            key[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            cache.put(key, claims(now.unix_timestamp() + 3600), now);
+        }
+        assert!(cache.entries.len() <= VERIFIED_MAX);
+    }
+
     use super::*;
 
     fn segment(v: serde_json::Value) -> String {

@@ -81,7 +81,10 @@ fn linked(
     if !user.active {
         return Err(AppError::Unauthorized);
     }
-    store::touch_if_stale(conn, identity.id, now)?;
+    // At most one write a minute per identity, decided on the row just read.
+    if now - identity.last_seen_at >= time::Duration::minutes(1) {
+        store::touch_if_stale(conn, identity.id, now)?;
+    }
     Ok(Some((user, identity.id)))
 }
 
