@@ -592,6 +592,19 @@ pub struct WebhookPage {
     pub event: WebhookDetail,
 }
 
+/// The console's form linking an identity-provider account to a user.
+#[derive(Template)]
+#[template(path = "console/identity_link.html")]
+pub struct IdentityLinkPage {
+    pub chrome: Chrome,
+    pub user_id: String,
+    pub username: String,
+    /// (provider, selected): the configured providers.
+    pub providers: Vec<(&'static str, bool)>,
+    pub subject: String,
+    pub error: Option<String>,
+}
+
 /// A second page that asks before an action is taken (no JavaScript confirm).
 #[derive(Template)]
 #[template(path = "console/confirm.html")]

@@ -407,3 +407,92 @@ pub async fn link_own(
         })
         .await
 }
+
+/// The issuer key identities of `provider` are stored under here (`None`: not configured).
+pub fn issuer_key(settings: &crate::config::Settings, provider: Provider) -> Option<String> {
+    match provider {
+        Provider::Clerk => settings
+            .identity
+            .clerk_issuer
+            .as_ref()
+            .map(|_| CLERK.to_string()),
+        Provider::Supabase => settings
+            .identity
+            .supabase_url
+            .as_ref()
+            .map(|url| format!("{url}/auth/v1")),
+    }
+}
+
+/// An admin links a provider account (by its user id at the provider) to a user: for an existing
+/// account whose owner signs in through the provider. A subject already linked to another account
+/// is a conflict; one already linked to this user changes nothing (`false`). Audited as
+/// `identity.linked` with the admin.
+pub async fn link_by_admin(
+    state: &crate::state::AppState,
+    user_id: Uuid,
+    provider: Provider,
+    subject: String,
+    admin_id: Uuid,
+    meta: crate::audit::RequestMeta,
+) -> Result<(Identity, bool), AppError> {
+    use diesel::Connection;
+    let field = |message: &str| {
+        AppError::Validation(vec![crate::error::FieldError::new("subject", message)])
+    };
+    let subject = subject.trim().to_string();
+    if subject.is_empty()
+        || subject.len() > 255
+        || !subject
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':' | b'|'))
+    {
+        return Err(field(
+            "must be the provider's user id: 1–255 letters, digits and _ - . : |",
+        ));
+    }
+    let Some(issuer) = issuer_key(&state.settings, provider) else {
+        return Err(AppError::Validation(vec![crate::error::FieldError::new(
+            "provider",
+            "is not configured here",
+        )]));
+    };
+    let now = state.clock.now();
+    let auditor = state.auditor.clone();
+    state
+        .pool
+        .run(move |conn| {
+            conn.transaction::<_, AppError, _>(|conn| {
+                if crate::users::store::lock(conn, user_id)?.is_none() {
+                    return Err(AppError::NotFound);
+                }
+                if let Some(existing) = store::find(conn, &issuer, &subject)? {
+                    if existing.user_id == user_id {
+                        return Ok((existing, false));
+                    }
+                    return Err(AppError::Conflict(vec![crate::error::FieldError::new(
+                        "subject",
+                        "is linked to another account",
+                    )]));
+                }
+                let identity = link(conn, provider, &issuer, &subject, user_id, None, now)?;
+                auditor.record(
+                    conn,
+                    &meta,
+                    crate::audit::Event::new(
+                        crate::audit::Action::IdentityLinked,
+                        crate::audit::Outcome::Success,
+                        crate::audit::Actor::admin(admin_id),
+                    )
+                    .target("user", user_id)
+                    .metadata(serde_json::json!({
+                        "identity_id": identity.id,
+                        "provider": identity.provider,
+                        "subject": identity.subject,
+                    })),
+                )?;
+                Ok((identity, true))
+            })
+        })
+        .await
+}

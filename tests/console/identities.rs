@@ -98,3 +98,84 @@ async fn admins_see_linked_identities_and_unlink_them_with_csrf_but_never_the_la
         404
     );
 }
+
+#[actix_web::test]
+async fn admins_link_a_provider_account_to_a_user_with_csrf_never_one_linked_elsewhere() {
+    let app = admin_app()
+        .env("CLERK_ISSUER", "https://clerk.example.com")
+        .spawn()
+        .await;
+    app.register_admin("root").await;
+    app.register("alice").await;
+    app.register("bob").await;
+    let alice = user_id(&app, "alice");
+    let bob = user_id(&app, "bob");
+    let mut console = Console::new(&app);
+    console.sign_in("root").await;
+    let path = format!("/admin/users/{alice}/identities/new");
+    let (status, html) = console.get_text(&path).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("<option value=\"clerk\""));
+    assert!(
+        !html.contains("<option value=\"supabase\""),
+        "only configured providers"
+    );
+    let token = csrf_in(&html).unwrap();
+    // Without the session's token nothing is linked.
+    let res = console
+        .post(&path, &[("provider", "clerk"), ("subject", "user_alice")])
+        .await;
+    assert_eq!(res.status(), 403);
+    // A malformed subject or an unconfigured provider is a 422 page.
+    for (provider, subject) in [
+        ("clerk", "user alice"),
+        ("clerk", ""),
+        ("supabase", "x"),
+        ("nope", "x"),
+    ] {
+        let res = console
+            .post(
+                &path,
+                &[
+                    ("csrf_token", &token),
+                    ("provider", provider),
+                    ("subject", subject),
+                ],
+            )
+            .await;
+        assert_eq!(res.status(), 422, "{provider} {subject:?}");
+    }
+    let res = console
+        .post(
+            &path,
+            &[
+                ("csrf_token", &token),
+                ("provider", "clerk"),
+                ("subject", "user_alice"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let (_, html) = console.get_text(&format!("/admin/users/{alice}")).await;
+    assert!(html.contains("user_alice"));
+    // The same provider account cannot be linked to Bob.
+    let res = console
+        .post(
+            &format!("/admin/users/{bob}/identities/new"),
+            &[
+                ("csrf_token", &token),
+                ("provider", "clerk"),
+                ("subject", "user_alice"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 409);
+    use rampart::db::schema::audit_logs as a;
+    let mut conn = app.db.as_ref().unwrap().connect();
+    let linked: Vec<String> = a::table
+        .filter(a::action.eq("identity.linked"))
+        .select(a::actor_type)
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(linked, ["admin"]);
+}

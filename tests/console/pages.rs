@@ -114,6 +114,7 @@ async fn console_pages_have_a_strict_csp_no_inline_code_and_are_never_cached() {
         format!("/admin/webhooks/{failed}/replay"),
         format!("/admin/users/{root_id}"),
         format!("/admin/identities/{identity}/unlink"),
+        format!("/admin/users/{root_id}/identities/new"),
         "/admin/nope".to_string(),
     ] {
         let res = console.get(&path).await;

@@ -154,6 +154,7 @@ async fn a_malformed_id_is_a_404_on_console_pages_and_the_admin_api_after_the_ca
             format!("/admin/webhooks/{id}"),
             format!("/admin/webhooks/{id}/replay"),
             format!("/admin/identities/{id}/unlink"),
+            format!("/admin/users/{id}/identities/new"),
         ] {
             let res = console.get(&path).await;
             assert_eq!(res.status(), 404, "GET {path}");
