@@ -362,47 +362,19 @@ pub async fn link_own(
         .pool
         .run(move |conn| {
             conn.transaction::<_, AppError, _>(|conn| {
-                if crate::users::store::lock(conn, user_id)?.is_none() {
-                    return Err(AppError::Unauthorized);
-                }
-                if let Some(existing) = store::find(conn, &claims.issuer_key, &claims.subject)? {
-                    if existing.user_id == user_id {
-                        return Ok((IdentityView::from(&existing), false));
-                    }
-                    return Err(AppError::Conflict(vec![crate::error::FieldError::new(
-                        "provider_token",
-                        "belongs to an identity linked to another account",
-                    )]));
-                }
                 let email = claims
                     .email
                     .as_deref()
                     .and_then(|e| crate::users::Email::parse(e).ok());
-                let identity = link(
-                    conn,
-                    claims.provider,
-                    &claims.issuer_key,
-                    &claims.subject,
-                    user_id,
-                    email.as_ref().map(crate::users::Email::as_str),
-                    now,
-                )?;
-                auditor.record(
-                    conn,
-                    &meta,
-                    crate::audit::Event::new(
-                        crate::audit::Action::IdentityLinked,
-                        crate::audit::Outcome::Success,
-                        actor,
-                    )
-                    .target("user", user_id)
-                    .metadata(serde_json::json!({
-                        "identity_id": identity.id,
-                        "provider": identity.provider,
-                        "subject": identity.subject,
-                    })),
-                )?;
-                Ok((IdentityView::from(&identity), true))
+                let wanted = Wanted {
+                    provider: claims.provider,
+                    issuer: &claims.issuer_key,
+                    subject: &claims.subject,
+                    email: email.as_ref().map(crate::users::Email::as_str),
+                };
+                let (identity, created) =
+                    link_in_tx(conn, &auditor, &meta, user_id, wanted, actor, now)?;
+                Ok((IdentityView::from(&identity), created))
             })
         })
         .await
@@ -463,36 +435,75 @@ pub async fn link_by_admin(
         .pool
         .run(move |conn| {
             conn.transaction::<_, AppError, _>(|conn| {
-                if crate::users::store::lock(conn, user_id)?.is_none() {
-                    return Err(AppError::NotFound);
-                }
-                if let Some(existing) = store::find(conn, &issuer, &subject)? {
-                    if existing.user_id == user_id {
-                        return Ok((existing, false));
-                    }
-                    return Err(AppError::Conflict(vec![crate::error::FieldError::new(
-                        "subject",
-                        "is linked to another account",
-                    )]));
-                }
-                let identity = link(conn, provider, &issuer, &subject, user_id, None, now)?;
-                auditor.record(
-                    conn,
-                    &meta,
-                    crate::audit::Event::new(
-                        crate::audit::Action::IdentityLinked,
-                        crate::audit::Outcome::Success,
-                        crate::audit::Actor::admin(admin_id),
-                    )
-                    .target("user", user_id)
-                    .metadata(serde_json::json!({
-                        "identity_id": identity.id,
-                        "provider": identity.provider,
-                        "subject": identity.subject,
-                    })),
-                )?;
-                Ok((identity, true))
+                let wanted = Wanted {
+                    provider,
+                    issuer: &issuer,
+                    subject: &subject,
+                    email: None,
+                };
+                let actor = crate::audit::Actor::admin(admin_id);
+                link_in_tx(conn, &auditor, &meta, user_id, wanted, actor, now)
             })
         })
         .await
+}
+
+/// The identity to link: which provider account, and the email it shows.
+struct Wanted<'a> {
+    provider: Provider,
+    issuer: &'a str,
+    subject: &'a str,
+    email: Option<&'a str>,
+}
+
+/// Links `wanted` to `user_id` inside the caller's transaction (the one rule for the user's own
+/// link and an admin's): the user row is locked; an identity already linked to this user changes
+/// nothing (`false`); one linked to another account is a conflict; a new link is audited as
+/// `identity.linked` with `actor`. A missing user is 404.
+fn link_in_tx(
+    conn: &mut PgConnection,
+    auditor: &crate::audit::Auditor,
+    meta: &crate::audit::RequestMeta,
+    user_id: Uuid,
+    wanted: Wanted<'_>,
+    actor: crate::audit::Actor,
+    now: OffsetDateTime,
+) -> Result<(Identity, bool), AppError> {
+    if crate::users::store::lock(conn, user_id)?.is_none() {
+        return Err(AppError::NotFound);
+    }
+    if let Some(existing) = store::find(conn, wanted.issuer, wanted.subject)? {
+        if existing.user_id == user_id {
+            return Ok((existing, false));
+        }
+        return Err(AppError::Conflict(vec![crate::error::FieldError::new(
+            "subject",
+            "is linked to another account",
+        )]));
+    }
+    let identity = link(
+        conn,
+        wanted.provider,
+        wanted.issuer,
+        wanted.subject,
+        user_id,
+        wanted.email,
+        now,
+    )?;
+    auditor.record(
+        conn,
+        meta,
+        crate::audit::Event::new(
+            crate::audit::Action::IdentityLinked,
+            crate::audit::Outcome::Success,
+            actor,
+        )
+        .target("user", user_id)
+        .metadata(serde_json::json!({
+            "identity_id": identity.id,
+            "provider": identity.provider,
+            "subject": identity.subject,
+        })),
+    )?;
+    Ok((identity, true))
 }
