@@ -52,9 +52,11 @@ pub enum AppError {
     RequestTimeout,
     #[error("too many requests")]
     TooManyRequests { retry_after: u64 },
-    #[error("daily quota {quota} exhausted")]
+    #[error("{period}ly quota {quota} exhausted")]
     QuotaExceeded {
         quota: &'static str,
+        /// `day` or `month`: the window the quota counts in.
+        period: &'static str,
         limit: u32,
         reset_at: time::OffsetDateTime,
         /// Seconds from the refusal to `reset_at`.

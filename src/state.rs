@@ -10,6 +10,7 @@ use crate::audit::Auditor;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::hmac::HmacKey;
+use crate::crypto::keyring::KeyRing;
 use crate::crypto::jwt::{JwtAlgorithm, JwtConfig, JwtKey, JwtKeys, KeyMaterial};
 use crate::crypto::passwords::{PasswordHasher, PasswordParams};
 use crate::db::Pool;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub api_key_hmac: HmacKey,
     /// The console's CSRF key, derived from SESSION_SECRET.
     pub csrf_key: HmacKey,
+    /// The master keys that wrap the per-user data keys (ENCRYPTION_KEY + ENCRYPTION_KEYS_PREVIOUS).
+    pub keyring: Arc<KeyRing>,
 }
 
 impl AppState {
@@ -36,6 +39,7 @@ impl AppState {
             hasher: password_hasher(&settings)?,
             api_key_hmac: api_key_hmac(&settings)?,
             csrf_key: csrf_key(&settings)?,
+            keyring: Arc::new(key_ring(&settings)?),
             auditor: {
                 let clock = clock.clone();
                 Auditor::from_settings(&settings)
@@ -82,6 +86,29 @@ fn secret_key(
             HmacKey::random().map_err(AppError::internal)
         }
     }
+}
+
+/// The master key ring: ENCRYPTION_KEY (newest) and ENCRYPTION_KEYS_PREVIOUS. Production refuses
+/// to start without ENCRYPTION_KEY; development and test use an ephemeral key (and say so):
+/// whatever is encrypted under it is unreadable after a restart.
+pub fn key_ring(settings: &Settings) -> Result<KeyRing, AppError> {
+    let secrets = &settings.secrets;
+    match &secrets.encryption_key {
+        Some(key) => KeyRing::new(key, &secrets.encryption_keys_previous),
+        None if settings.is_production() => {
+            return Err(AppError::internal(anyhow::anyhow!(
+                "ENCRYPTION_KEY is not set (generate one with `rampart keygen`)"
+            )));
+        }
+        None => {
+            tracing::warn!(
+                "ENCRYPTION_KEY is not set: conversations are encrypted under an EPHEMERAL key \
+                 and are unreadable after this process exits"
+            );
+            KeyRing::ephemeral()
+        }
+    }
+    .map_err(|e| AppError::internal(anyhow::anyhow!("encryption keys: {e}")))
 }
 
 /// HMAC key of API keys: API_KEY_HASH_SECRET's UTF-8 bytes as written (DESIGN §3).

@@ -75,6 +75,9 @@ actions! {
     AuditVerified => "audit.verified",
     AuditPruned => "audit.pruned",
     DataExported => "data.exported",
+    UserBlocked => "user.blocked",
+    UserUnblocked => "user.unblocked",
+    MessagePruned => "message.pruned",
 }
 
 impl Action {
@@ -645,7 +648,7 @@ mod tests {
             }
             assert_eq!(Action::parse(name), Some(*action));
         }
-        assert_eq!(Action::ALL.len(), 40);
+        assert_eq!(Action::ALL.len(), 43);
         assert_eq!(Action::AuthLoginFailed.as_str(), "auth.login.failed");
         assert_eq!(Action::parse("auth.login"), None);
     }

@@ -105,6 +105,9 @@ pub struct Secrets {
     pub secret_key: Option<SecretString>,
     pub jwt_secret: Option<SecretString>,
     pub encryption_key: Option<SecretString>,
+    /// Former master keys (newest first), still used to unwrap data keys until `rampart keys
+    /// rotate-encryption` has re-wrapped everything under ENCRYPTION_KEY.
+    pub encryption_keys_previous: Vec<SecretString>,
     pub session_secret: Option<SecretString>,
     pub api_key_hash_secret: Option<SecretString>,
     pub stripe_webhook_secret: Option<SecretString>,
@@ -224,6 +227,25 @@ pub struct WebhookSettings {
     pub max_body_bytes: usize,
 }
 
+/// The attachment types rampart can recognise from content (ATTACHMENT_TYPES picks among them).
+pub const ATTACHMENT_TYPE_NAMES: &[&str] = &["png", "jpeg", "webp", "gif", "pdf", "text"];
+
+/// Conversations, messages and attachments (issue 15).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationSettings {
+    /// Members of one conversation, the creator included.
+    pub max_members: usize,
+    /// How long after sending its author may edit or delete a message.
+    pub edit_window: time::Duration,
+    /// The largest attachment, in bytes.
+    pub attachment_max_bytes: usize,
+    /// The attachment types accepted (sniffed from the content): names from
+    /// [`ATTACHMENT_TYPE_NAMES`].
+    pub attachment_types: Vec<String>,
+    /// Days messages are kept; `None`: forever.
+    pub retention_days: Option<u32>,
+}
+
 /// The HTTP server's connection timing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpSettings {
@@ -254,6 +276,9 @@ pub struct QuotaSettings {
     pub messages_sent_per_day: Option<u32>,
     pub api_keys_created_per_day: Option<u32>,
     pub data_exports_per_day: Option<u32>,
+    pub attachments_uploaded_per_day: Option<u32>,
+    /// A monthly quota (UTC calendar months): conversations started.
+    pub conversations_created_per_month: Option<u32>,
     /// `scope:kind=n|unlimited` entries: a role's own limit, or (`api_key:`) a limit each API key
     /// has in addition to its owner's.
     pub overrides: Vec<QuotaOverride>,
@@ -269,7 +294,13 @@ pub struct QuotaOverride {
 }
 
 pub const QUOTA_SCOPES: &[&str] = &["admin", "team_member", "demo", "api_key"];
-pub const QUOTA_KINDS: &[&str] = &["messages_sent", "api_keys_created", "data_exports"];
+pub const QUOTA_KINDS: &[&str] = &[
+    "messages_sent",
+    "api_keys_created",
+    "data_exports",
+    "attachments_uploaded",
+    "conversations_created",
+];
 
 /// The effective configuration. Built once at start and shared read-only.
 #[derive(Debug, Clone)]
@@ -281,6 +312,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub secrets: Secrets,
     pub webhooks: WebhookSettings,
+    pub conversations: ConversationSettings,
     pub admin_emails: Vec<String>,
     pub super_admin_email: Option<String>,
     /// Whether an ADMIN_EMAILS address makes a provider-provisioned user an admin (only when
@@ -462,6 +494,11 @@ impl Layered {
                 secret_key: self.secret("SECRET_KEY")?,
                 jwt_secret: self.secret("JWT_SECRET")?,
                 encryption_key: self.secret("ENCRYPTION_KEY")?,
+                encryption_keys_previous: self
+                    .list("ENCRYPTION_KEYS_PREVIOUS")?
+                    .into_iter()
+                    .map(SecretString::from)
+                    .collect(),
                 session_secret: self.secret("SESSION_SECRET")?,
                 api_key_hash_secret: self.secret("API_KEY_HASH_SECRET")?,
                 stripe_webhook_secret: self.secret("STRIPE_WEBHOOK_SECRET")?,
@@ -473,6 +510,7 @@ impl Layered {
                 retention_days: self.number("WEBHOOK_RETENTION_DAYS")?,
                 max_body_bytes: self.number("WEBHOOK_MAX_BODY_BYTES")?,
             },
+            conversations: self.conversation_settings()?,
             admin_emails: self
                 .list("ADMIN_EMAILS")?
                 .into_iter()
@@ -667,6 +705,45 @@ impl Layered {
         }
     }
 
+    fn conversation_settings(&self) -> Result<ConversationSettings, ConfigError> {
+        let max_members: usize = self.number("CONVERSATION_MAX_MEMBERS")?;
+        if !(2..=1000).contains(&max_members) {
+            return Err(ConfigError::invalid(
+                "CONVERSATION_MAX_MEMBERS",
+                "must be between 2 and 1000",
+            ));
+        }
+        let minutes: u32 = self.number("MESSAGE_EDIT_WINDOW_MINUTES")?;
+        let attachment_max_bytes: usize = self.number("ATTACHMENT_MAX_BYTES")?;
+        if !(1..=100 * 1024 * 1024).contains(&attachment_max_bytes) {
+            return Err(ConfigError::invalid(
+                "ATTACHMENT_MAX_BYTES",
+                "must be between 1 and 104857600 (100 MiB)",
+            ));
+        }
+        let mut attachment_types = Vec::new();
+        for name in self.list("ATTACHMENT_TYPES")? {
+            let kind = name.trim().to_ascii_lowercase();
+            if !ATTACHMENT_TYPE_NAMES.contains(&kind.as_str()) {
+                return Err(ConfigError::invalid(
+                    "ATTACHMENT_TYPES",
+                    format!("`{name}` is not one of {}", ATTACHMENT_TYPE_NAMES.join(", ")),
+                ));
+            }
+            if !attachment_types.contains(&kind) {
+                attachment_types.push(kind);
+            }
+        }
+        let retention: u32 = self.number("MESSAGE_RETENTION_DAYS")?;
+        Ok(ConversationSettings {
+            max_members,
+            edit_window: time::Duration::minutes(i64::from(minutes)),
+            attachment_max_bytes,
+            attachment_types,
+            retention_days: (retention > 0).then_some(retention),
+        })
+    }
+
     fn quota_settings(&self) -> Result<QuotaSettings, ConfigError> {
         let mut overrides = Vec::new();
         for item in self.list("QUOTA_OVERRIDES")? {
@@ -698,6 +775,8 @@ impl Layered {
             messages_sent_per_day: self.quota("QUOTA_MESSAGES_PER_DAY")?,
             api_keys_created_per_day: self.quota("QUOTA_API_KEYS_PER_DAY")?,
             data_exports_per_day: self.quota("QUOTA_EXPORTS_PER_DAY")?,
+            attachments_uploaded_per_day: self.quota("QUOTA_ATTACHMENTS_PER_DAY")?,
+            conversations_created_per_month: self.quota("QUOTA_CONVERSATIONS_PER_MONTH")?,
             overrides,
         })
     }

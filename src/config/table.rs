@@ -118,6 +118,15 @@ pub const SETTINGS: &[SettingSpec] = &[
     secret("ENCRYPTION_KEY", "Fernet key for data at rest", |s| {
         s.encryption_key.as_ref()
     }),
+    SettingSpec {
+        name: "ENCRYPTION_KEYS_PREVIOUS",
+        kind: L,
+        default: List(&[]),
+        secret: true,
+        doc: "former Fernet master keys still unwrapping data keys",
+        show: Show::SecretList(|s| s.secrets.encryption_keys_previous.len()),
+        env_only: false,
+    },
     secret("SESSION_SECRET", "console sessions and CSRF", |s| {
         s.session_secret.as_ref()
     }),
@@ -154,6 +163,45 @@ pub const SETTINGS: &[SettingSpec] = &[
         Int(262144),
         "webhook body limit",
         |s| s.webhooks.max_body_bytes.to_string(),
+    ),
+    setting(
+        "CONVERSATION_MAX_MEMBERS",
+        I,
+        Int(50),
+        "members per conversation",
+        |s| s.conversations.max_members.to_string(),
+    ),
+    setting(
+        "MESSAGE_EDIT_WINDOW_MINUTES",
+        I,
+        Int(15),
+        "minutes a message stays editable",
+        |s| s.conversations.edit_window.whole_minutes().to_string(),
+    ),
+    setting(
+        "ATTACHMENT_MAX_BYTES",
+        I,
+        Int(5242880),
+        "largest attachment",
+        |s| s.conversations.attachment_max_bytes.to_string(),
+    ),
+    setting(
+        "ATTACHMENT_TYPES",
+        L,
+        List(&["png", "jpeg", "webp", "gif", "pdf", "text"]),
+        "attachment types accepted",
+        |s| {
+            s.conversations
+                .attachment_types
+                .join(",")
+        },
+    ),
+    setting(
+        "MESSAGE_RETENTION_DAYS",
+        I,
+        Int(0),
+        "days messages are kept (0: forever)",
+        |s| s.conversations.retention_days.unwrap_or(0).to_string(),
     ),
     setting("ADMIN_EMAILS", L, List(&[]), "admin addresses", |s| {
         list(&s.admin_emails)
@@ -393,6 +441,20 @@ pub const SETTINGS: &[SettingSpec] = &[
     setting("QUOTA_EXPORTS_PER_DAY", Q, Int(5), "daily exports", |s| {
         quota_text(s.quotas.data_exports_per_day)
     }),
+    setting(
+        "QUOTA_ATTACHMENTS_PER_DAY",
+        Q,
+        Int(20),
+        "daily attachments",
+        |s| quota_text(s.quotas.attachments_uploaded_per_day),
+    ),
+    setting(
+        "QUOTA_CONVERSATIONS_PER_MONTH",
+        Q,
+        Int(50),
+        "conversations per month",
+        |s| quota_text(s.quotas.conversations_created_per_month),
+    ),
     setting(
         "QUOTA_OVERRIDES",
         L,

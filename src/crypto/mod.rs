@@ -2,5 +2,6 @@
 
 pub mod hmac;
 pub mod jwt;
+pub mod keyring;
 pub mod passwords;
 pub mod random;

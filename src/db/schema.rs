@@ -32,6 +32,29 @@ diesel::table! {
 }
 
 diesel::table! {
+    attachment_chunks (attachment_id, seq) {
+        attachment_id -> Uuid,
+        seq -> Int4,
+        ciphertext -> Text,
+    }
+}
+
+diesel::table! {
+    attachments (id) {
+        id -> Uuid,
+        message_id -> Uuid,
+        conversation_id -> Uuid,
+        data_key_id -> Uuid,
+        name_ciphertext -> Text,
+        content_type -> Text,
+        size -> Int8,
+        chunks -> Int4,
+        position -> Int2,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     audit_aggregates (action, ip, scope, window_start) {
         action -> Text,
         ip -> Inet,
@@ -73,6 +96,54 @@ diesel::table! {
         prev_hash -> Bytea,
         hash -> Bytea,
         server_request_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    conversation_members (conversation_id, user_id) {
+        conversation_id -> Uuid,
+        user_id -> Uuid,
+        joined_at -> Timestamptz,
+        last_read_seq -> Int8,
+    }
+}
+
+diesel::table! {
+    conversations (id) {
+        id -> Uuid,
+        kind -> Text,
+        creator_id -> Uuid,
+        data_key_id -> Uuid,
+        title_ciphertext -> Nullable<Text>,
+        created_at -> Timestamptz,
+        last_activity_at -> Timestamptz,
+        last_seq -> Int8,
+    }
+}
+
+diesel::table! {
+    data_keys (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        master_key_id -> Text,
+        wrapped -> Nullable<Text>,
+        created_at -> Timestamptz,
+        rewrapped_at -> Nullable<Timestamptz>,
+        destroyed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> Uuid,
+        conversation_id -> Uuid,
+        seq -> Int8,
+        author_id -> Uuid,
+        data_key_id -> Uuid,
+        body_ciphertext -> Nullable<Text>,
+        created_at -> Timestamptz,
+        edited_at -> Nullable<Timestamptz>,
+        deleted_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -122,6 +193,14 @@ diesel::table! {
         event_created_at -> Timestamptz,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    user_blocks (blocker_id, blocked_id) {
+        blocker_id -> Uuid,
+        blocked_id -> Uuid,
+        created_at -> Timestamptz,
     }
 }
 
@@ -179,7 +258,19 @@ diesel::table! {
 
 diesel::joinable!(admin_sessions -> users (user_id));
 diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(attachment_chunks -> attachments (attachment_id));
+diesel::joinable!(attachments -> conversations (conversation_id));
+diesel::joinable!(attachments -> data_keys (data_key_id));
+diesel::joinable!(attachments -> messages (message_id));
 diesel::joinable!(audit_aggregates -> audit_logs (log_id));
+diesel::joinable!(conversation_members -> conversations (conversation_id));
+diesel::joinable!(conversation_members -> users (user_id));
+diesel::joinable!(conversations -> data_keys (data_key_id));
+diesel::joinable!(conversations -> users (creator_id));
+diesel::joinable!(data_keys -> users (user_id));
+diesel::joinable!(messages -> conversations (conversation_id));
+diesel::joinable!(messages -> data_keys (data_key_id));
+diesel::joinable!(messages -> users (author_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(subscriptions -> users (user_id));
@@ -188,13 +279,20 @@ diesel::joinable!(user_identities -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     admin_sessions,
     api_keys,
+    attachment_chunks,
+    attachments,
     audit_aggregates,
     audit_checkpoints,
     audit_logs,
+    conversation_members,
+    conversations,
+    data_keys,
+    messages,
     quota_usage,
     refresh_tokens,
     sessions,
     subscriptions,
+    user_blocks,
     user_identities,
     users,
     webhook_events,

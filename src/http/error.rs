@@ -62,13 +62,15 @@ impl AppError {
             ),
             AppError::QuotaExceeded {
                 quota,
+                period,
                 limit,
                 reset_at,
                 ..
             } => (
                 "quota-exceeded",
                 format!(
-                    "The daily quota `{quota}` ({limit} a day) is used up; it resets at {}.",
+                    "The {}ly quota `{quota}` ({limit} a {period}) is used up; it resets at {}.",
+                    if *period == "day" { "dai" } else { period },
                     rfc3339(*reset_at)
                 ),
             ),
@@ -135,6 +137,23 @@ impl ResponseError for AppError {
         }
         if matches!(self, AppError::Unauthorized) {
             builder.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if let AppError::QuotaExceeded {
+            quota,
+            limit,
+            retry_after,
+            ..
+        } = self
+        {
+            // draft-ietf-httpapi-ratelimit-headers, as the per-IP limits send them: the quota is
+            // spent until its window resets.
+            builder.insert_header(("RateLimit-Limit", limit.to_string()));
+            builder.insert_header(("RateLimit-Remaining", "0"));
+            builder.insert_header(("RateLimit-Reset", retry_after.to_string()));
+            builder.insert_header((
+                "RateLimit-Policy",
+                format!("{limit};w={};name=\"{quota}\"", retry_after),
+            ));
         }
         let mut response = builder.content_type(PROBLEM_JSON).body(problem.to_json());
         response.extensions_mut().insert(problem);

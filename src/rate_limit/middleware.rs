@@ -49,7 +49,10 @@ pub async fn limit(
     match verdict {
         Verdict::Allowed { tightest } => {
             let mut res = next.call(req).await?.map_into_boxed_body();
-            set_headers(res.headers_mut(), &tightest, policy);
+            // A quota refusal carries its own RateLimit-* headers (the quota is what binds).
+            if !res.headers().contains_key(LIMIT) {
+                set_headers(res.headers_mut(), &tightest, policy);
+            }
             Ok(res)
         }
         Verdict::Denied {

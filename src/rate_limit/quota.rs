@@ -27,20 +27,79 @@ pub enum QuotaKind {
     ApiKeysCreated,
     /// `GET /api/v1/me/export`.
     DataExports,
+    /// Files attached to messages (one use per file).
+    AttachmentsUploaded,
+    /// Conversations started: a monthly quota (UTC calendar months).
+    ConversationsCreated,
+}
+
+/// The window a quota counts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    /// A UTC day.
+    Day,
+    /// A UTC calendar month.
+    Month,
+}
+
+impl Period {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Period::Day => "day",
+            Period::Month => "month",
+        }
+    }
+
+    /// The first day of the window `now` falls in (the key its uses are counted under).
+    pub fn start(self, now: OffsetDateTime) -> time::Date {
+        let day = now.to_offset(time::UtcOffset::UTC).date();
+        match self {
+            Period::Day => day,
+            Period::Month => day.replace_day(1).unwrap_or(day),
+        }
+    }
+
+    /// When the window `now` falls in ends.
+    pub fn reset_at(self, now: OffsetDateTime) -> OffsetDateTime {
+        match self {
+            Period::Day => reset_at(now),
+            Period::Month => {
+                let first = self.start(now);
+                let (year, month) = match first.month() {
+                    time::Month::December => (first.year() + 1, time::Month::January),
+                    m => (first.year(), m.next()),
+                };
+                time::Date::from_calendar_date(year, month, 1)
+                    .map(|d| d.midnight().assume_utc())
+                    .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc())
+            }
+        }
+    }
 }
 
 impl QuotaKind {
-    pub const ALL: [QuotaKind; 3] = [
+    pub const ALL: [QuotaKind; 5] = [
         QuotaKind::MessagesSent,
         QuotaKind::ApiKeysCreated,
         QuotaKind::DataExports,
+        QuotaKind::AttachmentsUploaded,
+        QuotaKind::ConversationsCreated,
     ];
+
+    pub fn period(self) -> Period {
+        match self {
+            QuotaKind::ConversationsCreated => Period::Month,
+            _ => Period::Day,
+        }
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
             QuotaKind::MessagesSent => "messages_sent",
             QuotaKind::ApiKeysCreated => "api_keys_created",
             QuotaKind::DataExports => "data_exports",
+            QuotaKind::AttachmentsUploaded => "attachments_uploaded",
+            QuotaKind::ConversationsCreated => "conversations_created",
         }
     }
 
@@ -49,6 +108,8 @@ impl QuotaKind {
             QuotaKind::MessagesSent => settings.messages_sent_per_day,
             QuotaKind::ApiKeysCreated => settings.api_keys_created_per_day,
             QuotaKind::DataExports => settings.data_exports_per_day,
+            QuotaKind::AttachmentsUploaded => settings.attachments_uploaded_per_day,
+            QuotaKind::ConversationsCreated => settings.conversations_created_per_month,
         }
     }
 }
@@ -93,7 +154,8 @@ pub fn consume(
     kind: QuotaKind,
     now: OffsetDateTime,
 ) -> Result<(), AppError> {
-    let day = now.to_offset(time::UtcOffset::UTC).date();
+    let period = kind.period();
+    let day = period.start(now);
     let mut subjects = Vec::with_capacity(2);
     if let Some(limit) = user_limit(settings, principal.role, kind) {
         subjects.push(("user", principal.user_id, limit));
@@ -111,9 +173,10 @@ pub fn consume(
             day,
         };
         if store::consume(conn, &usage, limit)?.is_none() {
-            let reset_at = reset_at(now);
+            let reset_at = period.reset_at(now);
             return Err(AppError::QuotaExceeded {
                 quota: kind.as_str(),
+                period: period.as_str(),
                 limit,
                 reset_at,
                 retry_after: u64::try_from((reset_at - now).whole_seconds())
@@ -173,6 +236,8 @@ mod tests {
             messages_sent_per_day: Some(100),
             api_keys_created_per_day: Some(20),
             data_exports_per_day: Some(5),
+            attachments_uploaded_per_day: Some(20),
+            conversations_created_per_month: Some(50),
             overrides: overrides
                 .iter()
                 .map(|(scope, kind, limit)| QuotaOverride {
@@ -216,6 +281,26 @@ mod tests {
             None
         );
         assert_eq!(key_limit(&s, QuotaKind::MessagesSent), Some(7));
+    }
+
+    #[test]
+    fn monthly_quotas_count_from_the_first_and_reset_at_the_next_month() {
+        let at = time::macros::datetime!(2026-12-31 23:59:59 UTC);
+        assert_eq!(
+            Period::Month.start(at),
+            time::macros::date!(2026 - 12 - 01)
+        );
+        assert_eq!(
+            Period::Month.reset_at(at),
+            time::macros::datetime!(2027-01-01 0:00 UTC)
+        );
+        let at = time::macros::datetime!(2026-02-10 12:00 UTC);
+        assert_eq!(
+            Period::Month.reset_at(at),
+            time::macros::datetime!(2026-03-01 0:00 UTC)
+        );
+        assert_eq!(QuotaKind::ConversationsCreated.period(), Period::Month);
+        assert_eq!(QuotaKind::MessagesSent.period(), Period::Day);
     }
 
     #[test]

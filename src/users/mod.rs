@@ -3,6 +3,7 @@
 //! needs a user row uses it through here; what may be done to an account (registration, login,
 //! lockout, admin actions) is `accounts`' business, not this module's.
 
+pub mod data_keys;
 pub mod model;
 pub mod store;
 

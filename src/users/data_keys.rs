@@ -1,0 +1,278 @@
+//! Per-user data keys (`data_keys`): each user's Fernet key, stored only wrapped by the master key
+//! ring (`crypto::keyring`). Content is encrypted under its author's data key, and each encrypted
+//! row records the data key's id, so reading any row means unwrapping that one key.
+//!
+//! - [`for_writing`] hands out the user's key, creating it on first use (race-free: one row per
+//!   user, `ON CONFLICT DO NOTHING` then read);
+//! - [`open`] unwraps the keys a page of rows needs, once each; a destroyed key (erasure) or one
+//!   under a master key that is no longer configured opens as *unavailable*, never as an error
+//!   per request (`/ready` and `check-config` report the second case);
+//! - [`rewrap_batch`] moves keys from older master keys to the newest, in id order, resumable;
+//! - [`destroy`] drops a user's wrapped key: everything encrypted under it is unreadable for good.
+//!
+//! Unwrapped keys live only for the duration of one use-case; nothing caches them, so a destroyed
+//! key stops working everywhere at the next request.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::crypto::keyring::{DataKey, KeyRing, KeyRingError};
+use crate::db::schema::data_keys;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataKeyError {
+    /// The user's key was destroyed (the account was erased): nothing new is encrypted for them.
+    #[error("the user's data key was destroyed")]
+    Destroyed,
+    #[error(transparent)]
+    KeyRing(#[from] KeyRingError),
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+/// The user's data key and its id, created and wrapped under the newest master key on first use.
+pub fn for_writing(
+    conn: &mut PgConnection,
+    ring: &KeyRing,
+    user_id: Uuid,
+    now: OffsetDateTime,
+) -> Result<(Uuid, DataKey), DataKeyError> {
+    let existing: Option<(Uuid, String, Option<String>)> = data_keys::table
+        .filter(data_keys::user_id.eq(user_id))
+        .select((
+            data_keys::id,
+            data_keys::master_key_id,
+            data_keys::wrapped,
+        ))
+        .first(conn)
+        .optional()?;
+    if let Some((id, master, wrapped)) = existing {
+        let wrapped = wrapped.ok_or(DataKeyError::Destroyed)?;
+        return Ok((id, ring.unwrap(user_id, &master, &wrapped)?));
+    }
+    let key = DataKey::generate()?;
+    let wrapped = ring.wrap(user_id, &key)?;
+    let id = Uuid::now_v7();
+    let inserted = diesel::insert_into(data_keys::table)
+        .values((
+            data_keys::id.eq(id),
+            data_keys::user_id.eq(user_id),
+            data_keys::master_key_id.eq(&wrapped.master_key_id),
+            data_keys::wrapped.eq(&wrapped.token),
+            data_keys::created_at.eq(now),
+        ))
+        .on_conflict(data_keys::user_id)
+        .do_nothing()
+        .execute(conn)?;
+    if inserted == 1 {
+        return Ok((id, key));
+    }
+    // Another transaction created it first: use theirs (it committed, or we would have waited).
+    let (id, master, wrapped): (Uuid, String, Option<String>) = data_keys::table
+        .filter(data_keys::user_id.eq(user_id))
+        .select((
+            data_keys::id,
+            data_keys::master_key_id,
+            data_keys::wrapped,
+        ))
+        .first(conn)?;
+    let wrapped = wrapped.ok_or(DataKeyError::Destroyed)?;
+    Ok((id, ring.unwrap(user_id, &master, &wrapped)?))
+}
+
+/// Data keys opened for one use-case, by id. A key that is destroyed, under a master key no
+/// longer configured, or corrupt is absent: what it encrypted reads as unavailable.
+#[derive(Default)]
+pub struct OpenKeys {
+    keys: HashMap<Uuid, DataKey>,
+}
+
+impl OpenKeys {
+    /// The plaintext of `token` under data key `key_id`, or `None` when that key is unavailable or
+    /// the token does not authenticate under it.
+    pub fn decrypt(&self, key_id: Uuid, token: &str) -> Option<Vec<u8>> {
+        self.keys.get(&key_id)?.decrypt(token).ok()
+    }
+
+    pub fn get(&self, key_id: Uuid) -> Option<&DataKey> {
+        self.keys.get(&key_id)
+    }
+
+    /// The key `key_id`, taken out (for a use that outlives this set, such as a download).
+    pub fn take(mut self, key_id: Uuid) -> Option<DataKey> {
+        self.keys.remove(&key_id)
+    }
+}
+
+/// Opens the data keys `ids` (duplicates are fine), each unwrapped once.
+pub fn open(conn: &mut PgConnection, ring: &KeyRing, ids: &[Uuid]) -> QueryResult<OpenKeys> {
+    let mut wanted: Vec<Uuid> = ids.to_vec();
+    wanted.sort_unstable();
+    wanted.dedup();
+    if wanted.is_empty() {
+        return Ok(OpenKeys::default());
+    }
+    let rows: Vec<(Uuid, Uuid, String, Option<String>)> = data_keys::table
+        .filter(data_keys::id.eq_any(&wanted))
+        .select((
+            data_keys::id,
+            data_keys::user_id,
+            data_keys::master_key_id,
+            data_keys::wrapped,
+        ))
+        .load(conn)?;
+    let mut keys = HashMap::with_capacity(rows.len());
+    for (id, owner, master, wrapped) in rows {
+        let Some(wrapped) = wrapped else { continue };
+        match ring.unwrap(owner, &master, &wrapped) {
+            Ok(key) => {
+                keys.insert(id, key);
+            }
+            Err(error) => {
+                tracing::warn!(data_key = %id, master_key = %master, error = %error,
+                    "a data key could not be unwrapped; its content reads as unavailable");
+            }
+        }
+    }
+    Ok(OpenKeys { keys })
+}
+
+/// Destroys `user_id`'s wrapped data key (crypto-shredding); `true` when there was a live one.
+pub fn destroy(conn: &mut PgConnection, user_id: Uuid, now: OffsetDateTime) -> QueryResult<bool> {
+    let n = diesel::update(
+        data_keys::table
+            .filter(data_keys::user_id.eq(user_id))
+            .filter(data_keys::wrapped.is_not_null()),
+    )
+    .set((
+        data_keys::wrapped.eq(None::<String>),
+        data_keys::destroyed_at.eq(Some(now)),
+    ))
+    .execute(conn)?;
+    Ok(n > 0)
+}
+
+/// Live (not destroyed) data keys per master key id, and the number destroyed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyCounts {
+    pub by_master_key: Vec<(String, i64)>,
+    pub destroyed: i64,
+}
+
+impl KeyCounts {
+    /// The master key ids that still wrap live keys but are not in `ring`.
+    pub fn unconfigured<'a>(&'a self, ring: &KeyRing) -> Vec<(&'a str, i64)> {
+        self.by_master_key
+            .iter()
+            .filter(|(id, _)| !ring.contains(id))
+            .map(|(id, n)| (id.as_str(), *n))
+            .collect()
+    }
+}
+
+pub fn counts(conn: &mut PgConnection) -> QueryResult<KeyCounts> {
+    use diesel::dsl::count_star;
+    let by_master_key: Vec<(String, i64)> = data_keys::table
+        .filter(data_keys::wrapped.is_not_null())
+        .group_by(data_keys::master_key_id)
+        .select((data_keys::master_key_id, count_star()))
+        .order(data_keys::master_key_id)
+        .load(conn)?;
+    let destroyed: i64 = data_keys::table
+        .filter(data_keys::wrapped.is_null())
+        .count()
+        .get_result(conn)?;
+    Ok(KeyCounts {
+        by_master_key,
+        destroyed,
+    })
+}
+
+/// Whether any live data key is wrapped under a master key not in `ring` (the cheap check for
+/// `/ready`: one indexed probe).
+pub fn any_unconfigured(conn: &mut PgConnection, ring: &KeyRing) -> QueryResult<bool> {
+    let configured: Vec<&str> = ring.ids().collect();
+    diesel::select(diesel::dsl::exists(
+        data_keys::table
+            .filter(data_keys::wrapped.is_not_null())
+            .filter(diesel::dsl::not(
+                data_keys::master_key_id.eq_any(configured),
+            )),
+    ))
+    .get_result(conn)
+}
+
+/// What one [`rewrap_batch`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RewrapBatch {
+    /// Keys now wrapped under the newest master key.
+    pub rewrapped: usize,
+    /// Keys that could not be unwrapped (corrupt wraps), by id: left as they were.
+    pub failed: Vec<Uuid>,
+    /// The last id looked at: the next batch starts after it.
+    pub last_id: Option<Uuid>,
+}
+
+/// Re-wraps up to `limit` live data keys wrapped under an older *configured* master key (ids after
+/// `after`, in id order) under the newest one, in one transaction. Rows another rotation holds are
+/// skipped (`SKIP LOCKED`): two rotations running at once split the work. Idempotent and
+/// resumable: a key already under the newest master key is never selected again.
+pub fn rewrap_batch(
+    conn: &mut PgConnection,
+    ring: &KeyRing,
+    after: Option<Uuid>,
+    limit: i64,
+    now: OffsetDateTime,
+) -> Result<RewrapBatch, DataKeyError> {
+    let older: Vec<String> = ring.ids().skip(1).map(str::to_string).collect();
+    if older.is_empty() {
+        return Ok(RewrapBatch::default());
+    }
+    conn.transaction(|conn| {
+        let mut query = data_keys::table
+            .filter(data_keys::wrapped.is_not_null())
+            .filter(data_keys::master_key_id.eq_any(&older))
+            .select((
+                data_keys::id,
+                data_keys::user_id,
+                data_keys::master_key_id,
+                data_keys::wrapped,
+            ))
+            .order(data_keys::id)
+            .limit(limit)
+            .for_update()
+            .skip_locked()
+            .into_boxed();
+        if let Some(after) = after {
+            query = query.filter(data_keys::id.gt(after));
+        }
+        let rows: Vec<(Uuid, Uuid, String, Option<String>)> = query.load(conn)?;
+        let mut batch = RewrapBatch {
+            last_id: rows.last().map(|r| r.0),
+            ..RewrapBatch::default()
+        };
+        for (id, owner, master, wrapped) in rows {
+            let Some(wrapped) = wrapped else { continue };
+            match ring.rewrap(owner, &master, &wrapped) {
+                Ok(new) => {
+                    diesel::update(data_keys::table.find(id))
+                        .set((
+                            data_keys::master_key_id.eq(&new.master_key_id),
+                            data_keys::wrapped.eq(Some(&new.token)),
+                            data_keys::rewrapped_at.eq(Some(now)),
+                        ))
+                        .execute(conn)?;
+                    batch.rewrapped += 1;
+                }
+                Err(error) => {
+                    tracing::warn!(data_key = %id, error = %error, "data key not re-wrapped");
+                    batch.failed.push(id);
+                }
+            }
+        }
+        Ok(batch)
+    })
+}
