@@ -88,6 +88,11 @@ impl Application {
             state.auditor.clone(),
             state.settings.webhooks,
         );
+        crate::conversations::spawn_pruner(
+            state.pool.clone(),
+            state.auditor.clone(),
+            state.settings.conversations.clone(),
+        );
         let server = run(
             listener,
             state,

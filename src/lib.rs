@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod conversations;
 pub mod console;
 pub mod crypto;
 pub mod db;

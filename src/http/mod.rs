@@ -9,6 +9,7 @@ pub mod error;
 pub mod headers;
 pub mod hosts;
 pub mod limits;
+pub mod multipart;
 pub mod openapi;
 pub mod pagination;
 pub mod panic;

@@ -28,6 +28,16 @@ impl PathId {
     }
 }
 
+impl PathId {
+    /// The path parameter `name` as a UUID; 404 when it is not one.
+    pub fn named(req: &HttpRequest, name: &str) -> Result<Uuid, AppError> {
+        req.match_info()
+            .get(name)
+            .and_then(|raw| Uuid::parse_str(raw).ok())
+            .ok_or(AppError::NotFound)
+    }
+}
+
 impl FromRequest for PathId {
     type Error = AppError;
     type Future = Ready<Result<PathId, AppError>>;

@@ -232,9 +232,11 @@ pub fn rewrap_batch(
         return Ok(RewrapBatch::default());
     }
     conn.transaction(|conn| {
-        let mut query = data_keys::table
+        // The nil UUID sorts before every id: no `after` means from the start.
+        let rows: Vec<(Uuid, Uuid, String, Option<String>)> = data_keys::table
             .filter(data_keys::wrapped.is_not_null())
             .filter(data_keys::master_key_id.eq_any(&older))
+            .filter(data_keys::id.gt(after.unwrap_or(Uuid::nil())))
             .select((
                 data_keys::id,
                 data_keys::user_id,
@@ -245,11 +247,7 @@ pub fn rewrap_batch(
             .limit(limit)
             .for_update()
             .skip_locked()
-            .into_boxed();
-        if let Some(after) = after {
-            query = query.filter(data_keys::id.gt(after));
-        }
-        let rows: Vec<(Uuid, Uuid, String, Option<String>)> = query.load(conn)?;
+            .load(conn)?;
         let mut batch = RewrapBatch {
             last_id: rows.last().map(|r| r.0),
             ..RewrapBatch::default()

@@ -25,6 +25,7 @@ pub fn api_routes() -> ApiRoutes {
     crate::audit::routes::routes(&mut routes);
     crate::webhooks::routes::routes(&mut routes);
     crate::identity::routes::routes(&mut routes);
+    crate::conversations::routes::routes(&mut routes);
     routes
 }
 

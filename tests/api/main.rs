@@ -7,6 +7,7 @@ mod support;
 mod accounts;
 mod api_keys;
 mod audit;
+mod conversations;
 mod database;
 mod errors;
 mod health;
