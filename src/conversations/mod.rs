@@ -910,8 +910,8 @@ pub fn usage_stats(conn: &mut PgConnection, user_id: Uuid) -> QueryResult<UsageS
 pub const PRUNE_BATCH: i64 = 1000;
 
 /// Deletes messages (and their attachments) older than MESSAGE_RETENTION_DAYS, in batches of
-/// [`PRUNE_BATCH`], each its own transaction; audits the total as `message.pruned`. Nothing when
-/// retention is off. Returns the number deleted.
+/// [`PRUNE_BATCH`], each its own transaction with its `message.pruned` audit record (the count).
+/// Nothing when retention is off. Returns the number deleted.
 pub fn prune(
     conn: &mut PgConnection,
     auditor: &crate::audit::Auditor,
@@ -925,24 +925,26 @@ pub fn prune(
     let cutoff = now - time::Duration::days(i64::from(days));
     let mut total = 0usize;
     loop {
+        // Each batch and its audit record commit together: the log counts exactly what went.
         let deleted = conn.transaction::<_, AppError, _>(|conn| {
-            Ok(store::prune_batch(conn, cutoff, PRUNE_BATCH)?)
+            let deleted = store::prune_batch(conn, cutoff, PRUNE_BATCH)?;
+            if deleted > 0 {
+                auditor.record(
+                    conn,
+                    &RequestMeta::default(),
+                    Event::new(Action::MessagePruned, Outcome::Success, actor.clone()).metadata(json!({
+                        "deleted": deleted,
+                        "before": crate::clock::rfc3339(cutoff),
+                        "retention_days": days,
+                    })),
+                )?;
+            }
+            Ok(deleted)
         })?;
         total += deleted;
         if deleted < usize::try_from(PRUNE_BATCH).unwrap_or(usize::MAX) {
             break;
         }
-    }
-    if total > 0 {
-        auditor.record(
-            conn,
-            &RequestMeta::default(),
-            Event::new(Action::MessagePruned, Outcome::Success, actor).metadata(json!({
-                "deleted": total,
-                "before": crate::clock::rfc3339(cutoff),
-                "retention_days": days,
-            })),
-        )?;
     }
     Ok(total)
 }
