@@ -100,6 +100,20 @@ pub enum Command {
         #[command(subcommand)]
         command: WebhooksCommand,
     },
+    /// Maintain conversations (message retention).
+    Conversations {
+        #[command(subcommand)]
+        command: ConversationsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConversationsCommand {
+    /// Delete messages and attachments older than MESSAGE_RETENTION_DAYS (also done hourly by a
+    /// running service). Each batch of 1000 is deleted and audited (`message.pruned`) together.
+    ///
+    /// Example: `MESSAGE_RETENTION_DAYS=365 rampart conversations prune`
+    Prune,
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,6 +209,9 @@ pub fn run() -> ExitCode {
         } => with_settings(|settings| import_users(&settings, &file)),
         Command::Audit { command } => with_settings(|settings| audit(&settings, command)),
         Command::Webhooks { command } => with_settings(|settings| webhooks(&settings, command)),
+        Command::Conversations { command } => {
+            with_settings(|settings| conversations(&settings, command))
+        }
         Command::Config {
             command: ConfigCommand::Show,
         } => with_settings(|settings| {
@@ -418,6 +435,17 @@ fn webhooks(settings: &Settings, command: WebhooksCommand) -> ExitCode {
         WebhooksCommand::Prune => crate::webhooks::cli::cli_prune(settings, &auditor, &mut conn),
         WebhooksCommand::Replay { id } => {
             crate::webhooks::cli::cli_replay(settings, &auditor, &mut conn, &id)
+        }
+    }
+}
+
+fn conversations(settings: &Settings, command: ConversationsCommand) -> ExitCode {
+    let (Some(mut conn), Some(auditor)) = (connect(settings), auditor(settings)) else {
+        return ExitCode::FAILURE;
+    };
+    match command {
+        ConversationsCommand::Prune => {
+            crate::conversations::cli::cli_prune(settings, &auditor, &mut conn)
         }
     }
 }

@@ -23,6 +23,7 @@
 //! while others are being sent.
 
 pub mod attachment;
+pub mod cli;
 pub mod model;
 pub mod routes;
 pub mod store;
