@@ -727,7 +727,10 @@ impl Layered {
             if !ATTACHMENT_TYPE_NAMES.contains(&kind.as_str()) {
                 return Err(ConfigError::invalid(
                     "ATTACHMENT_TYPES",
-                    format!("`{name}` is not one of {}", ATTACHMENT_TYPE_NAMES.join(", ")),
+                    format!(
+                        "`{name}` is not one of {}",
+                        ATTACHMENT_TYPE_NAMES.join(", ")
+                    ),
                 ));
             }
             if !attachment_types.contains(&kind) {

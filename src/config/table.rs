@@ -190,11 +190,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         L,
         List(&["png", "jpeg", "webp", "gif", "pdf", "text"]),
         "attachment types accepted",
-        |s| {
-            s.conversations
-                .attachment_types
-                .join(",")
-        },
+        |s| s.conversations.attachment_types.join(","),
     ),
     setting(
         "MESSAGE_RETENTION_DAYS",

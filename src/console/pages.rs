@@ -417,6 +417,62 @@ pub struct UserPage {
     pub events: Vec<AuditRowView>,
     pub can_change_role: bool,
     pub is_self: bool,
+    pub usage: UsageView,
+    pub quotas: Vec<QuotaRow>,
+}
+
+/// A user's conversation figures (counts and sizes only: the console never decrypts).
+pub struct UsageView {
+    pub conversations: i64,
+    pub messages: i64,
+    pub attachments: i64,
+    pub storage: String,
+}
+
+impl UsageView {
+    pub fn new(u: &crate::conversations::UsageStats) -> Self {
+        UsageView {
+            conversations: u.conversations,
+            messages: u.messages,
+            attachments: u.attachments,
+            storage: human_bytes(u.attachment_bytes),
+        }
+    }
+}
+
+/// `1.5 MiB`, `12 KiB`, `300 B`.
+pub fn human_bytes(n: i64) -> String {
+    let n = n.max(0) as f64;
+    if n >= 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.1} GiB", n / (1024.0 * 1024.0 * 1024.0))
+    } else if n >= 1024.0 * 1024.0 {
+        format!("{:.1} MiB", n / (1024.0 * 1024.0))
+    } else if n >= 1024.0 {
+        format!("{:.0} KiB", n / 1024.0)
+    } else {
+        format!("{n:.0} B")
+    }
+}
+
+/// One quota's use in its current window.
+pub struct QuotaRow {
+    pub name: &'static str,
+    pub period: &'static str,
+    pub used: u32,
+    pub limit: String,
+}
+
+impl QuotaRow {
+    pub fn new(q: &crate::rate_limit::QuotaStanding) -> Self {
+        QuotaRow {
+            name: q.kind.as_str(),
+            period: q.kind.period().as_str(),
+            used: q.used,
+            limit: q
+                .limit
+                .map_or_else(|| "unlimited".to_string(), |l| l.to_string()),
+        }
+    }
 }
 
 #[derive(Template)]

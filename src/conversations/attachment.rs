@@ -67,7 +67,9 @@ pub enum AttachmentError {
 impl From<AttachmentError> for crate::error::AppError {
     fn from(e: AttachmentError) -> Self {
         match e {
-            AttachmentError::TooLarge { limit } => crate::error::AppError::PayloadTooLarge { limit },
+            AttachmentError::TooLarge { limit } => {
+                crate::error::AppError::PayloadTooLarge { limit }
+            }
             other => crate::error::AppError::Validation(vec![crate::error::FieldError::new(
                 "files",
                 other.to_string(),

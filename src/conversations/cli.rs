@@ -22,7 +22,9 @@ pub fn cli_prune(settings: &Settings, auditor: &Auditor, conn: &mut PgConnection
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("error: prune stopped: {error} (batches already deleted stay deleted, and are audited)");
+            eprintln!(
+                "error: prune stopped: {error} (batches already deleted stay deleted, and are audited)"
+            );
             ExitCode::FAILURE
         }
     }

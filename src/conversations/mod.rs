@@ -774,8 +774,7 @@ pub async fn block(
             auditor.record(
                 conn,
                 &meta,
-                Event::new(Action::UserBlocked, Outcome::Success, actor)
-                    .target("user", target.id),
+                Event::new(Action::UserBlocked, Outcome::Success, actor).target("user", target.id),
             )?;
         }
         Ok((
@@ -933,11 +932,13 @@ pub fn prune(
                 auditor.record(
                     conn,
                     &RequestMeta::default(),
-                    Event::new(Action::MessagePruned, Outcome::Success, actor.clone()).metadata(json!({
-                        "deleted": deleted,
-                        "before": crate::clock::rfc3339(cutoff),
-                        "retention_days": days,
-                    })),
+                    Event::new(Action::MessagePruned, Outcome::Success, actor.clone()).metadata(
+                        json!({
+                            "deleted": deleted,
+                            "before": crate::clock::rfc3339(cutoff),
+                            "retention_days": days,
+                        }),
+                    ),
                 )?;
             }
             Ok(deleted)

@@ -41,7 +41,10 @@ impl MessageText {
             return Err(FieldError::new(field, "must not be empty"));
         }
         if has_forbidden_control(raw) {
-            return Err(FieldError::new(field, "must not contain control characters"));
+            return Err(FieldError::new(
+                field,
+                "must not contain control characters",
+            ));
         }
         Ok(MessageText(raw.to_string()))
     }
@@ -99,9 +102,7 @@ impl MemberList {
         if raw.len() >= max_members.max(2) {
             return Err(FieldError::new(
                 "member_usernames",
-                format!(
-                    "a conversation has at most {max_members} members, including you"
-                ),
+                format!("a conversation has at most {max_members} members, including you"),
             ));
         }
         let mut names: Vec<Username> = Vec::with_capacity(raw.len());
@@ -261,7 +262,10 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_junk_is_refused() {
-        assert_eq!(Cursor::parse("before", &Cursor(42).encode()).unwrap(), Cursor(42));
+        assert_eq!(
+            Cursor::parse("before", &Cursor(42).encode()).unwrap(),
+            Cursor(42)
+        );
         assert!(Cursor::parse("before", "!!").is_err());
         assert!(Cursor::parse("before", &Cursor(0).encode()).is_err());
     }

@@ -229,19 +229,10 @@ async fn send(
     } else {
         // The JSON extractor, with the app's configuration (415/400/422 as on every route).
         use actix_web::FromRequest as _;
-        let body =
-            web::Json::<MessageBody>::from_request(&req, &mut payload.into_inner()).await?;
+        let body = web::Json::<MessageBody>::from_request(&req, &mut payload.into_inner()).await?;
         (body.into_inner().body, Vec::new())
     };
-    let view = super::send(
-        &state,
-        &principal,
-        *id,
-        &body,
-        uploads,
-        request_meta(&req),
-    )
-    .await?;
+    let view = super::send(&state, &principal, *id, &body, uploads, request_meta(&req)).await?;
     Ok(HttpResponse::Created().json(view))
 }
 
@@ -397,7 +388,10 @@ async fn attachment(
         .streaming(download.body))
 }
 
-async fn blocks(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, AppError> {
+async fn blocks(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> Result<HttpResponse, AppError> {
     let items = super::blocks(&state, &principal).await?;
     Ok(HttpResponse::Ok().json(Page {
         items,

@@ -66,7 +66,11 @@ fn member_filter(
     move |q| q.filter(conversation_members::user_id.eq(user_id))
 }
 
-pub fn is_member(conn: &mut PgConnection, conversation_id: Uuid, user_id: Uuid) -> QueryResult<bool> {
+pub fn is_member(
+    conn: &mut PgConnection,
+    conversation_id: Uuid,
+    user_id: Uuid,
+) -> QueryResult<bool> {
     let q = member_filter(user_id)(conversation_members::table.into_boxed())
         .filter(conversation_members::conversation_id.eq(conversation_id));
     diesel::select(exists(q)).get_result(conn)
@@ -176,7 +180,9 @@ pub fn list_for_member(
         query = query.filter(
             conversations::last_activity_at
                 .lt(at)
-                .or(conversations::last_activity_at.eq(at).and(conversations::id.lt(id))),
+                .or(conversations::last_activity_at
+                    .eq(at)
+                    .and(conversations::id.lt(id))),
         );
     }
     query.load(conn)
@@ -366,8 +372,13 @@ pub fn update_body(
 }
 
 /// Deletes a message's content and attachments; the message keeps its place in the list.
-pub fn soft_delete(conn: &mut PgConnection, message_id: Uuid, now: OffsetDateTime) -> QueryResult<()> {
-    diesel::delete(attachments::table.filter(attachments::message_id.eq(message_id))).execute(conn)?;
+pub fn soft_delete(
+    conn: &mut PgConnection,
+    message_id: Uuid,
+    now: OffsetDateTime,
+) -> QueryResult<()> {
+    diesel::delete(attachments::table.filter(attachments::message_id.eq(message_id)))
+        .execute(conn)?;
     diesel::update(messages::table.find(message_id))
         .set((
             messages::body_ciphertext.eq(None::<String>),
@@ -412,7 +423,10 @@ pub fn insert_chunk(
 }
 
 /// The attachments of the given messages, in their order within each message.
-pub fn attachments_of(conn: &mut PgConnection, message_ids: &[Uuid]) -> QueryResult<Vec<AttachmentRow>> {
+pub fn attachments_of(
+    conn: &mut PgConnection,
+    message_ids: &[Uuid],
+) -> QueryResult<Vec<AttachmentRow>> {
     if message_ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -443,7 +457,11 @@ pub fn attachment_for_member(
 }
 
 /// One chunk of an attachment's ciphertext.
-pub fn chunk(conn: &mut PgConnection, attachment_id: Uuid, seq: i32) -> QueryResult<Option<String>> {
+pub fn chunk(
+    conn: &mut PgConnection,
+    attachment_id: Uuid,
+    seq: i32,
+) -> QueryResult<Option<String>> {
     attachment_chunks::table
         .filter(attachment_chunks::attachment_id.eq(attachment_id))
         .filter(attachment_chunks::seq.eq(seq))
@@ -453,7 +471,11 @@ pub fn chunk(conn: &mut PgConnection, attachment_id: Uuid, seq: i32) -> QueryRes
 }
 
 /// Whether any of `others` has blocked `user_id`, or `user_id` has blocked any of them.
-pub fn blocked_between(conn: &mut PgConnection, user_id: Uuid, others: &[Uuid]) -> QueryResult<bool> {
+pub fn blocked_between(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    others: &[Uuid],
+) -> QueryResult<bool> {
     diesel::select(exists(
         user_blocks::table.filter(
             user_blocks::blocker_id
@@ -485,7 +507,12 @@ pub fn blocked_by_a_member(
 }
 
 /// `true` when the block is new.
-pub fn block(conn: &mut PgConnection, blocker: Uuid, blocked: Uuid, now: OffsetDateTime) -> QueryResult<bool> {
+pub fn block(
+    conn: &mut PgConnection,
+    blocker: Uuid,
+    blocked: Uuid,
+    now: OffsetDateTime,
+) -> QueryResult<bool> {
     diesel::insert_into(user_blocks::table)
         .values((
             user_blocks::blocker_id.eq(blocker),
@@ -509,7 +536,10 @@ pub fn unblock(conn: &mut PgConnection, blocker: Uuid, blocked: Uuid) -> QueryRe
 }
 
 /// The users `blocker` has blocked, with usernames, newest block first.
-pub fn blocks_of(conn: &mut PgConnection, blocker: Uuid) -> QueryResult<Vec<(Uuid, String, OffsetDateTime)>> {
+pub fn blocks_of(
+    conn: &mut PgConnection,
+    blocker: Uuid,
+) -> QueryResult<Vec<(Uuid, String, OffsetDateTime)>> {
     user_blocks::table
         .inner_join(users::table.on(users::id.eq(user_blocks::blocked_id)))
         .filter(user_blocks::blocker_id.eq(blocker))
@@ -519,7 +549,11 @@ pub fn blocks_of(conn: &mut PgConnection, blocker: Uuid) -> QueryResult<Vec<(Uui
 }
 
 /// Up to `limit` messages created before `cutoff` deleted (with their attachments); the number.
-pub fn prune_batch(conn: &mut PgConnection, cutoff: OffsetDateTime, limit: i64) -> QueryResult<usize> {
+pub fn prune_batch(
+    conn: &mut PgConnection,
+    cutoff: OffsetDateTime,
+    limit: i64,
+) -> QueryResult<usize> {
     let ids: Vec<Uuid> = messages::table
         .filter(messages::created_at.lt(cutoff))
         .select(messages::id)

@@ -132,10 +132,7 @@ impl KeyRing {
     /// `data_key` wrapped under the newest master key, bound to `owner`.
     pub fn wrap(&self, owner: Uuid, data_key: &DataKey) -> Result<Wrapped, KeyRingError> {
         let key = self.keys.first().ok_or(KeyRingError::Random)?;
-        let plaintext = format!(
-            "{WRAP_LABEL}:{owner}:{}",
-            data_key.encoded.expose_secret()
-        );
+        let plaintext = format!("{WRAP_LABEL}:{owner}:{}", data_key.encoded.expose_secret());
         Ok(Wrapped {
             master_key_id: key.id.clone(),
             token: key.fernet.encrypt(plaintext.as_bytes()),
@@ -227,7 +224,9 @@ impl DataKey {
 
     /// The plaintext of `token`; `Corrupt` when it does not authenticate under this key.
     pub fn decrypt(&self, token: &str) -> Result<Vec<u8>, KeyRingError> {
-        self.fernet.decrypt(token).map_err(|_| KeyRingError::Corrupt)
+        self.fernet
+            .decrypt(token)
+            .map_err(|_| KeyRingError::Corrupt)
     }
 }
 

@@ -35,11 +35,13 @@ pub mod report;
 pub mod store;
 pub mod window;
 
-pub use self::quota::QuotaKind;
 /// Audits a use-case's quota refusal after its transaction (`quota::audited`).
 pub use self::quota::audited as quota_audited;
 /// Spends one use of a daily quota inside the caller's transaction (`quota::consume`).
 pub use self::quota::consume as consume_quota;
+/// Every quota's use by a user in its current window (`quota::standing`).
+pub use self::quota::standing as quota_standing;
+pub use self::quota::{Period, QuotaKind, QuotaStanding};
 
 use std::num::NonZeroU32;
 use std::sync::Arc;

@@ -188,6 +188,44 @@ pub fn consume(
     Ok(())
 }
 
+/// One quota's standing for a user (the console's figures).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaStanding {
+    pub kind: QuotaKind,
+    pub used: u32,
+    /// `None`: unlimited.
+    pub limit: Option<u32>,
+}
+
+/// Every quota's use in its current window by `user_id` of `role`.
+pub fn standing(
+    conn: &mut PgConnection,
+    settings: &QuotaSettings,
+    user_id: uuid::Uuid,
+    role: Role,
+    now: OffsetDateTime,
+) -> diesel::QueryResult<Vec<QuotaStanding>> {
+    QuotaKind::ALL
+        .iter()
+        .map(|&kind| {
+            let used = store::used(
+                conn,
+                &Usage {
+                    subject_type: "user",
+                    subject_id: user_id,
+                    kind: kind.as_str(),
+                    day: kind.period().start(now),
+                },
+            )?;
+            Ok(QuotaStanding {
+                kind,
+                used: u32::try_from(used).unwrap_or(0),
+                limit: user_limit(settings, role, kind),
+            })
+        })
+        .collect()
+}
+
 /// Records `quota.exceeded` when `result` is a quota refusal (aggregated per IP, quota and
 /// minute: a client retrying in a loop costs one row a minute), then hands `result` back.
 pub async fn audited<T>(
@@ -286,10 +324,7 @@ mod tests {
     #[test]
     fn monthly_quotas_count_from_the_first_and_reset_at_the_next_month() {
         let at = time::macros::datetime!(2026-12-31 23:59:59 UTC);
-        assert_eq!(
-            Period::Month.start(at),
-            time::macros::date!(2026 - 12 - 01)
-        );
+        assert_eq!(Period::Month.start(at), time::macros::date!(2026 - 12 - 01));
         assert_eq!(
             Period::Month.reset_at(at),
             time::macros::datetime!(2027-01-01 0:00 UTC)

@@ -46,3 +46,16 @@ pub fn consume(conn: &mut PgConnection, usage: &Usage<'_>, limit: u32) -> QueryR
         .get_result(conn)
         .optional()
 }
+
+/// How many uses of `kind` the subject has counted on `day` (0 when none).
+pub fn used(conn: &mut PgConnection, usage: &Usage<'_>) -> QueryResult<i32> {
+    quota_usage::table
+        .filter(quota_usage::subject_type.eq(usage.subject_type))
+        .filter(quota_usage::subject_id.eq(usage.subject_id))
+        .filter(quota_usage::kind.eq(usage.kind))
+        .filter(quota_usage::day.eq(usage.day))
+        .select(quota_usage::used)
+        .first(conn)
+        .optional()
+        .map(|u| u.unwrap_or(0))
+}

@@ -258,7 +258,12 @@ async fn pages_have_no_duplicates_or_gaps_while_another_client_inserts() {
     let app = spawn_app().await;
     let (alice, bob, id) = pair(&app).await;
     for i in 0..30 {
-        assert_eq!(send(&app, &alice.access, &id, &format!("m{i}")).await.status(), 201);
+        assert_eq!(
+            send(&app, &alice.access, &id, &format!("m{i}"))
+                .await
+                .status(),
+            201
+        );
     }
     // Bob pages backwards (limit 7) while Alice keeps writing.
     let writer = {
@@ -286,7 +291,9 @@ async fn pages_have_no_duplicates_or_gaps_while_another_client_inserts() {
         for m in body["items"].as_array().unwrap() {
             seen.push(m["body"].as_str().unwrap().to_string());
         }
-        let Some(next) = body["next_cursor"].as_str() else { break };
+        let Some(next) = body["next_cursor"].as_str() else {
+            break;
+        };
         body = page(&app, &bob.access, &id, &format!("?limit=7&before={next}")).await;
     }
     writer.await.unwrap();
@@ -540,7 +547,11 @@ async fn a_blocked_user_cannot_start_a_conversation_with_or_message_the_blocker(
 async fn only_the_author_edits_or_deletes_and_only_within_the_window() {
     let app = app().env("MESSAGE_EDIT_WINDOW_MINUTES", "2").spawn().await;
     let (alice, bob, id) = pair(&app).await;
-    let m: Value = send(&app, &alice.access, &id, "frist").await.json().await.unwrap();
+    let m: Value = send(&app, &alice.access, &id, "frist")
+        .await
+        .json()
+        .await
+        .unwrap();
     let mid = m["id"].as_str().unwrap();
     let path = format!("/api/v1/conversations/{id}/messages/{mid}");
     let res = app
@@ -584,8 +595,15 @@ async fn only_the_author_edits_or_deletes_and_only_within_the_window() {
         .unwrap();
     assert_eq!(res.status(), 409);
 
-    let m: Value = send(&app, &alice.access, &id, "oops").await.json().await.unwrap();
-    let path = format!("/api/v1/conversations/{id}/messages/{}", m["id"].as_str().unwrap());
+    let m: Value = send(&app, &alice.access, &id, "oops")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let path = format!(
+        "/api/v1/conversations/{id}/messages/{}",
+        m["id"].as_str().unwrap()
+    );
     let res = app
         .client
         .delete(app.url(&path))
@@ -613,14 +631,26 @@ async fn leaving_ends_access_and_the_last_one_out_deletes_the_conversation() {
     let app = spawn_app().await;
     let (alice, bob, id) = pair(&app).await;
     send(&app, &alice.access, &id, "bye").await;
-    let res = post(&app, &bob.access, &format!("/api/v1/conversations/{id}/leave"), json!({})).await;
+    let res = post(
+        &app,
+        &bob.access,
+        &format!("/api/v1/conversations/{id}/leave"),
+        json!({}),
+    )
+    .await;
     assert_eq!(res.status(), 204);
     let res = app
         .get_auth(&format!("/api/v1/conversations/{id}/messages"), &bob.access)
         .await;
     assert_eq!(res.status(), 404);
     assert_eq!(send(&app, &bob.access, &id, "back?").await.status(), 404);
-    let res = post(&app, &alice.access, &format!("/api/v1/conversations/{id}/leave"), json!({})).await;
+    let res = post(
+        &app,
+        &alice.access,
+        &format!("/api/v1/conversations/{id}/leave"),
+        json!({}),
+    )
+    .await;
     assert_eq!(res.status(), 204);
     let mut conn = app.db.as_ref().unwrap().connect();
     use diesel::prelude::*;
@@ -636,7 +666,9 @@ async fn demo_accounts_and_read_only_keys_read_but_never_write() {
     let app = spawn_app().await;
     let (alice, _bob, id) = pair(&app).await;
     send(&app, &alice.access, &id, "hello").await;
-    let key = app.api_key(&alice.access, "reader", &["messages:read"]).await;
+    let key = app
+        .api_key(&alice.access, "reader", &["messages:read"])
+        .await;
     let key = key["key"].as_str().unwrap();
     assert_eq!(page(&app, key, &id, "").await["items"][0]["body"], "hello");
     assert_eq!(send(&app, key, &id, "nope").await.status(), 403);

@@ -13,7 +13,12 @@ fn text(out: &std::process::Output) -> String {
     )
 }
 
-async fn post(app: &TestApp, token: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+async fn post(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
     let res = app
         .client
         .post(app.url(path))
@@ -31,15 +36,28 @@ async fn prune_deletes_only_messages_past_the_retention_and_says_when_it_is_off(
     let app = app().env("MESSAGE_RETENTION_DAYS", "30").spawn().await;
     let alice = app.user("alice").await;
     app.register("bob").await;
-    let c = post(&app, &alice.access, "/api/v1/conversations", json!({"member_usernames": ["bob"]})).await;
-    let path = format!("/api/v1/conversations/{}/messages", c["id"].as_str().unwrap());
+    let c = post(
+        &app,
+        &alice.access,
+        "/api/v1/conversations",
+        json!({"member_usernames": ["bob"]}),
+    )
+    .await;
+    let path = format!(
+        "/api/v1/conversations/{}/messages",
+        c["id"].as_str().unwrap()
+    );
     post(&app, &alice.access, &path, json!({"body": "old"})).await;
     app.sql("UPDATE messages SET created_at = now() - interval '31 days'");
     post(&app, &alice.access, &path, json!({"body": "new"})).await;
 
     let out = rampart(&["conversations", "prune"], &app.settings_env);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("deleted 1 messages older than 30 days"), "{}", text(&out));
+    assert!(
+        text(&out).contains("deleted 1 messages older than 30 days"),
+        "{}",
+        text(&out)
+    );
     let out = rampart(&["conversations", "prune"], &app.settings_env);
     assert!(text(&out).contains("deleted 0"), "{}", text(&out));
 

@@ -9,6 +9,7 @@ mod admin_api;
 mod browser;
 mod client;
 mod control_chars;
+mod conversations;
 mod identities;
 mod pages;
 mod pagination;

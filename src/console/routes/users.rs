@@ -13,7 +13,8 @@ use crate::accounts::admin::{AdminActor, AdminError, Change, UserFilter};
 use crate::auth::request_meta;
 use crate::console::ConsoleError;
 use crate::console::pages::{
-    self, AuditRowView, ConfirmPage, IdentityRow, KeyRow, SessionRow, UserPage, UserRow, UsersPage,
+    self, AuditRowView, ConfirmPage, IdentityRow, KeyRow, QuotaRow, SessionRow, UsageView,
+    UserPage, UserRow, UsersPage,
 };
 use crate::console::session::Admin;
 use crate::error::AppError;
@@ -96,13 +97,19 @@ async fn user(
         50,
     )
     .await?;
-    let (events, names) = state
+    let role: crate::auth::Role = view.role.parse().unwrap_or(crate::auth::Role::TeamMember);
+    let quotas = state.settings.quotas.clone();
+    let now = state.clock.now();
+    let (events, names, usage, standing) = state
         .pool
         .run(move |conn| {
             let (mut events, _) = accounts::audit_events_of(conn, id, 20)?;
             events.truncate(20);
             let names = names_for(conn, &events)?;
-            Ok((events, names))
+            // Counts only: the console never decrypts a message.
+            let usage = crate::conversations::usage_stats(conn, id)?;
+            let standing = crate::rate_limit::quota_standing(conn, &quotas, id, role, now)?;
+            Ok((events, names, usage, standing))
         })
         .await?;
     let can_change_role = admin
@@ -124,6 +131,8 @@ async fn user(
                 .map(|e| AuditRowView::new(e, &names))
                 .collect(),
             can_change_role,
+            usage: UsageView::new(&usage),
+            quotas: standing.iter().map(QuotaRow::new).collect(),
         },
         clear,
     )
