@@ -1,0 +1,3 @@
+//! Conversations (placeholder: the real module declares the rest).
+
+pub mod attachment;
