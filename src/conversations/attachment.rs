@@ -350,10 +350,10 @@ pub fn sniff(
         .map(|d| d.split(';').next().unwrap_or_default().trim())
         .map(str::to_ascii_lowercase)
         .filter(|d| !d.is_empty() && d != "application/octet-stream");
-    if let Some(d) = &declared {
-        if ACTIVE_DECLARED.contains(&d.as_str()) || d.ends_with("+xml") {
-            return Err(AttachmentError::TypeNotAllowed(shown_type(d)));
-        }
+    if let Some(d) = &declared
+        && (ACTIVE_DECLARED.contains(&d.as_str()) || d.ends_with("+xml"))
+    {
+        return Err(AttachmentError::TypeNotAllowed(shown_type(d)));
     }
     if content.is_empty() {
         return Err(AttachmentError::Undecodable("file: it is empty".into()));
@@ -364,13 +364,13 @@ pub fn sniff(
             sniffed.as_str().to_string(),
         ));
     }
-    if let Some(d) = &declared {
-        if !sniffed.accepts_declared(d) {
-            return Err(AttachmentError::TypeMismatch {
-                declared: shown_type(d),
-                sniffed: sniffed.as_str().to_string(),
-            });
-        }
+    if let Some(d) = &declared
+        && !sniffed.accepts_declared(d)
+    {
+        return Err(AttachmentError::TypeMismatch {
+            declared: shown_type(d),
+            sniffed: sniffed.as_str().to_string(),
+        });
     }
     check_structure(sniffed, content)?;
     if has_active_content(sniffed, content) {

@@ -161,7 +161,7 @@ fn file_name(field: &Field) -> Result<Option<String>, AppError> {
 /// The `body` text: UTF-8, without NUL or other C0 controls (tab and line breaks are text).
 fn body_text(bytes: Bytes) -> Result<String, AppError> {
     let invalid = |message: &str| AppError::Validation(vec![FieldError::new(BODY_PART, message)]);
-    let text = String::from_utf8(bytes.to_vec()).map_err(|_| invalid("must be UTF-8 text"))?;
+    let text = String::from_utf8(Vec::from(bytes)).map_err(|_| invalid("must be UTF-8 text"))?;
     if text.chars().all(super::text_input::is_allowed) {
         Ok(text)
     } else {
