@@ -46,6 +46,9 @@ pub enum AppError {
     Conflict(Vec<FieldError>),
     #[error("payload too large")]
     PayloadTooLarge { limit: usize },
+    /// More files in one upload than allowed (413, like a body over its limit).
+    #[error("too many files")]
+    TooManyFiles { max: usize },
     #[error("unsupported media type")]
     UnsupportedMediaType,
     #[error("request body not received in time")]

@@ -48,6 +48,10 @@ impl AppError {
                 "payload-too-large",
                 format!("The request body exceeds the limit of {limit} bytes."),
             ),
+            AppError::TooManyFiles { max } => (
+                "too-many-files",
+                format!("At most {max} files may be sent in one request."),
+            ),
             AppError::UnsupportedMediaType => (
                 "unsupported-media-type",
                 "Send the body as application/json.".to_string(),
@@ -118,7 +122,9 @@ impl ResponseError for AppError {
             AppError::Forbidden => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
-            AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::PayloadTooLarge { .. } | AppError::TooManyFiles { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::TooManyRequests { .. } | AppError::QuotaExceeded { .. } => {

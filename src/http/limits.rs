@@ -5,8 +5,21 @@
 //! body must arrive within BODY_READ_TIMEOUT_SECONDS (408). Malformed JSON is 400, JSON that does
 //! not fit the expected shape 422 (never quoting the value sent), a non-JSON content type 415 —
 //! all problem+json.
+//!
+//! Streamed routes ([`StreamedBodyRoutes`]): a `multipart/form-data` body to one of them is not
+//! buffered here. Its declared length is held to the route's total limit before anything is
+//! read, and the handler reads the payload through a stream that enforces that total (413) and
+//! the same deadline (408) as the bytes arrive ([`BodyRefusal`] inside the payload error says
+//! which); the text-input checks skip such a body, and a response sent before the body was read
+//! to its end closes the connection. Any other content type to the same route is buffered
+//! exactly as everywhere else.
 
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -16,7 +29,7 @@ use actix_web::http::{ConnectionType, header};
 use actix_web::middleware::Next;
 use actix_web::web::{self, Bytes, BytesMut};
 use actix_web::{HttpMessage, ResponseError};
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 
 use super::error::{AppError, FieldError};
 use super::headers::SecurityHeaders;
@@ -46,6 +59,121 @@ impl RawBodyRoutes {
     /// routing).
     pub fn largest(&self, default: usize) -> usize {
         self.0.iter().map(|(_, l)| *l).fold(default, usize::max)
+    }
+}
+
+/// Routes whose `multipart/form-data` bodies are streamed to the handler instead of buffered
+/// (route pattern as the router resolves it, e.g. `/api/v1/conversations/{id}/messages`; the
+/// total limit of the whole body in bytes). Other content types to these routes are buffered
+/// under the usual limit.
+#[derive(Debug, Clone, Default)]
+pub struct StreamedBodyRoutes(pub Vec<(String, usize)>);
+
+impl StreamedBodyRoutes {
+    /// The total limit of the streamed route `pattern` resolves to, if it is one.
+    pub fn limit_of(&self, pattern: Option<&str>) -> Option<usize> {
+        let pattern = pattern?;
+        self.0.iter().find(|(p, _)| p == pattern).map(|(_, l)| *l)
+    }
+
+    /// The largest total of any streamed route, or `default`.
+    pub fn largest(&self, default: usize) -> usize {
+        self.0.iter().map(|(_, l)| *l).fold(default, usize::max)
+    }
+}
+
+/// Marker in a request's extensions: its body is streamed to the handler under `limit` (no
+/// [`BufferedBody`]), so the text-input checks leave it alone.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamedBody {
+    pub limit: usize,
+}
+
+/// Why a streamed body stopped, carried inside the `PayloadError` its reader sees (as an
+/// `io::Error` source), so that the reader answers with the edge's status: 413 or 408.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BodyRefusal {
+    #[error("the request body exceeds the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("the request body did not arrive in time")]
+    Timeout,
+}
+
+impl BodyRefusal {
+    /// The refusal inside `error`, if the edge's stream produced it.
+    pub fn of(error: &PayloadError) -> Option<BodyRefusal> {
+        match error {
+            PayloadError::Io(io) => io.get_ref()?.downcast_ref::<BodyRefusal>().copied(),
+            _ => None,
+        }
+    }
+}
+
+impl From<BodyRefusal> for PayloadError {
+    fn from(refusal: BodyRefusal) -> PayloadError {
+        let kind = match refusal {
+            BodyRefusal::TooLarge { .. } => std::io::ErrorKind::InvalidData,
+            BodyRefusal::Timeout => std::io::ErrorKind::TimedOut,
+        };
+        PayloadError::Io(std::io::Error::new(kind, refusal))
+    }
+}
+
+impl From<BodyRefusal> for AppError {
+    fn from(refusal: BodyRefusal) -> AppError {
+        match refusal {
+            BodyRefusal::TooLarge { limit } => AppError::PayloadTooLarge { limit },
+            BodyRefusal::Timeout => AppError::RequestTimeout,
+        }
+    }
+}
+
+/// The payload of a streamed route as its handler reads it: the bytes as they arrive, ended by
+/// a [`BodyRefusal`] once more than `limit` bytes came or the deadline passed. `finished` is set
+/// when the body was read to its end.
+struct CappedStream {
+    inner: Payload,
+    limit: usize,
+    read: usize,
+    deadline: Pin<Box<actix_web::rt::time::Sleep>>,
+    finished: Rc<Cell<bool>>,
+    stopped: bool,
+}
+
+impl Stream for CappedStream {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.stopped {
+            return Poll::Ready(None);
+        }
+        // Polled first, so a body that trickles in (or stalls) still wakes us at the deadline.
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            this.stopped = true;
+            return Poll::Ready(Some(Err(BodyRefusal::Timeout.into())));
+        }
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                this.read = this.read.saturating_add(chunk.len());
+                if this.read > this.limit {
+                    this.stopped = true;
+                    let limit = this.limit;
+                    return Poll::Ready(Some(Err(BodyRefusal::TooLarge { limit }.into())));
+                }
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(error))) => {
+                this.stopped = true;
+                Poll::Ready(Some(Err(error)))
+            }
+            Poll::Ready(None) => {
+                this.stopped = true;
+                this.finished.set(true);
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -88,9 +216,16 @@ pub async fn limit_body(
         .app_data::<Arc<BodyLimit>>()
         .map(|l| l.0)
         .unwrap_or(65536);
-    let limit = req
-        .app_data::<Arc<RawBodyRoutes>>()
-        .and_then(|raw| raw.limit_of(super::routed_pattern(&req).as_deref()))
+    let pattern = super::routed_pattern(&req);
+    let streamed = req
+        .app_data::<Arc<StreamedBodyRoutes>>()
+        .and_then(|routes| routes.limit_of(pattern.as_deref()))
+        .filter(|_| super::multipart::is_form_data(req.headers()));
+    let limit = streamed
+        .or_else(|| {
+            req.app_data::<Arc<RawBodyRoutes>>()
+                .and_then(|raw| raw.limit_of(pattern.as_deref()))
+        })
         .unwrap_or(default);
     let timeout = req
         .app_data::<Arc<BodyReadTimeout>>()
@@ -121,6 +256,9 @@ pub async fn limit_body(
             .get::<RequestStart>()
             .map_or_else(std::time::Instant::now, |s| s.0);
         let left = (started + timeout).saturating_duration_since(std::time::Instant::now());
+        if streamed.is_some() {
+            return stream_body(req, next, limit, left).await;
+        }
         let mut payload = req.take_payload();
         let read = actix_web::rt::time::timeout(left, read_capped(&mut payload, limit));
         let body = match read.await {
@@ -134,6 +272,35 @@ pub async fn limit_body(
         req.set_payload(Payload::from(body));
     }
     Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// Hands a streamed route's body on unread, wrapped in a [`CappedStream`]; a response sent
+/// before the body was read to its end closes the connection (the rest is never read).
+async fn stream_body<B: MessageBody + 'static>(
+    mut req: ServiceRequest,
+    next: Next<B>,
+    limit: usize,
+    left: Duration,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let finished = Rc::new(Cell::new(false));
+    let stream = CappedStream {
+        inner: req.take_payload(),
+        limit,
+        read: 0,
+        deadline: Box::pin(actix_web::rt::time::sleep(left)),
+        finished: finished.clone(),
+        stopped: false,
+    };
+    req.extensions_mut().insert(StreamedBody { limit });
+    req.set_payload(Payload::Stream {
+        payload: Box::pin(stream),
+    });
+    let res = next.call(req).await?;
+    if finished.get() {
+        Ok(res.map_into_boxed_body())
+    } else {
+        Ok(closing(res))
+    }
 }
 
 /// The body, or 413 as soon as it grows past `limit` (chunked bodies declare no length).
@@ -506,5 +673,182 @@ mod tests {
             "{:?}",
             data_error_message(&e)
         );
+    }
+}
+
+#[cfg(test)]
+mod streamed_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use actix_web::middleware::from_fn;
+    use actix_web::test as at;
+    use actix_web::{App, HttpRequest, HttpResponse};
+    use futures_util::stream;
+
+    const MULTIPART: &str = "multipart/form-data; boundary=x";
+
+    /// Reads the whole payload as it comes and says what the edge did with it.
+    async fn upload(req: HttpRequest, mut payload: web::Payload) -> Result<HttpResponse, AppError> {
+        let buffered = req.extensions().get::<BufferedBody>().is_some();
+        let streamed = req.extensions().get::<StreamedBody>().is_some();
+        let mut read = 0;
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| match BodyRefusal::of(&e) {
+                Some(refusal) => AppError::from(refusal),
+                None => AppError::BadRequest("unreadable".into()),
+            })?;
+            read += chunk.len();
+        }
+        Ok(HttpResponse::Ok().body(format!("{read} {buffered} {streamed}")))
+    }
+
+    /// Answers without reading the body.
+    async fn early() -> HttpResponse {
+        HttpResponse::Ok().finish()
+    }
+
+    async fn app() -> impl actix_web::dev::Service<
+        actix_http::Request,
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+    > {
+        at::init_service(
+            App::new()
+                .app_data(Arc::new(BodyLimit(64)))
+                .app_data(Arc::new(BodyReadTimeout(Duration::from_millis(100))))
+                .app_data(Arc::new(StreamedBodyRoutes(vec![
+                    ("/upload/{id}".into(), 1000),
+                    ("/early/{id}".into(), 1000),
+                ])))
+                .wrap(from_fn(limit_body))
+                .route("/upload/{id}", web::post().to(upload))
+                .route("/plain", web::post().to(upload))
+                .route("/early/{id}", web::post().to(early)),
+        )
+        .await
+    }
+
+    /// A request whose body arrives as `chunks` with no Content-Length (chunked).
+    fn chunked(
+        path: &str,
+        content_type: &str,
+        chunks: impl Stream<Item = Result<Bytes, PayloadError>> + 'static,
+    ) -> actix_http::Request {
+        at::TestRequest::post()
+            .uri(path)
+            .insert_header((header::CONTENT_TYPE, content_type))
+            .to_request()
+            .replace_payload(Payload::Stream {
+                payload: Box::pin(chunks) as actix_http::BoxedPayloadStream,
+            })
+            .0
+    }
+
+    fn pieces(total: usize) -> impl Stream<Item = Result<Bytes, PayloadError>> {
+        stream::iter(
+            (0..total.div_ceil(100))
+                .map(move |i| Ok(Bytes::from(vec![b'a'; 100.min(total - i * 100)]))),
+        )
+    }
+
+    async fn text(res: ServiceResponse<impl MessageBody>) -> String {
+        String::from_utf8(at::read_body(res).await.to_vec()).unwrap()
+    }
+
+    fn closes<B>(res: &ServiceResponse<B>) -> bool {
+        res.response().head().connection_type() == ConnectionType::Close
+    }
+
+    #[actix_web::test]
+    async fn a_multipart_body_to_a_streamed_route_is_streamed_under_its_own_total() {
+        let app = app().await;
+        let res = at::call_service(&app, chunked("/upload/1", MULTIPART, pieces(1000))).await;
+        assert_eq!(res.status(), 200);
+        assert!(!closes(&res));
+        assert_eq!(text(res).await, "1000 false true");
+        let req = at::TestRequest::post()
+            .uri("/upload/1")
+            .insert_header((header::CONTENT_TYPE, MULTIPART))
+            .set_payload(vec![b'a'; 900])
+            .to_request();
+        let res = at::call_service(&app, req).await;
+        assert_eq!(text(res).await, "900 false true");
+    }
+
+    #[actix_web::test]
+    async fn a_declared_length_over_the_total_is_413_before_the_handler() {
+        let app = app().await;
+        let req = at::TestRequest::post()
+            .uri("/upload/1")
+            .insert_header((header::CONTENT_TYPE, MULTIPART))
+            .insert_header((header::CONTENT_LENGTH, "1001"))
+            .to_request();
+        let res = at::call_service(&app, req).await;
+        assert_eq!(res.status(), 413);
+        assert!(closes(&res));
+    }
+
+    #[actix_web::test]
+    async fn a_chunked_body_over_the_total_is_413_as_it_is_read() {
+        let app = app().await;
+        let res = at::call_service(&app, chunked("/upload/1", MULTIPART, pieces(1200))).await;
+        assert_eq!(res.status(), 413);
+        assert!(closes(&res), "the rest of the body is never read");
+    }
+
+    #[actix_web::test]
+    async fn a_stalled_body_is_408_at_the_deadline() {
+        let app = app().await;
+        let stalled = stream::iter([Ok(Bytes::from_static(b"abc"))]).chain(stream::pending());
+        let res = at::call_service(&app, chunked("/upload/1", MULTIPART, stalled)).await;
+        assert_eq!(res.status(), 408);
+        assert!(closes(&res));
+    }
+
+    #[actix_web::test]
+    async fn an_answer_before_the_body_was_read_closes_the_connection() {
+        let app = app().await;
+        let res = at::call_service(&app, chunked("/early/1", MULTIPART, pieces(300))).await;
+        assert_eq!(res.status(), 200);
+        assert!(closes(&res));
+    }
+
+    #[actix_web::test]
+    async fn other_bodies_keep_the_buffered_rules() {
+        let app = app().await;
+        // JSON to the streamed route: buffered under the default limit.
+        let res =
+            at::call_service(&app, chunked("/upload/1", "application/json", pieces(60))).await;
+        assert_eq!(text(res).await, "60 true false");
+        let res =
+            at::call_service(&app, chunked("/upload/1", "application/json", pieces(65))).await;
+        assert_eq!(res.status(), 413);
+        let req = at::TestRequest::post()
+            .uri("/upload/1")
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .insert_header((header::CONTENT_LENGTH, "65"))
+            .to_request();
+        assert_eq!(at::call_service(&app, req).await.status(), 413);
+        // Multipart to a route that is not streamed: buffered as well.
+        let res = at::call_service(&app, chunked("/plain", MULTIPART, pieces(60))).await;
+        assert_eq!(text(res).await, "60 true false");
+        let res = at::call_service(&app, chunked("/plain", MULTIPART, pieces(65))).await;
+        assert_eq!(res.status(), 413);
+    }
+
+    #[test]
+    fn the_largest_limit_includes_streamed_routes() {
+        let routes = StreamedBodyRoutes(vec![("/a".into(), 10), ("/b".into(), 30)]);
+        assert_eq!(routes.largest(20), 30);
+        assert_eq!(routes.largest(40), 40);
+        assert_eq!(routes.limit_of(Some("/b")), Some(30));
+        assert_eq!(routes.limit_of(None), None);
+        let refusal: PayloadError = BodyRefusal::TooLarge { limit: 3 }.into();
+        assert_eq!(
+            BodyRefusal::of(&refusal),
+            Some(BodyRefusal::TooLarge { limit: 3 })
+        );
+        assert_eq!(BodyRefusal::of(&PayloadError::Overflow), None);
     }
 }

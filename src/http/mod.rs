@@ -58,6 +58,7 @@ pub struct EdgeConfig {
     body_limit: std::sync::Arc<limits::BodyLimit>,
     body_timeout: std::sync::Arc<limits::BodyReadTimeout>,
     pub raw_body_routes: std::sync::Arc<limits::RawBodyRoutes>,
+    pub streamed_body_routes: std::sync::Arc<limits::StreamedBodyRoutes>,
     pub max_body: usize,
 }
 
@@ -77,6 +78,7 @@ impl EdgeConfig {
                 settings.http.body_read_timeout,
             )),
             raw_body_routes: std::sync::Arc::new(limits::RawBodyRoutes::default()),
+            streamed_body_routes: std::sync::Arc::new(limits::StreamedBodyRoutes::default()),
             max_body: settings.max_body_bytes,
         }
     }
@@ -87,6 +89,21 @@ impl EdgeConfig {
         self
     }
 
+    /// Adds routes whose `multipart/form-data` bodies are streamed to their handler (not
+    /// buffered) under a total limit of their own: (route pattern as registered, e.g.
+    /// `/api/v1/conversations/{id}/messages`, total bytes). See `limits::StreamedBodyRoutes`.
+    pub fn with_streamed_body_routes(mut self, routes: Vec<(String, usize)>) -> EdgeConfig {
+        self.streamed_body_routes = std::sync::Arc::new(limits::StreamedBodyRoutes(routes));
+        self
+    }
+
+    /// The largest body any route accepts: what `Expect: 100-continue` is answered against,
+    /// before routing.
+    pub fn largest_body(&self) -> usize {
+        self.streamed_body_routes
+            .largest(self.raw_body_routes.largest(self.max_body))
+    }
+
     /// Registers it all as app data.
     pub fn register(&self, cfg: &mut actix_web::web::ServiceConfig) {
         cfg.app_data(self.proxies.clone())
@@ -95,6 +112,7 @@ impl EdgeConfig {
             .app_data(self.body_limit.clone())
             .app_data(self.body_timeout.clone())
             .app_data(self.raw_body_routes.clone())
+            .app_data(self.streamed_body_routes.clone())
             .app_data(limits::json_config(self.max_body))
             .app_data(limits::payload_config(self.max_body))
             .app_data(limits::query_config())

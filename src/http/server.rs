@@ -63,7 +63,7 @@ where
                 // Routing has not happened yet: the largest limit of any route answers here,
                 // and `limits::limit_body` holds each route to its own.
                 .expect(super::limits::expect_continue(
-                    edge.raw_body_routes.largest(edge.max_body),
+                    edge.largest_body(),
                     *edge.headers,
                 ))
                 .finish(map_config(

@@ -16,7 +16,8 @@
 //! Bodies are read by `limits::limit_body` first (capped and within the body deadline); this
 //! module only looks at [`BufferedBody`]. Other content types (raw bytes, files) pass untouched,
 //! and so do the bodies of raw-body routes (`limits::RawBodyRoutes`: webhook deliveries, verified
-//! on their exact bytes by their handler, which stores them as bytes).
+//! on their exact bytes by their handler, which stores them as bytes) and streamed multipart
+//! bodies (`limits::StreamedBodyRoutes`: never buffered; `http::multipart` checks the text part).
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -145,7 +146,12 @@ pub fn offence(req: &ServiceRequest) -> Option<Offence> {
             raw.limit_of(super::routed_pattern(req).as_deref())
                 .is_some()
         });
-    if raw {
+    if raw
+        || req
+            .extensions()
+            .get::<super::limits::StreamedBody>()
+            .is_some()
+    {
         return None;
     }
     let body = req
