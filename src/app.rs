@@ -136,7 +136,11 @@ fn run(
     // Built once, outside the factory: every worker shares the same state (and limits).
     let settings = state.settings.clone();
     let edge = EdgeConfig::from_settings(&settings)
-        .with_raw_body_routes(Inbox::raw_body_routes(&settings));
+        .with_raw_body_routes(Inbox::raw_body_routes(&settings))
+        .with_streamed_body_routes(vec![(
+            crate::conversations::MESSAGES_ROUTE.to_string(),
+            crate::conversations::upload_limits(&settings.conversations).total_body_limit(),
+        )]);
     let cors_settings = settings.cors.clone();
     let edge_for_expect = edge.clone();
     let app = move || {

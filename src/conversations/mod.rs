@@ -59,6 +59,18 @@ pub const CHUNK_BYTES: usize = 256 * 1024;
 /// The most files one message carries.
 pub const MAX_FILES: usize = 4;
 
+/// The route that takes attachments (multipart bodies streamed under [`upload_limits`]).
+pub const MESSAGES_ROUTE: &str = "/api/v1/conversations/{id}/messages";
+
+/// What one message form may carry: [`MAX_FILES`] files of ATTACHMENT_MAX_BYTES and an 8 KiB body.
+pub fn upload_limits(settings: &ConversationSettings) -> crate::http::multipart::UploadLimits {
+    crate::http::multipart::UploadLimits {
+        max_files: MAX_FILES,
+        max_file_bytes: settings.attachment_max_bytes,
+        max_body_bytes: model::MAX_BODY_BYTES,
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConversationError {
     /// Not a member, or no such conversation, message or attachment: one answer for all.
@@ -386,30 +398,36 @@ struct CheckedUpload {
     bytes: Bytes,
 }
 
+/// Every file checked (name, size, type from content, active content), or the first refusal,
+/// naming the file (`files[2]`).
 fn check_uploads(
     settings: &ConversationSettings,
     uploads: Vec<Upload>,
-) -> Result<Vec<CheckedUpload>, AttachmentError> {
+) -> Result<Vec<CheckedUpload>, AppError> {
     if uploads.len() > MAX_FILES {
-        return Err(AttachmentError::TooMany { max: MAX_FILES });
+        return Err(AttachmentError::TooMany { max: MAX_FILES }.to_app_error("files"));
     }
+    let allowed: Vec<AttachmentType> = settings
+        .attachment_types
+        .iter()
+        .filter_map(|t| AttachmentType::parse(t))
+        .collect();
     uploads
         .into_iter()
-        .map(|u| {
+        .enumerate()
+        .map(|(i, u)| {
+            let field = format!("files[{i}]");
             if u.bytes.len() > settings.attachment_max_bytes {
                 return Err(AttachmentError::TooLarge {
                     limit: settings.attachment_max_bytes,
-                });
+                }
+                .to_app_error(&field));
             }
-            let name = attachment::validate_name(&u.name)?;
-            let allowed: Vec<AttachmentType> = settings
-                .attachment_types
-                .iter()
-                .filter_map(|t| AttachmentType::parse(t))
-                .collect();
-            let kind = attachment::sniff(&u.bytes, u.declared_type.as_deref(), &allowed)?;
+            let name = attachment::validate_name(&u.name).map_err(|e| e.to_app_error(&field))?;
+            let kind = attachment::sniff(&u.bytes, u.declared_type.as_deref(), &allowed)
+                .map_err(|e| e.to_app_error(&field))?;
             Ok(CheckedUpload {
-                name: name.as_str().to_string(),
+                name: name.into_inner(),
                 kind,
                 bytes: u.bytes,
             })
@@ -430,7 +448,7 @@ pub async fn send(
 ) -> Result<MessageView, AppError> {
     let text = MessageText::parse("body", body).map_err(|e| AppError::Validation(vec![e]))?;
     let settings = state.settings.conversations.clone();
-    let files = check_uploads(&settings, uploads).map_err(ConversationError::from)?;
+    let files = check_uploads(&settings, uploads)?;
     let ring = state.keyring.clone();
     let quotas = state.settings.quotas.clone();
     let caller = principal.clone();
@@ -860,11 +878,17 @@ pub async fn download(
     let kind = AttachmentType::parse(&row.content_type).ok_or(ConversationError::NotFound)?;
     // A file whose key is gone has no content to give: 404, like any unavailable attachment.
     let key = Arc::new(key.ok_or(ConversationError::NotFound)?);
+    // The stored name, with the sniffed type's extension when its own says otherwise
+    // (`page.html` → `page.html.png`): a saved file never opens as something else.
     let name = key
         .decrypt(&row.name_ciphertext)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .unwrap_or_else(|| "attachment".to_string());
+        .and_then(|n| attachment::validate_name(&n).ok())
+        .map_or_else(
+            || format!("attachment.{}", kind.as_str()),
+            |n| n.for_download(kind),
+        );
     let pool = state.pool.clone();
     let chunks = row.chunks;
     let body = futures_util::stream::unfold(0i32, move |seq| {

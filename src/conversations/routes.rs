@@ -42,7 +42,7 @@ pub fn routes(r: &mut ApiRoutes) {
     .ok::<ConversationView>();
     r.add(
         Method::POST,
-        "/api/v1/conversations/{id}/messages",
+        super::MESSAGES_ROUTE,
         Access::Permission(Permission::MessagesWrite),
         send,
     )
@@ -51,6 +51,19 @@ pub fn routes(r: &mut ApiRoutes) {
          `files` parts.",
     )
     .body::<MessageBody>()
+    .multipart(serde_json::json!({
+        "type": "object",
+        "required": ["body"],
+        "properties": {
+            "body": { "type": "string", "minLength": 1, "maxLength": 8192 },
+            "files": {
+                "type": "array",
+                "maxItems": 4,
+                "items": { "type": "string", "format": "binary" },
+                "description": "png, jpeg, webp, gif, pdf or plain text (ATTACHMENT_TYPES), each at most ATTACHMENT_MAX_BYTES; the type is read from the content"
+            }
+        }
+    }))
     .created::<MessageView>();
     r.add(
         Method::GET,
@@ -101,7 +114,15 @@ pub fn routes(r: &mut ApiRoutes) {
         Access::Permission(Permission::MessagesRead),
         attachment,
     )
-    .summary("Download an attachment (always as a download, with its sniffed type).");
+    .summary("Download an attachment (always as a download, with its sniffed type).")
+    .download(&[
+        "image/png",
+        "image/jpeg",
+        "image/webp",
+        "image/gif",
+        "application/pdf",
+        "text/plain",
+    ]);
     r.add(
         Method::GET,
         "/api/v1/me/blocks",
@@ -187,14 +208,6 @@ struct MessageBody {
     body: String,
 }
 
-fn is_multipart(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("multipart/form-data"))
-}
-
 async fn send(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -202,15 +215,10 @@ async fn send(
     id: PathId,
     payload: web::Payload,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let (body, uploads) = if is_multipart(&req) {
-        let settings = &state.settings.conversations;
+    let (body, uploads) = if crate::http::multipart::is_form_data(req.headers()) {
         let form = crate::http::multipart::read_message_form(
             actix_multipart::Multipart::new(req.headers(), payload),
-            crate::http::multipart::UploadLimits {
-                max_files: super::MAX_FILES,
-                max_file_bytes: settings.attachment_max_bytes,
-                max_body_bytes: super::model::MAX_BODY_BYTES,
-            },
+            super::upload_limits(&state.settings.conversations),
         )
         .await?;
         let body = form

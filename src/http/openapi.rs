@@ -79,6 +79,8 @@ pub struct Success {
     /// OpenAPI links: (name, operationId, `$response.body` pointer) — the operation whose `{id}`
     /// is this response's field (lets stateful fuzzing act on what it created).
     pub links: Vec<(String, String, &'static str)>,
+    /// A file download instead of JSON: the media types it may have.
+    pub download: Vec<&'static str>,
 }
 
 /// The `operationId` of a route: method and path, e.g. `delete_api_v1_api_keys__id_`.
@@ -100,6 +102,8 @@ pub struct RouteDoc {
     /// Query parameters (several `query::<Q>()` calls add up).
     pub query: Vec<Value>,
     pub success: Option<Success>,
+    /// A `multipart/form-data` alternative to the JSON body (its schema).
+    pub multipart: Option<Value>,
 }
 
 impl RouteDoc {
@@ -117,6 +121,12 @@ impl RouteDoc {
     /// A JSON body of type `T` that may be left out (an empty body means its defaults).
     pub fn optional_body<T: ToSchema>(&mut self) -> &mut Self {
         self.body = Some((SchemaDoc::of::<T>(), false));
+        self
+    }
+
+    /// The body may also be `multipart/form-data` with this schema (text parts and files).
+    pub fn multipart(&mut self, schema: Value) -> &mut Self {
+        self.multipart = Some(schema);
         self
     }
 
@@ -146,6 +156,15 @@ impl RouteDoc {
         self.respond(200, Some(SchemaDoc::page_of::<T>()))
     }
 
+    /// 200 with a file (a download, not JSON) of one of `media_types`.
+    pub fn download(&mut self, media_types: &[&'static str]) -> &mut Self {
+        self.respond(200, None);
+        if let Some(success) = &mut self.success {
+            success.download = media_types.to_vec();
+        }
+        self
+    }
+
     /// 204, no body.
     pub fn no_content(&mut self) -> &mut Self {
         self.respond(204, None)
@@ -171,6 +190,7 @@ impl RouteDoc {
             status,
             body,
             links: Vec::new(),
+            download: Vec::new(),
         });
         self
     }

@@ -65,11 +65,22 @@ fn operation(route: &RouteInfo, components: &mut BTreeMap<String, Value>) -> Val
             status,
             body,
             links,
+            download,
         }) => {
             let mut response = json!({ "description": "Success." });
             if let Some(body) = body {
                 add_components(body);
                 response["content"] = json!({ "application/json": { "schema": body.schema } });
+            }
+            if !download.is_empty() {
+                let content: serde_json::Map<String, Value> = download
+                    .iter()
+                    .map(|t| {
+                        let schema = json!({ "schema": { "type": "string", "format": "binary" } });
+                        ((*t).to_string(), schema)
+                    })
+                    .collect();
+                response["content"] = Value::Object(content);
             }
             if !links.is_empty() {
                 let links: serde_json::Map<String, Value> = links
@@ -126,6 +137,9 @@ fn operation(route: &RouteInfo, components: &mut BTreeMap<String, Value>) -> Val
             "required": required,
             "content": { "application/json": { "schema": body.schema } }
         });
+        if let Some(form) = &doc.multipart {
+            operation["requestBody"]["content"]["multipart/form-data"] = json!({ "schema": form });
+        }
     }
     operation
 }

@@ -36,8 +36,11 @@ async fn every_route_documents_the_body_and_query_it_reads_and_the_response_it_s
 
         // A handler that reads a body (typed `Json<T>`, or raw `Bytes` for an optional one)
         // documents it as JSON, with a schema; one that reads none documents none.
-        let reads_body =
-            args.contains("::Json<") || args.contains("bytes::Bytes") || args.contains("::RawBody");
+        // `Payload`: a body read by the handler itself (JSON, or a streamed multipart form).
+        let reads_body = args.contains("::Json<")
+            || args.contains("bytes::Bytes")
+            || args.contains("::RawBody")
+            || args.contains("payload::Payload");
         let body = &op["requestBody"];
         assert_eq!(
             reads_body,
@@ -57,7 +60,9 @@ async fn every_route_documents_the_body_and_query_it_reads_and_the_response_it_s
             // An optional body is `Bytes` (empty = defaults); `Json<T>` and `RawBody` are required.
             assert_eq!(
                 body["required"],
-                args.contains("::Json<") || args.contains("::RawBody"),
+                args.contains("::Json<")
+                    || args.contains("::RawBody")
+                    || args.contains("payload::Payload"),
                 "{name}: body required?"
             );
         }
@@ -94,6 +99,15 @@ async fn every_route_documents_the_body_and_query_it_reads_and_the_response_it_s
                 ["200", "201"].contains(&success[0].as_str()),
                 "{name}: {success:?}"
             );
+            // A download (an attachment) is a file, not JSON: every media type is binary.
+            let content = ok["content"].as_object().unwrap();
+            if !content.contains_key("application/json") {
+                assert!(!content.is_empty(), "{name}: no response content");
+                for (media, c) in content {
+                    assert_eq!(c["schema"]["format"], "binary", "{name}: {media}");
+                }
+                continue;
+            }
             let schema = &ok["content"]["application/json"]["schema"];
             assert!(schema.is_object(), "{name}: no response schema");
             let schema = resolve(&doc, schema);
