@@ -208,7 +208,10 @@ pub async fn create(
             return Err(ConversationError::UnknownMembers(unknown));
         }
         if ids.is_empty() {
-            return Err(ConversationError::UnknownMembers(vec![]));
+            return Err(ConversationError::App(AppError::Validation(vec![FieldError::new(
+                "member_usernames",
+                "must name at least one other user",
+            )])));
         }
         if ids.len() + 1 > settings.max_members {
             return Err(ConversationError::TooManyMembers(settings.max_members));
