@@ -165,11 +165,10 @@ where
     F: FnOnce(&mut PgConnection) -> Result<T> + Send + 'static,
     T: Send + 'static,
 {
-    let outcome = state
+    state
         .pool
         .run(move |conn| Ok(conn.transaction::<T, ConversationError, _>(f)))
-        .await?;
-    outcome
+        .await?
 }
 
 /// What a new conversation needs.
