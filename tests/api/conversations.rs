@@ -786,3 +786,43 @@ async fn retention_prunes_old_messages_and_audits_the_count() {
     assert_eq!(audited.len(), 1);
     assert_eq!(audited[0]["deleted"], 3);
 }
+
+/// An instance started without the master key that wraps the data keys (removed from
+/// configuration before rotation finished) answers with content marked unavailable and refuses
+/// to write with 503 — never a 500, never ciphertext; with the key back, everything reads again.
+#[actix_web::test]
+async fn a_missing_master_key_makes_content_unavailable_not_an_error() {
+    let app = spawn_app().await;
+    let (alice, _bob, id) = pair(&app).await;
+    send(&app, &alice.access, &id, "written under key A").await;
+    let other_key = rampart::crypto::random::fernet_key().unwrap();
+    let b = crate::support::app_sharing_database(&app)
+        .env("ENCRYPTION_KEY", &other_key)
+        .spawn()
+        .await;
+    let res = b
+        .get_auth(&format!("/api/v1/conversations/{id}/messages"), &alice.access)
+        .await;
+    assert_eq!(res.status(), 200);
+    let msgs: Value = res.json().await.unwrap();
+    assert_eq!(msgs["items"][0]["body"], "[message unavailable]");
+    let res = send(&b, &alice.access, &id, "new").await;
+    assert_eq!(res.status(), 503);
+    // The old key back as a previous key: readable again, and writable.
+    let c = crate::support::app_sharing_database(&app)
+        .env("ENCRYPTION_KEY", &other_key)
+        .env(
+            "ENCRYPTION_KEYS_PREVIOUS",
+            &app.settings_env["ENCRYPTION_KEY"].clone(),
+        )
+        .spawn()
+        .await;
+    let msgs: Value = c
+        .get_auth(&format!("/api/v1/conversations/{id}/messages"), &alice.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(msgs["items"][0]["body"], "written under key A");
+    assert_eq!(send(&c, &alice.access, &id, "new").await.status(), 201);
+}
