@@ -207,10 +207,9 @@ pub async fn create(
             return Err(ConversationError::UnknownMembers(unknown));
         }
         if ids.is_empty() {
-            return Err(ConversationError::App(AppError::Validation(vec![FieldError::new(
-                "member_usernames",
-                "must name at least one other user",
-            )])));
+            return Err(ConversationError::App(AppError::Validation(vec![
+                FieldError::new("member_usernames", "must name at least one other user"),
+            ])));
         }
         if ids.len() + 1 > settings.max_members {
             return Err(ConversationError::TooManyMembers(settings.max_members));
@@ -774,7 +773,8 @@ pub struct BlockView {
     pub created_at: OffsetDateTime,
 }
 
-/// Blocks `username` for the caller; `true` when the block is new. Audited.
+/// Blocks `username` for the caller (idempotent: blocking again changes nothing); `true` when
+/// the block is new, which is audited.
 pub async fn block(
     state: &AppState,
     principal: &Principal,
@@ -790,6 +790,7 @@ pub async fn block(
             .filter(|u| u.id != user_id)
             .ok_or(ConversationError::NotFound)?;
         let new = store::block(conn, user_id, target.id, at)?;
+        let since = store::blocked_since(conn, user_id, target.id)?.unwrap_or(at);
         if new {
             auditor.record(
                 conn,
@@ -801,7 +802,7 @@ pub async fn block(
             BlockView {
                 id: target.id,
                 username: target.username,
-                created_at: at,
+                created_at: since,
             },
             new,
         ))

@@ -136,7 +136,10 @@ pub fn routes(r: &mut ApiRoutes) {
         Access::Permission(Permission::MessagesWrite),
         block,
     )
-    .summary("Block a user: they cannot start a conversation with you or message you.")
+    .summary(
+        "Block a user: they cannot start a conversation with you or message you. Idempotent \
+         (201 with the standing block).",
+    )
     .created::<BlockView>();
     r.add(
         Method::DELETE,
@@ -419,12 +422,10 @@ async fn block(
     req: HttpRequest,
     principal: Principal,
 ) -> Result<HttpResponse, AppError> {
-    let (view, new) = super::block(&state, &principal, username(&req)?, request_meta(&req)).await?;
-    Ok(if new {
-        HttpResponse::Created().json(view)
-    } else {
-        HttpResponse::Ok().json(view)
-    })
+    // 201 either way: the block stands (blocking again keeps the first block and its time).
+    let (view, _new) =
+        super::block(&state, &principal, username(&req)?, request_meta(&req)).await?;
+    Ok(HttpResponse::Created().json(view))
 }
 
 async fn unblock(

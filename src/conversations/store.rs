@@ -524,6 +524,20 @@ pub fn block(
         .map(|n| n > 0)
 }
 
+/// When `blocker` blocked `blocked`, if they did.
+pub fn blocked_since(
+    conn: &mut PgConnection,
+    blocker: Uuid,
+    blocked: Uuid,
+) -> QueryResult<Option<OffsetDateTime>> {
+    user_blocks::table
+        .filter(user_blocks::blocker_id.eq(blocker))
+        .filter(user_blocks::blocked_id.eq(blocked))
+        .select(user_blocks::created_at)
+        .first(conn)
+        .optional()
+}
+
 /// `true` when there was a block.
 pub fn unblock(conn: &mut PgConnection, blocker: Uuid, blocked: Uuid) -> QueryResult<bool> {
     diesel::delete(

@@ -120,13 +120,20 @@ fn operation(route: &RouteInfo, components: &mut BTreeMap<String, Value>) -> Val
     if let Some(summary) = doc.summary {
         operation["summary"] = json!(summary);
     }
-    let mut parameters: Vec<Value> = Vec::new();
-    if route.path.contains("{id}") {
-        parameters.push(json!({
-            "name": "id", "in": "path", "required": true,
-            "schema": { "type": "string", "format": "uuid" }
-        }));
-    }
+    // Every `{name}` segment: ids (`id`, `mid`, `aid`…) are UUIDs, `username` a username.
+    let mut parameters: Vec<Value> = route
+        .path
+        .split('/')
+        .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| {
+            let schema = if name == "username" {
+                json!({ "type": "string", "minLength": 1, "maxLength": 64 })
+            } else {
+                json!({ "type": "string", "format": "uuid" })
+            };
+            json!({ "name": name, "in": "path", "required": true, "schema": schema })
+        })
+        .collect();
     parameters.extend(doc.query.iter().cloned());
     if !parameters.is_empty() {
         operation["parameters"] = Value::Array(parameters);

@@ -494,9 +494,12 @@ async fn a_blocked_user_cannot_start_a_conversation_with_or_message_the_blocker(
     let (alice, bob, id) = pair(&app).await;
     let res = post(&app, &alice.access, "/api/v1/me/blocks/BOB", json!({})).await;
     assert_eq!(res.status(), 201);
-    // Again: no second block, 200.
+    let first: Value = res.json().await.unwrap();
+    // Again: the same block stands (its first time), audited once.
     let res = post(&app, &alice.access, "/api/v1/me/blocks/bob", json!({})).await;
-    assert_eq!(res.status(), 200);
+    assert_eq!(res.status(), 201);
+    let again: Value = res.json().await.unwrap();
+    assert_eq!(again["created_at"], first["created_at"]);
     assert_eq!(send(&app, &bob.access, &id, "hi?").await.status(), 403);
     let res = post(
         &app,
@@ -801,7 +804,10 @@ async fn a_missing_master_key_makes_content_unavailable_not_an_error() {
         .spawn()
         .await;
     let res = b
-        .get_auth(&format!("/api/v1/conversations/{id}/messages"), &alice.access)
+        .get_auth(
+            &format!("/api/v1/conversations/{id}/messages"),
+            &alice.access,
+        )
         .await;
     assert_eq!(res.status(), 200);
     let msgs: Value = res.json().await.unwrap();
@@ -818,7 +824,10 @@ async fn a_missing_master_key_makes_content_unavailable_not_an_error() {
         .spawn()
         .await;
     let msgs: Value = c
-        .get_auth(&format!("/api/v1/conversations/{id}/messages"), &alice.access)
+        .get_auth(
+            &format!("/api/v1/conversations/{id}/messages"),
+            &alice.access,
+        )
         .await
         .json()
         .await
