@@ -8,5 +8,6 @@ mod support;
 mod accounts;
 mod commands;
 mod config;
+mod keys;
 mod logs;
 mod webhooks;
