@@ -516,7 +516,9 @@ fn unconfigured_master_key_problems(settings: &Settings) -> Vec<crate::config::v
         let _ = tx.send(result);
     });
     match rx.recv_timeout(std::time::Duration::from_secs(5)) {
-        Ok(Ok(counts)) => crate::config::validate::unconfigured_master_keys(&counts.unconfigured(&ring)),
+        Ok(Ok(counts)) => {
+            crate::config::validate::unconfigured_master_keys(&counts.unconfigured(&ring))
+        }
         Ok(Err(error)) => {
             eprintln!("note: data keys not checked (the database did not answer: {error})");
             Vec::new()

@@ -44,11 +44,7 @@ pub fn for_writing(
 ) -> Result<(Uuid, DataKey), DataKeyError> {
     let existing: Option<(Uuid, String, Option<String>)> = data_keys::table
         .filter(data_keys::user_id.eq(user_id))
-        .select((
-            data_keys::id,
-            data_keys::master_key_id,
-            data_keys::wrapped,
-        ))
+        .select((data_keys::id, data_keys::master_key_id, data_keys::wrapped))
         .first(conn)
         .optional()?;
     if let Some((id, master, wrapped)) = existing {
@@ -75,11 +71,7 @@ pub fn for_writing(
     // Another transaction created it first: use theirs (it committed, or we would have waited).
     let (id, master, wrapped): (Uuid, String, Option<String>) = data_keys::table
         .filter(data_keys::user_id.eq(user_id))
-        .select((
-            data_keys::id,
-            data_keys::master_key_id,
-            data_keys::wrapped,
-        ))
+        .select((data_keys::id, data_keys::master_key_id, data_keys::wrapped))
         .first(conn)?;
     let wrapped = wrapped.ok_or(DataKeyError::Destroyed)?;
     Ok((id, ring.unwrap(user_id, &master, &wrapped)?))

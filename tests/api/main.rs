@@ -9,6 +9,7 @@ mod api_keys;
 mod audit;
 mod conversations;
 mod database;
+mod encryption;
 mod errors;
 mod health;
 mod http_hardening;

@@ -68,7 +68,11 @@ fn encrypt_for_each(
         .iter()
         .map(|user| {
             let (key_id, key) = dk::for_writing(conn, ring, *user, now).unwrap();
-            (*user, key_id, key.encrypt(format!("secret of {user}").as_bytes()))
+            (
+                *user,
+                key_id,
+                key.encrypt(format!("secret of {user}").as_bytes()),
+            )
         })
         .collect()
 }
@@ -144,7 +148,8 @@ fn rotation_moves_every_key_and_the_old_master_key_can_then_be_removed() {
     let out = rampart(&["keys", "status"], &b_then_a);
     let table = text(&out);
     assert!(
-        table.contains(&format!("{id_a}")) && table.contains("previous (ENCRYPTION_KEYS_PREVIOUS[1])"),
+        table.contains(&format!("{id_a}"))
+            && table.contains("previous (ENCRYPTION_KEYS_PREVIOUS[1])"),
         "{table}"
     );
     assert!(table.contains("5 data key(s) to re-wrap"), "{table}");
@@ -290,7 +295,10 @@ fn a_rotation_killed_midway_loses_nothing_and_a_second_run_finishes_it() {
         .select(audit_logs::metadata)
         .load(&mut conn)
         .unwrap();
-    let sum: i64 = audited.iter().map(|m| m["rewrapped"].as_i64().unwrap()).sum();
+    let sum: i64 = audited
+        .iter()
+        .map(|m| m["rewrapped"].as_i64().unwrap())
+        .sum();
     assert_eq!(sum, N as i64);
     let out = rampart(&["audit", "verify"], &env);
     assert!(out.status.success(), "{}", text(&out));
@@ -334,7 +342,9 @@ fn keys_left_behind_are_reported_by_id_and_fail_rotation_and_check_config() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("rewrapped 2/3"), "{stdout}");
     assert!(
-        stdout.contains(&format!("corrupt wrap, left as it was: data key {corrupt_id}")),
+        stdout.contains(&format!(
+            "corrupt wrap, left as it was: data key {corrupt_id}"
+        )),
         "{stdout}"
     );
     assert!(
@@ -351,7 +361,10 @@ fn keys_left_behind_are_reported_by_id_and_fail_rotation_and_check_config() {
     assert_eq!(out.status.code(), Some(1));
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["done"], false);
-    assert_eq!(summary["failed"], serde_json::json!([corrupt_id.to_string()]));
+    assert_eq!(
+        summary["failed"],
+        serde_json::json!([corrupt_id.to_string()])
+    );
     let status = status_json(&env);
     assert_eq!(status["unconfigured"], 1);
     assert_eq!(row(&status, &id_lost)["configured"], false);
