@@ -148,8 +148,7 @@ fn rotation_moves_every_key_and_the_old_master_key_can_then_be_removed() {
     let out = rampart(&["keys", "status"], &b_then_a);
     let table = text(&out);
     assert!(
-        table.contains(&format!("{id_a}"))
-            && table.contains("previous (ENCRYPTION_KEYS_PREVIOUS[1])"),
+        table.contains(id_a.as_str()) && table.contains("previous (ENCRYPTION_KEYS_PREVIOUS[1])"),
         "{table}"
     );
     assert!(table.contains("5 data key(s) to re-wrap"), "{table}");
