@@ -24,6 +24,8 @@ SHELL := /bin/bash
 export PATH := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin:$(PATH)
 
 DB_ENV := target/rampart-db.env
+# The Python with `cryptography` that scripts/ensure-tools makes, for the Fernet interop tests.
+export RAMPART_PYTHON := $(CURDIR)/target/py-venv/bin/python
 REDIS_ENV := target/rampart-redis.env
 
 # Export the URL db-up found as RAMPART_PG_ADMIN_URL and, for the test suite,

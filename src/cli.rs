@@ -9,7 +9,9 @@ use secrecy::ExposeSecret;
 
 use crate::config::settings::redact_url_password;
 use crate::config::{Environment, Settings};
+use crate::crypto::keyring::KeyRing;
 use crate::db::migrations;
+use crate::users::data_keys;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -105,6 +107,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ConversationsCommand,
     },
+    /// Encryption at rest: the master keys that wrap the per-user data keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,6 +121,32 @@ pub enum ConversationsCommand {
     ///
     /// Example: `MESSAGE_RETENTION_DAYS=365 rampart conversations prune`
     Prune,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Live data keys per master key id (configured or not, which one is current) and how many
+    /// were destroyed. Master keys are shown by id (a fingerprint), never by value.
+    Status {
+        /// Print one JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-wrap every data key still under a key in ENCRYPTION_KEYS_PREVIOUS under ENCRYPTION_KEY.
+    ///
+    /// Works in batches, each its own audited transaction (`encryption.rotated`): interrupted at
+    /// any point it loses nothing, and running it again continues. A progress bar on a terminal,
+    /// `rewrapped N/M` lines otherwise; then what is left under which key. Exit 0 when every live
+    /// data key is under ENCRYPTION_KEY, 1 when some are left (corrupt wraps, listed by id, or keys
+    /// under a master key that is not configured).
+    RotateEncryption {
+        /// Data keys re-wrapped per transaction.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+        batch_size: i64,
+        /// Print one JSON document at the end (progress goes to stderr).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -212,6 +245,7 @@ pub fn run() -> ExitCode {
         Command::Conversations { command } => {
             with_settings(|settings| conversations(&settings, command))
         }
+        Command::Keys { command } => with_settings(|settings| keys(&settings, command)),
         Command::Config {
             command: ConfigCommand::Show,
         } => with_settings(|settings| {
@@ -249,6 +283,19 @@ fn keygen() -> ExitCode {
 
 fn check_config(settings: &Settings, strict: bool) -> ExitCode {
     let problems = crate::serve::report_problems(settings);
+    // Data keys under a master key that is no longer configured are unreadable whatever the
+    // environment: an error, not a warning.
+    let lost = unconfigured_master_key_problems(settings);
+    for problem in &lost {
+        eprintln!("error: {problem}");
+    }
+    if !lost.is_empty() {
+        eprintln!(
+            "{} master key(s) missing: content encrypted under them cannot be read",
+            lost.len()
+        );
+        return ExitCode::FAILURE;
+    }
     let fatal = strict || settings.environment == Environment::Production;
     if problems == 0 {
         println!("configuration OK ({})", settings.environment);
@@ -475,5 +522,286 @@ fn migrate(settings: &Settings, revert: bool) -> ExitCode {
             eprintln!("error: migration failed: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The database probe of `check-config`: live data keys under master keys the configuration does
+/// not hold. Skipped (with a note) when the key ring is invalid — already reported — or the
+/// database does not answer within a few seconds.
+fn unconfigured_master_key_problems(settings: &Settings) -> Vec<crate::config::validate::Problem> {
+    let Some(encryption_key) = &settings.secrets.encryption_key else {
+        return Vec::new();
+    };
+    let Ok(ring) = KeyRing::new(encryption_key, &settings.secrets.encryption_keys_previous) else {
+        return Vec::new();
+    };
+    let url = settings.database.url.expose_secret().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let result = PgConnection::establish(&url)
+            .map_err(|e| e.to_string())
+            .and_then(|mut conn| data_keys::counts(&mut conn).map_err(|e| e.to_string()));
+        let _ = tx.send(result);
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(5)) {
+        Ok(Ok(counts)) => {
+            crate::config::validate::unconfigured_master_keys(&counts.unconfigured(&ring))
+        }
+        Ok(Err(error)) => {
+            eprintln!("note: data keys not checked (the database did not answer: {error})");
+            Vec::new()
+        }
+        Err(_) => {
+            eprintln!("note: data keys not checked (the database did not answer within 5 s)");
+            Vec::new()
+        }
+    }
+}
+
+/// The configured master key ring, or a printed error. The key commands need the real
+/// ENCRYPTION_KEY: an ephemeral one would report every key as unconfigured.
+fn configured_ring(settings: &Settings) -> Option<KeyRing> {
+    let Some(key) = &settings.secrets.encryption_key else {
+        eprintln!("error: ENCRYPTION_KEY is not set (generate one with `rampart keygen`)");
+        return None;
+    };
+    match KeyRing::new(key, &settings.secrets.encryption_keys_previous) {
+        Ok(ring) => Some(ring),
+        Err(error) => {
+            eprintln!("error: {error}");
+            None
+        }
+    }
+}
+
+/// The variable each configured master key comes from, by id.
+fn key_variable(ring: &KeyRing, id: &str) -> Option<String> {
+    ring.ids().position(|k| k == id).map(|i| {
+        if i == 0 {
+            "ENCRYPTION_KEY".to_string()
+        } else {
+            format!("ENCRYPTION_KEYS_PREVIOUS[{i}]")
+        }
+    })
+}
+
+/// Every master key id worth a line: the configured ones (newest first), then the others that
+/// still wrap live keys.
+fn key_rows(ring: &KeyRing, counts: &data_keys::KeyCounts) -> Vec<serde_json::Value> {
+    let count_of = |id: &str| {
+        counts
+            .by_master_key
+            .iter()
+            .find(|(k, _)| k == id)
+            .map_or(0, |(_, n)| *n)
+    };
+    let mut ids: Vec<String> = ring.ids().map(str::to_string).collect();
+    for (id, _) in &counts.by_master_key {
+        if !ring.contains(id) {
+            ids.push(id.clone());
+        }
+    }
+    ids.iter()
+        .map(|id| {
+            serde_json::json!({
+                "id": id,
+                "data_keys": count_of(id),
+                "configured": ring.contains(id),
+                "current": id == ring.current_id(),
+                "variable": key_variable(ring, id),
+            })
+        })
+        .collect()
+}
+
+fn print_key_table(rows: &[serde_json::Value]) {
+    println!("{:<20} {:>10}  status", "master key", "data keys");
+    for row in rows {
+        let status = match (row["current"].as_bool(), row["variable"].as_str()) {
+            (Some(true), Some(var)) => format!("current ({var})"),
+            (_, Some(var)) => format!("previous ({var})"),
+            _ => "NOT CONFIGURED".to_string(),
+        };
+        println!(
+            "{:<20} {:>10}  {status}",
+            row["id"].as_str().unwrap_or_default(),
+            row["data_keys"].as_i64().unwrap_or_default()
+        );
+    }
+}
+
+fn keys(settings: &Settings, command: KeysCommand) -> ExitCode {
+    let Some(ring) = configured_ring(settings) else {
+        return ExitCode::FAILURE;
+    };
+    let Some(mut conn) = connect(settings) else {
+        return ExitCode::FAILURE;
+    };
+    match command {
+        KeysCommand::Status { json } => keys_status(&mut conn, &ring, json),
+        KeysCommand::RotateEncryption { batch_size, json } => {
+            let Some(auditor) = auditor(settings) else {
+                return ExitCode::FAILURE;
+            };
+            rotate_encryption(&mut conn, &ring, &auditor, batch_size, json)
+        }
+    }
+}
+
+fn keys_status(conn: &mut PgConnection, ring: &KeyRing, json: bool) -> ExitCode {
+    let counts = match data_keys::counts(conn) {
+        Ok(counts) => counts,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let rows = key_rows(ring, &counts);
+    let pending = data_keys::pending_rewrap(&counts, ring);
+    let unconfigured: i64 = counts.unconfigured(ring).iter().map(|(_, n)| n).sum();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "current": ring.current_id(),
+                "master_keys": rows,
+                "destroyed": counts.destroyed,
+                "pending_rewrap": pending,
+                "unconfigured": unconfigured,
+            })
+        );
+        return ExitCode::SUCCESS;
+    }
+    print_key_table(&rows);
+    println!("destroyed data keys: {}", counts.destroyed);
+    if pending > 0 {
+        println!("{pending} data key(s) to re-wrap: run `rampart keys rotate-encryption`");
+    }
+    if unconfigured > 0 {
+        println!(
+            "{unconfigured} data key(s) under master keys that are not configured: their content cannot be read"
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// How `rotate-encryption` shows its progress: a bar on a terminal, plain lines otherwise.
+enum Progress {
+    Bar(indicatif::ProgressBar),
+    Lines { to_stderr: bool },
+}
+
+impl Progress {
+    fn new(json: bool) -> Progress {
+        use std::io::IsTerminal;
+        if !json && std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new(0);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "re-wrapping {bar:40} {pos}/{len} data keys ({per_sec}, eta {eta})",
+            ) {
+                bar.set_style(style);
+            }
+            Progress::Bar(bar)
+        } else {
+            Progress::Lines { to_stderr: json }
+        }
+    }
+
+    fn update(&self, done: usize, total: i64) {
+        match self {
+            Progress::Bar(bar) => {
+                bar.set_length(u64::try_from(total).unwrap_or(0).max(done as u64));
+                bar.set_position(done as u64);
+            }
+            Progress::Lines { to_stderr: true } => eprintln!("rewrapped {done}/{total}"),
+            Progress::Lines { to_stderr: false } => println!("rewrapped {done}/{total}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Progress::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn rotate_encryption(
+    conn: &mut PgConnection,
+    ring: &KeyRing,
+    auditor: &crate::audit::Auditor,
+    batch_size: i64,
+    json: bool,
+) -> ExitCode {
+    let progress = Progress::new(json);
+    let result = data_keys::rotate(
+        conn,
+        ring,
+        auditor,
+        batch_size,
+        time::OffsetDateTime::now_utc(),
+        |done, total| progress.update(done, total),
+    );
+    progress.finish();
+    let rotation = match result {
+        Ok(rotation) => rotation,
+        Err(error) => {
+            eprintln!(
+                "error: rotation stopped: {error}; every committed batch is kept, run the command again to continue"
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let left: Vec<serde_json::Value> = key_rows(ring, &rotation.after)
+        .into_iter()
+        .filter(|row| row["current"] != true && row["data_keys"].as_i64().unwrap_or(0) > 0)
+        .collect();
+    let done = left.is_empty() && rotation.failed.is_empty();
+    if json {
+        let failed: Vec<String> = rotation.failed.iter().map(ToString::to_string).collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "current": ring.current_id(),
+                "rewrapped": rotation.rewrapped,
+                "batches": rotation.batches,
+                "failed": failed,
+                "left": left,
+                "done": done,
+            })
+        );
+    } else {
+        println!(
+            "rewrapped {} data key(s) under {} (ENCRYPTION_KEY) in {} batch(es)",
+            rotation.rewrapped,
+            ring.current_id(),
+            rotation.batches
+        );
+        for id in &rotation.failed {
+            println!("corrupt wrap, left as it was: data key {id}");
+        }
+        if done {
+            println!(
+                "every live data key is under {}: ENCRYPTION_KEYS_PREVIOUS can be emptied",
+                ring.current_id()
+            );
+        } else {
+            println!("left:");
+            for row in &left {
+                let under = match row["variable"].as_str() {
+                    Some(var) => var.to_string(),
+                    None => "NOT CONFIGURED".to_string(),
+                };
+                println!(
+                    "  {} data key(s) under {} ({under})",
+                    row["data_keys"].as_i64().unwrap_or_default(),
+                    row["id"].as_str().unwrap_or_default()
+                );
+            }
+        }
+    }
+    if done {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

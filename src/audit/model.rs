@@ -78,6 +78,7 @@ actions! {
     UserBlocked => "user.blocked",
     UserUnblocked => "user.unblocked",
     MessagePruned => "message.pruned",
+    EncryptionRotated => "encryption.rotated",
 }
 
 impl Action {
@@ -648,7 +649,7 @@ mod tests {
             }
             assert_eq!(Action::parse(name), Some(*action));
         }
-        assert_eq!(Action::ALL.len(), 43);
+        assert_eq!(Action::ALL.len(), 44);
         assert_eq!(Action::AuthLoginFailed.as_str(), "auth.login.failed");
         assert_eq!(Action::parse("auth.login"), None);
     }

@@ -68,6 +68,7 @@ const KEYGEN_FIX: &str = "generate a fresh value with `rampart keygen`";
 pub fn check(settings: &Settings) -> Vec<Problem> {
     let mut problems = Vec::new();
     check_secrets(settings, &mut problems);
+    check_previous_encryption_keys(settings, &mut problems);
     check_tokens(settings, &mut problems);
     check_identity(settings, &mut problems);
     if settings.environment == Environment::Production {
@@ -136,6 +137,71 @@ fn check_secrets(settings: &Settings, problems: &mut Vec<Problem>) {
             problems.push(problem(name, issue, OPTIONAL_SECRET_FIX));
         }
     }
+}
+
+const PREVIOUS_KEYS_FIX: &str = "list the former ENCRYPTION_KEY values exactly as they were, newest first, \
+                                 separated by commas, each once";
+
+/// ENCRYPTION_KEYS_PREVIOUS: every entry a Fernet key, none repeated, none the current
+/// ENCRYPTION_KEY. Entries are named by their 1-based position, never by their value.
+fn check_previous_encryption_keys(settings: &Settings, problems: &mut Vec<Problem>) {
+    const NAME: &str = "ENCRYPTION_KEYS_PREVIOUS";
+    let current = settings
+        .secrets
+        .encryption_key
+        .as_ref()
+        .map(|k| k.expose_secret().trim());
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, key) in settings.secrets.encryption_keys_previous.iter().enumerate() {
+        let n = i + 1;
+        let value = key.expose_secret().trim();
+        if fernet::Fernet::new(value).is_none() {
+            problems.push(problem(
+                NAME,
+                format!(
+                    "entry {n} is not a valid Fernet key (32 bytes, url-safe base64, 44 characters)"
+                ),
+                PREVIOUS_KEYS_FIX,
+            ));
+            continue;
+        }
+        if current == Some(value) {
+            problems.push(problem(
+                NAME,
+                format!("entry {n} is the current ENCRYPTION_KEY"),
+                "remove it: ENCRYPTION_KEY already unwraps what it wrapped",
+            ));
+        } else if let Some(first) = seen.iter().position(|v| *v == value) {
+            problems.push(problem(
+                NAME,
+                format!("entry {n} repeats entry {}", first + 1),
+                PREVIOUS_KEYS_FIX,
+            ));
+        }
+        seen.push(value);
+    }
+}
+
+/// The problems of live data keys wrapped under master keys (by id, with their counts) that are
+/// not configured: what they encrypt is unreadable until the key is configured again. Found by
+/// `rampart check-config` when the database answers.
+pub fn unconfigured_master_keys(unconfigured: &[(&str, i64)]) -> Vec<Problem> {
+    unconfigured
+        .iter()
+        .map(|(id, n)| {
+            problem(
+                "ENCRYPTION_KEYS_PREVIOUS",
+                format!(
+                    "{n} live data key(s) are wrapped under master key {id}, which is not configured; \
+                     what they encrypt cannot be read"
+                ),
+                format!(
+                    "add the key whose id is {id} to ENCRYPTION_KEYS_PREVIOUS, restart, and run \
+                     `rampart keys rotate-encryption`"
+                ),
+            )
+        })
+        .collect()
 }
 
 const OPTIONAL_SECRET_FIX: &str = "paste the provider's secret exactly as it shows it (rotate it there if it is weak), or unset it";

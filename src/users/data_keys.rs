@@ -8,17 +8,19 @@
 //!   under a master key that is no longer configured opens as *unavailable*, never as an error
 //!   per request (`/ready` and `check-config` report the second case);
 //! - [`rewrap_batch`] moves keys from older master keys to the newest, in id order, resumable;
+//!   [`rotate`] loops it (audited per batch) for `rampart keys rotate-encryption`;
 //! - [`destroy`] drops a user's wrapped key: everything encrypted under it is unreadable for good.
 //!
 //! Unwrapped keys live only for the duration of one use-case; nothing caches them, so a destroyed
 //! key stops working everywhere at the next request.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use diesel::prelude::*;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::audit::{Action, Actor, Auditor, Event, Outcome, RequestMeta};
 use crate::crypto::keyring::{DataKey, KeyRing, KeyRingError};
 use crate::db::schema::data_keys;
 
@@ -206,6 +208,8 @@ pub struct RewrapBatch {
     pub failed: Vec<Uuid>,
     /// The last id looked at: the next batch starts after it.
     pub last_id: Option<Uuid>,
+    /// Keys re-wrapped, by the master key they were under.
+    pub from: BTreeMap<String, usize>,
 }
 
 /// Re-wraps up to `limit` live data keys wrapped under an older *configured* master key (ids after
@@ -219,50 +223,154 @@ pub fn rewrap_batch(
     limit: i64,
     now: OffsetDateTime,
 ) -> Result<RewrapBatch, DataKeyError> {
-    let older: Vec<String> = ring.ids().skip(1).map(str::to_string).collect();
-    if older.is_empty() {
+    if ring.ids().nth(1).is_none() {
+        return Ok(RewrapBatch::default());
+    }
+    conn.transaction(|conn| rewrap_in_tx(conn, ring, after, limit, now))
+}
+
+/// [`rewrap_batch`] with its audit row (`encryption.rotated`: how many keys moved from which
+/// master key to which, and the ids that failed) written in the same transaction: a batch that
+/// committed is recorded, one that was interrupted changed nothing and recorded nothing.
+pub fn rewrap_batch_audited(
+    conn: &mut PgConnection,
+    ring: &KeyRing,
+    auditor: &Auditor,
+    after: Option<Uuid>,
+    limit: i64,
+    now: OffsetDateTime,
+) -> Result<RewrapBatch, DataKeyError> {
+    if ring.ids().nth(1).is_none() {
         return Ok(RewrapBatch::default());
     }
     conn.transaction(|conn| {
-        // The nil UUID sorts before every id: no `after` means from the start.
-        let rows: Vec<(Uuid, Uuid, String, Option<String>)> = data_keys::table
-            .filter(data_keys::wrapped.is_not_null())
-            .filter(data_keys::master_key_id.eq_any(&older))
-            .filter(data_keys::id.gt(after.unwrap_or(Uuid::nil())))
-            .select((
-                data_keys::id,
-                data_keys::user_id,
-                data_keys::master_key_id,
-                data_keys::wrapped,
-            ))
-            .order(data_keys::id)
-            .limit(limit)
-            .for_update()
-            .skip_locked()
-            .load(conn)?;
-        let mut batch = RewrapBatch {
-            last_id: rows.last().map(|r| r.0),
-            ..RewrapBatch::default()
-        };
-        for (id, owner, master, wrapped) in rows {
-            let Some(wrapped) = wrapped else { continue };
-            match ring.rewrap(owner, &master, &wrapped) {
-                Ok(new) => {
-                    diesel::update(data_keys::table.find(id))
-                        .set((
-                            data_keys::master_key_id.eq(&new.master_key_id),
-                            data_keys::wrapped.eq(Some(&new.token)),
-                            data_keys::rewrapped_at.eq(Some(now)),
-                        ))
-                        .execute(conn)?;
-                    batch.rewrapped += 1;
-                }
-                Err(error) => {
-                    tracing::warn!(data_key = %id, error = %error, "data key not re-wrapped");
-                    batch.failed.push(id);
-                }
-            }
+        let batch = rewrap_in_tx(conn, ring, after, limit, now)?;
+        if batch.rewrapped > 0 || !batch.failed.is_empty() {
+            let outcome = if batch.failed.is_empty() {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            };
+            let failed: Vec<String> = batch.failed.iter().map(Uuid::to_string).collect();
+            auditor.record(
+                conn,
+                &RequestMeta::none(),
+                Event::new(Action::EncryptionRotated, outcome, Actor::system()).metadata(
+                    serde_json::json!({
+                        "rewrapped": batch.rewrapped,
+                        "from": batch.from,
+                        "to": ring.current_id(),
+                        "failed": failed,
+                    }),
+                ),
+            )?;
         }
         Ok(batch)
     })
+}
+
+fn rewrap_in_tx(
+    conn: &mut PgConnection,
+    ring: &KeyRing,
+    after: Option<Uuid>,
+    limit: i64,
+    now: OffsetDateTime,
+) -> Result<RewrapBatch, DataKeyError> {
+    let older: Vec<String> = ring.ids().skip(1).map(str::to_string).collect();
+    // The nil UUID sorts before every id: no `after` means from the start.
+    let rows: Vec<(Uuid, Uuid, String, Option<String>)> = data_keys::table
+        .filter(data_keys::wrapped.is_not_null())
+        .filter(data_keys::master_key_id.eq_any(&older))
+        .filter(data_keys::id.gt(after.unwrap_or(Uuid::nil())))
+        .select((
+            data_keys::id,
+            data_keys::user_id,
+            data_keys::master_key_id,
+            data_keys::wrapped,
+        ))
+        .order(data_keys::id)
+        .limit(limit)
+        .for_update()
+        .skip_locked()
+        .load(conn)?;
+    let mut batch = RewrapBatch {
+        last_id: rows.last().map(|r| r.0),
+        ..RewrapBatch::default()
+    };
+    for (id, owner, master, wrapped) in rows {
+        let Some(wrapped) = wrapped else { continue };
+        match ring.rewrap(owner, &master, &wrapped) {
+            Ok(new) => {
+                diesel::update(data_keys::table.find(id))
+                    .set((
+                        data_keys::master_key_id.eq(&new.master_key_id),
+                        data_keys::wrapped.eq(Some(&new.token)),
+                        data_keys::rewrapped_at.eq(Some(now)),
+                    ))
+                    .execute(conn)?;
+                batch.rewrapped += 1;
+                *batch.from.entry(master).or_default() += 1;
+            }
+            Err(error) => {
+                tracing::warn!(data_key = %id, error = %error, "data key not re-wrapped");
+                batch.failed.push(id);
+            }
+        }
+    }
+    Ok(batch)
+}
+
+/// Live data keys still to move to the newest master key: those under an older configured one.
+pub fn pending_rewrap(counts: &KeyCounts, ring: &KeyRing) -> i64 {
+    counts
+        .by_master_key
+        .iter()
+        .filter(|(id, _)| id != ring.current_id() && ring.contains(id))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// The outcome of a whole [`rotate`] run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rotation {
+    /// Keys waiting under older configured master keys when the run started.
+    pub pending_at_start: i64,
+    pub rewrapped: usize,
+    /// Keys whose wrap did not authenticate (corrupt): left as they were, by id.
+    pub failed: Vec<Uuid>,
+    pub batches: usize,
+    /// The live keys per master key once the run ended.
+    pub after: KeyCounts,
+}
+
+/// Re-wraps every live data key under an older configured master key under the newest one,
+/// `batch_size` keys per audited transaction ([`rewrap_batch_audited`]) until none is left.
+/// `progress(done, pending_at_start)` is called after each batch. Interrupted at any point, a run
+/// loses nothing (each batch commits whole or not at all) and the next run continues: keys
+/// already moved are never selected again.
+pub fn rotate(
+    conn: &mut PgConnection,
+    ring: &KeyRing,
+    auditor: &Auditor,
+    batch_size: i64,
+    now: OffsetDateTime,
+    mut progress: impl FnMut(usize, i64),
+) -> Result<Rotation, DataKeyError> {
+    let batch_size = batch_size.max(1);
+    let mut rotation = Rotation {
+        pending_at_start: pending_rewrap(&counts(conn)?, ring),
+        ..Rotation::default()
+    };
+    let mut after = None;
+    loop {
+        let batch = rewrap_batch_audited(conn, ring, auditor, after, batch_size, now)?;
+        let Some(last) = batch.last_id else { break };
+        rotation.batches += 1;
+        rotation.rewrapped += batch.rewrapped;
+        rotation.failed.extend(batch.failed);
+        after = Some(last);
+        progress(rotation.rewrapped, rotation.pending_at_start);
+    }
+    rotation.after = counts(conn)?;
+    Ok(rotation)
 }

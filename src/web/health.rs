@@ -1,12 +1,12 @@
 //! Liveness (`/health`, touches nothing) and readiness (`/ready`: the database answers within the
-//! pool timeout and no migration is pending; each configured identity provider's health is
-//! reported beside).
+//! pool timeout, no migration is pending and every live data key is wrapped under a configured
+//! master key; each configured identity provider's health is reported beside).
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::db::migrations;
-use crate::error::AppError;
+use crate::error::{AppError, FieldError};
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -34,25 +34,63 @@ async fn ready(
         })
         .unwrap_or_default();
     let limit = state.pool.timeout() + std::time::Duration::from_secs(1);
-    let check = state.pool.run(|conn| {
+    let ring = state.keyring.clone();
+    let check = state.pool.run(move |conn| {
         use diesel::RunQueryDsl;
         diesel::sql_query("SELECT 1").execute(conn)?;
-        migrations::has_pending(conn).map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))
+        if migrations::has_pending(conn).map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))? {
+            return Ok(Readiness::MigrationsPending);
+        }
+        // One indexed probe on the happy path; the ids are looked up only when it fails.
+        if !crate::users::data_keys::any_unconfigured(conn, &ring)? {
+            return Ok(Readiness::Ready);
+        }
+        let counts = crate::users::data_keys::counts(conn)?;
+        Ok(Readiness::UnconfiguredMasterKeys(
+            counts
+                .unconfigured(&ring)
+                .into_iter()
+                .map(|(id, n)| (id.to_string(), n))
+                .collect(),
+        ))
     });
     let not_ready = |reason| AppError::Unavailable {
         retry_after: 5,
         reason,
     };
     match tokio::time::timeout(limit, check).await {
-        Ok(Ok(false)) => Ok(HttpResponse::Ok().json(json!({
+        Ok(Ok(Readiness::Ready)) => Ok(HttpResponse::Ok().json(json!({
             "status": "ready",
             "database": "ok",
             "migrations": "current",
+            "encryption": "ok",
             "identity_providers": identity,
         }))),
-        Ok(Ok(true)) => {
+        Ok(Ok(Readiness::MigrationsPending)) => {
             tracing::warn!("not ready: migrations pending");
             Err(not_ready("migrations"))
+        }
+        Ok(Ok(Readiness::UnconfiguredMasterKeys(missing))) => {
+            let ids: Vec<&str> = missing.iter().map(|(id, _)| id.as_str()).collect();
+            tracing::warn!(master_keys = ?ids,
+                "not ready: live data keys are wrapped under master keys that are not configured");
+            let error = not_ready("encryption");
+            let mut response = actix_web::ResponseError::error_response(&error);
+            let mut problem = error.problem();
+            problem.detail = format!(
+                "Data keys are wrapped under master keys that are not configured: {}. Put those \
+                 keys back into ENCRYPTION_KEYS_PREVIOUS and run `rampart keys rotate-encryption`.",
+                ids.join(", ")
+            );
+            problem.errors = missing
+                .iter()
+                .map(|(id, n)| FieldError {
+                    field: "encryption".into(),
+                    message: format!("master key {id} is not configured ({n} live data keys)"),
+                })
+                .collect();
+            response.extensions_mut().insert(problem);
+            Ok(response)
         }
         Ok(Err(error)) => {
             tracing::warn!(error = %error, "not ready: database check failed");
@@ -60,4 +98,11 @@ async fn ready(
         }
         Err(_) => Err(not_ready("database")),
     }
+}
+
+enum Readiness {
+    Ready,
+    MigrationsPending,
+    /// Master key ids (never keys) still wrapping live data keys, with their counts.
+    UnconfiguredMasterKeys(Vec<(String, i64)>),
 }

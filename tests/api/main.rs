@@ -10,6 +10,7 @@ mod attachments;
 mod audit;
 mod conversations;
 mod database;
+mod encryption;
 mod errors;
 mod health;
 mod http_hardening;

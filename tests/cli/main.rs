@@ -9,5 +9,6 @@ mod accounts;
 mod commands;
 mod config;
 mod conversations;
+mod keys;
 mod logs;
 mod webhooks;
