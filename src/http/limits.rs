@@ -330,13 +330,49 @@ where
     res.map_into_boxed_body()
 }
 
+/// What `Expect: 100-continue` is answered against, before routing: MAX_BODY_BYTES, or the limit
+/// of the raw-body or streamed route the request's path matches (the router's own pattern
+/// matching, on the path as the router sees it). A streamed route's limit applies only to
+/// `multipart/form-data`. A spelling that matches here but routes elsewhere is only refused
+/// earlier; `limit_body`, after routing, is what holds each route to its own limit.
+#[derive(Debug, Clone)]
+pub struct ExpectLimits {
+    default: usize,
+    /// (pattern, limit, multipart only).
+    routes: Vec<(actix_web::dev::ResourceDef, usize, bool)>,
+}
+
+impl ExpectLimits {
+    pub fn new(default: usize, raw: &RawBodyRoutes, streamed: &StreamedBodyRoutes) -> Self {
+        let routes = raw
+            .0
+            .iter()
+            .map(|(p, l)| (p, *l, false))
+            .chain(streamed.0.iter().map(|(p, l)| (p, *l, true)))
+            .map(|(p, l, multipart)| (actix_web::dev::ResourceDef::new(p.as_str()), l, multipart))
+            .collect();
+        ExpectLimits { default, routes }
+    }
+
+    /// The limit a request to this path (with these headers) is held to.
+    pub fn limit_for(&self, path: &str, headers: &actix_web::http::header::HeaderMap) -> usize {
+        self.routes
+            .iter()
+            .filter(|(def, _, multipart)| {
+                def.is_match(path) && (!multipart || super::multipart::is_form_data(headers))
+            })
+            .map(|(_, l, _)| *l)
+            .fold(self.default, usize::max)
+    }
+}
+
 /// The server's `Expect: 100-continue` handler. actix-http's default answers `100 Continue` to
 /// every such request before the application sees it, so a client would start sending a body
-/// the application then refuses: a declared `Content-Length` over every route's limit is answered
-/// here with the final 413 problem (security headers, request id, connection closed) and no
-/// `100 Continue`.
+/// the application then refuses: a declared `Content-Length` over the limit of the route the path
+/// matches ([`ExpectLimits`]) is answered here with the final 413 problem (security headers,
+/// request id, connection closed) and no `100 Continue`.
 pub fn expect_continue(
-    limit: usize,
+    limits: ExpectLimits,
     headers: SecurityHeaders,
 ) -> impl ServiceFactory<
     actix_http::Request,
@@ -345,15 +381,20 @@ pub fn expect_continue(
     Error = actix_http::Response<BoxBody>,
     InitError = (),
 > + Clone {
-    actix_web::dev::fn_service(move |req: actix_http::Request| async move {
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        match declared {
-            Some(len) if len > limit as u64 => Err(expect_refusal(&req, limit, headers)),
-            _ => Ok(req),
+    actix_web::dev::fn_service(move |req: actix_http::Request| {
+        let limits = limits.clone();
+        async move {
+            let declared = req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let path = actix_web::dev::Url::new(req.uri().clone());
+            let limit = limits.limit_for(path.path(), req.headers());
+            match declared {
+                Some(len) if len > limit as u64 => Err(expect_refusal(&req, limit, headers)),
+                _ => Ok(req),
+            }
         }
     })
 }

@@ -97,11 +97,13 @@ impl EdgeConfig {
         self
     }
 
-    /// The largest body any route accepts: what `Expect: 100-continue` is answered against,
-    /// before routing.
-    pub fn largest_body(&self) -> usize {
-        self.streamed_body_routes
-            .largest(self.raw_body_routes.largest(self.max_body))
+    /// What `Expect: 100-continue` is answered against, before routing.
+    pub fn expect_limits(&self) -> limits::ExpectLimits {
+        limits::ExpectLimits::new(
+            self.max_body,
+            &self.raw_body_routes,
+            &self.streamed_body_routes,
+        )
     }
 
     /// Registers it all as app data.

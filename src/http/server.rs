@@ -60,10 +60,10 @@ where
                 .client_request_timeout(http.client_timeout)
                 .client_disconnect_timeout(std::time::Duration::from_secs(1))
                 .local_addr(addr)
-                // Routing has not happened yet: the largest limit of any route answers here,
-                // and `limits::limit_body` holds each route to its own.
+                // Routing has not happened yet: the limit of the route the path matches answers
+                // here, and `limits::limit_body` holds each routed request to its own.
                 .expect(super::limits::expect_continue(
-                    edge.largest_body(),
+                    edge.expect_limits(),
                     *edge.headers,
                 ))
                 .finish(map_config(

@@ -401,3 +401,55 @@ async fn the_attachment_quota_counts_files_and_a_refusal_stores_nothing() {
     assert!(res.headers().contains_key("retry-after"));
     assert_eq!(stored(&app), (1, 2));
 }
+
+/// `Expect: 100-continue` is answered per route before routing: an upload to the messages route
+/// within its total is told to go on, one over it gets the final 413 at once — and a body that
+/// large declared to any other route is refused at once too.
+#[actix_web::test]
+async fn expect_continue_is_answered_by_the_route_the_path_matches() {
+    let app = spawn_app().await;
+    let (alice, _bob, id) = pair(&app).await;
+    let port = app.port;
+    let token = alice.access.clone();
+    let heads = [
+        (
+            format!("/api/v1/conversations/{id}/messages"),
+            10 * 1024 * 1024,
+            true,
+        ),
+        (
+            format!("/api/v1/conversations/{id}/messages"),
+            64 * 1024 * 1024,
+            false,
+        ),
+        ("/api/v1/auth/login".to_string(), 10 * 1024 * 1024, false),
+    ];
+    for (path, len, goes_on) in heads {
+        let token = token.clone();
+        let answer = actix_web::rt::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            s.write_all(
+                format!(
+                    "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
+                     Content-Type: multipart/form-data; boundary=x\r\nContent-Length: {len}\r\n\
+                     Expect: 100-continue\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+            let mut first = [0u8; 12];
+            s.read_exact(&mut first).unwrap();
+            String::from_utf8_lossy(&first).to_string()
+        })
+        .await
+        .unwrap();
+        if goes_on {
+            assert_eq!(answer, "HTTP/1.1 100", "{len}");
+        } else {
+            assert_eq!(answer, "HTTP/1.1 413", "{len}");
+        }
+    }
+}
