@@ -24,6 +24,14 @@ pub fn benchmarking() -> bool {
 
 /// A fresh, migrated database: (admin connection, name, URL).
 pub fn fresh_database(prefix: &str) -> (PgConnection, String, String) {
+    let (admin, name, url) = empty_database(prefix);
+    rampart::db::migrations::run_pending(&mut PgConnection::establish(&url).unwrap()).unwrap();
+    (admin, name, url)
+}
+
+/// A fresh database with no tables yet (for a `rampart migrate` of its own): (admin connection,
+/// name, URL).
+pub fn empty_database(prefix: &str) -> (PgConnection, String, String) {
     let admin_url = env_or(
         "BENCH_DATABASE_URL",
         "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
@@ -39,7 +47,6 @@ pub fn fresh_database(prefix: &str) -> (PgConnection, String, String) {
         .map(|(_, q)| format!("?{q}"))
         .unwrap_or_default();
     let url = format!("{base}/{name}{query}");
-    rampart::db::migrations::run_pending(&mut PgConnection::establish(&url).unwrap()).unwrap();
     (admin, name, url)
 }
 
