@@ -455,9 +455,11 @@ pub async fn send(
     let caller = principal.clone();
     let at = now(state);
     let result = in_tx(state, move |conn| {
-        // The lock on the conversation row: numbering, and membership checked in one statement.
-        let seq = store::next_seq_for_member(conn, conversation_id, caller.user_id, at)?
-            .ok_or(ConversationError::NotFound)?;
+        // The lock on the conversation row: numbering, membership and the author's stored data
+        // key in one statement.
+        let (seq, stored_key) =
+            store::next_seq_and_key_for_member(conn, conversation_id, caller.user_id, at)?
+                .ok_or(ConversationError::NotFound)?;
         if store::blocked_by_a_member(conn, conversation_id, caller.user_id)? {
             return Err(ConversationError::Blocked);
         }
@@ -471,7 +473,8 @@ pub async fn send(
                 at,
             )?;
         }
-        let (key_id, key) = data_keys::for_writing(conn, &ring, caller.user_id, at)?;
+        let (key_id, key) =
+            data_keys::for_writing_from(conn, &ring, caller.user_id, at, stored_key)?;
         let row = MessageRow {
             id: Uuid::now_v7(),
             conversation_id,
@@ -563,33 +566,104 @@ pub async fn page(
     let ring = state.keyring.clone();
     let user_id = principal.user_id;
     Ok(in_tx(state, move |conn| {
-        if !store::is_member(conn, conversation_id, user_id)? {
-            return Err(ConversationError::NotFound);
-        }
         let (before, after) = match request {
             PageRequest::Newest => (None, None),
             PageRequest::Before(c) => (Some(c.0), None),
             PageRequest::After(c) => (None, Some(c.0)),
         };
-        let mut rows =
-            store::messages_for_member(conn, conversation_id, user_id, before, after, limit + 1)?;
+        // Rows, author names and key wraps in one query; rows at all prove membership, an empty
+        // page is checked (a non-member's empty page is a 404).
+        let mut rows = store::messages_with_keys_for_member(
+            conn,
+            conversation_id,
+            user_id,
+            before,
+            after,
+            limit + 1,
+        )?;
+        if rows.is_empty() && !store::is_member(conn, conversation_id, user_id)? {
+            return Err(ConversationError::NotFound);
+        }
         let more = rows.len() as i64 > limit;
         rows.truncate(usize::try_from(limit).unwrap_or(0));
         let next = if more {
-            rows.last().map(|r| Cursor(r.seq).encode())
+            rows.last().map(|r| Cursor(r.0.seq).encode())
         } else {
             None
         };
         if after.is_some() {
             rows.reverse();
         }
-        let items = message_views(conn, &ring, rows)?;
+        let items = message_views_with_keys(conn, &ring, rows)?;
         Ok(MessagePage {
             items,
             next_cursor: next,
         })
     })
     .await?)
+}
+
+/// The views of rows read with their authors and key wraps
+/// ([`store::messages_with_keys_for_member`]): one unwrap per data key, one query for the
+/// attachments (and one more only for an attachment under a key the messages did not bring).
+fn message_views_with_keys(
+    conn: &mut PgConnection,
+    ring: &crate::crypto::keyring::KeyRing,
+    rows: Vec<store::MessageWithKey>,
+) -> Result<Vec<MessageView>> {
+    let mut keys = OpenKeys::from_wraps(
+        ring,
+        rows.iter().filter_map(|(r, _, wrap)| {
+            wrap.as_ref()
+                .map(|(owner, master, w)| (r.data_key_id, *owner, master.as_str(), w.as_deref()))
+        }),
+    );
+    let ids: Vec<Uuid> = rows.iter().map(|(r, _, _)| r.id).collect();
+    let attachment_rows = store::attachments_of(conn, &ids)?;
+    let missing: Vec<Uuid> = attachment_rows
+        .iter()
+        .map(|a| a.data_key_id)
+        .filter(|id| !keys.contains(*id))
+        .collect();
+    if !missing.is_empty() {
+        keys.extend(data_keys::open(conn, ring, &missing)?);
+    }
+    let mut by_message: HashMap<Uuid, Vec<AttachmentView>> = HashMap::new();
+    for a in attachment_rows {
+        by_message
+            .entry(a.message_id)
+            .or_default()
+            .push(attachment_view(&keys, &a));
+    }
+    Ok(rows
+        .into_iter()
+        .map(|(r, username, _)| message_view(&keys, &mut by_message, r, username))
+        .collect())
+}
+
+fn message_view(
+    keys: &OpenKeys,
+    attachments: &mut HashMap<Uuid, Vec<AttachmentView>>,
+    r: MessageRow,
+    username: String,
+) -> MessageView {
+    MessageView {
+        id: r.id,
+        conversation_id: r.conversation_id,
+        author: MemberView {
+            id: r.author_id,
+            username: display_username(username),
+        },
+        body: r
+            .body_ciphertext
+            .as_deref()
+            .map(|t| open_text(keys, r.data_key_id, t)),
+        attachments: attachments.remove(&r.id).unwrap_or_default(),
+        created_at: r.created_at,
+        edited_at: r.edited_at,
+        deleted_at: r.deleted_at,
+        cursor: Cursor(r.seq).encode(),
+    }
 }
 
 /// The views of `rows`, decrypted: one unwrap per data key, one query for authors, one for
@@ -619,22 +693,9 @@ fn message_views(
     }
     Ok(rows
         .into_iter()
-        .map(|r| MessageView {
-            id: r.id,
-            conversation_id: r.conversation_id,
-            author: MemberView {
-                id: r.author_id,
-                username: display_username(names.get(&r.author_id).cloned().unwrap_or_default()),
-            },
-            body: r
-                .body_ciphertext
-                .as_deref()
-                .map(|t| open_text(&keys, r.data_key_id, t)),
-            attachments: by_message.remove(&r.id).unwrap_or_default(),
-            created_at: r.created_at,
-            edited_at: r.edited_at,
-            deleted_at: r.deleted_at,
-            cursor: Cursor(r.seq).encode(),
+        .map(|r| {
+            let username = names.get(&r.author_id).cloned().unwrap_or_default();
+            message_view(&keys, &mut by_message, r, username)
         })
         .collect())
 }

@@ -155,6 +155,101 @@ pub fn next_seq_for_member(
     .optional()
 }
 
+/// A user's data key as stored: (key id, master key id, wrap — `None` once destroyed).
+pub type StoredKey = (Uuid, String, Option<String>);
+
+/// [`next_seq_for_member`], also reading the caller's stored data key in the same statement (one
+/// round trip for both): `None` when not a member; the key `None` when they have none yet.
+pub fn next_seq_and_key_for_member(
+    conn: &mut PgConnection,
+    conversation_id: Uuid,
+    user_id: Uuid,
+    now: OffsetDateTime,
+) -> QueryResult<Option<(i64, Option<StoredKey>)>> {
+    use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        last_seq: i64,
+        #[diesel(sql_type = Nullable<SqlUuid>)]
+        key_id: Option<Uuid>,
+        #[diesel(sql_type = Nullable<Text>)]
+        master_key_id: Option<String>,
+        #[diesel(sql_type = Nullable<Text>)]
+        wrapped: Option<String>,
+    }
+    let row: Option<Row> = diesel::sql_query(
+        "WITH k AS (SELECT id, master_key_id, wrapped FROM data_keys WHERE user_id = $2) \
+         UPDATE conversations c SET last_seq = c.last_seq + 1, last_activity_at = $3 \
+         WHERE c.id = $1 AND EXISTS (SELECT 1 FROM conversation_members m \
+                                     WHERE m.conversation_id = $1 AND m.user_id = $2) \
+         RETURNING c.last_seq, (SELECT id FROM k) AS key_id, \
+                   (SELECT master_key_id FROM k) AS master_key_id, (SELECT wrapped FROM k) AS wrapped",
+    )
+    .bind::<SqlUuid, _>(conversation_id)
+    .bind::<SqlUuid, _>(user_id)
+    .bind::<Timestamptz, _>(now)
+    .get_result(conn)
+    .optional()?;
+    Ok(row.map(|r| {
+        let key = match (r.key_id, r.master_key_id) {
+            (Some(id), Some(master)) => Some((id, master, r.wrapped)),
+            _ => None,
+        };
+        (r.last_seq, key)
+    }))
+}
+
+/// A message row with its author's username and its data key's wrap (owner, master key id,
+/// wrap), read in one query.
+pub type MessageWithKey = (MessageRow, String, Option<(Uuid, String, Option<String>)>);
+
+/// [`messages_for_member`] joined with each message's author name and data key wrap: one round
+/// trip for what a page needs besides its attachments.
+pub fn messages_with_keys_for_member(
+    conn: &mut PgConnection,
+    conversation_id: Uuid,
+    user_id: Uuid,
+    before: Option<i64>,
+    after: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<MessageWithKey>> {
+    use crate::db::schema::data_keys;
+    let member = conversation_members::table
+        .filter(conversation_members::conversation_id.eq(conversation_id))
+        .filter(conversation_members::user_id.eq(user_id));
+    let mut query = messages::table
+        .inner_join(users::table.on(users::id.eq(messages::author_id)))
+        .left_join(data_keys::table.on(data_keys::id.eq(messages::data_key_id)))
+        .filter(messages::conversation_id.eq(conversation_id))
+        .filter(exists(member))
+        .select((
+            MessageRow::as_select(),
+            users::username,
+            (
+                data_keys::user_id,
+                data_keys::master_key_id,
+                data_keys::wrapped,
+            )
+                .nullable(),
+        ))
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query
+            .filter(messages::seq.gt(after))
+            .order(messages::seq.asc());
+    } else {
+        if let Some(before) = before {
+            query = query.filter(messages::seq.lt(before));
+        }
+        query = query.order(messages::seq.desc());
+    }
+    let rows: Vec<(MessageRow, String, Option<(Uuid, String, Option<String>)>)> =
+        query.load(conn)?;
+    Ok(rows)
+}
+
 /// A page of the conversations `user_id` is a member of, by latest activity (newest first),
 /// strictly after the `(last_activity_at, id)` position `after` in that order.
 pub fn list_for_member(

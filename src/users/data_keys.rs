@@ -101,6 +101,43 @@ impl OpenKeys {
     }
 }
 
+impl OpenKeys {
+    /// Unwraps keys already read with their rows (key id, owner, master key id, wrap), each
+    /// once; destroyed, unconfigured or corrupt ones are left out (their content is unavailable).
+    pub fn from_wraps<'a>(
+        ring: &KeyRing,
+        wraps: impl IntoIterator<Item = (Uuid, Uuid, &'a str, Option<&'a str>)>,
+    ) -> OpenKeys {
+        let mut keys = HashMap::new();
+        for (id, owner, master, wrapped) in wraps {
+            if keys.contains_key(&id) {
+                continue;
+            }
+            let Some(wrapped) = wrapped else { continue };
+            match ring.unwrap(owner, master, wrapped) {
+                Ok(key) => {
+                    keys.insert(id, key);
+                }
+                Err(error) => {
+                    tracing::warn!(data_key = %id, master_key = %master, error = %error,
+                        "a data key could not be unwrapped; its content reads as unavailable");
+                }
+            }
+        }
+        OpenKeys { keys }
+    }
+
+    /// Whether `key_id` is open.
+    pub fn contains(&self, key_id: Uuid) -> bool {
+        self.keys.contains_key(&key_id)
+    }
+
+    /// Adds the keys of `other` (keys opened by a second query).
+    pub fn extend(&mut self, other: OpenKeys) {
+        self.keys.extend(other.keys);
+    }
+}
+
 /// Opens the data keys `ids` (duplicates are fine), each unwrapped once.
 pub fn open(conn: &mut PgConnection, ring: &KeyRing, ids: &[Uuid]) -> QueryResult<OpenKeys> {
     let mut wanted: Vec<Uuid> = ids.to_vec();
@@ -118,20 +155,11 @@ pub fn open(conn: &mut PgConnection, ring: &KeyRing, ids: &[Uuid]) -> QueryResul
             data_keys::wrapped,
         ))
         .load(conn)?;
-    let mut keys = HashMap::with_capacity(rows.len());
-    for (id, owner, master, wrapped) in rows {
-        let Some(wrapped) = wrapped else { continue };
-        match ring.unwrap(owner, &master, &wrapped) {
-            Ok(key) => {
-                keys.insert(id, key);
-            }
-            Err(error) => {
-                tracing::warn!(data_key = %id, master_key = %master, error = %error,
-                    "a data key could not be unwrapped; its content reads as unavailable");
-            }
-        }
-    }
-    Ok(OpenKeys { keys })
+    Ok(OpenKeys::from_wraps(
+        ring,
+        rows.iter()
+            .map(|(id, owner, master, wrapped)| (*id, *owner, master.as_str(), wrapped.as_deref())),
+    ))
 }
 
 /// Destroys `user_id`'s wrapped data key (crypto-shredding); `true` when there was a live one.
