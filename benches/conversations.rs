@@ -6,11 +6,13 @@
 //!    share one fresh database and one `db::Pool` (DATABASE_POOL_SIZE 10, the production default)
 //!    and each loops "send one message, then read the newest page of 50" in a conversation of its
 //!    own, with the service's transaction shape (one checkout and one transaction per send, one
-//!    per page) and its store calls (`next_seq_for_member`, `blocked_by_a_member`,
-//!    `insert_message`, `usernames`; `is_member`, `messages_for_member`, `attachments_of`,
-//!    `usernames`). The *encrypted* variant adds exactly what the service adds:
-//!    `data_keys::for_writing` + `DataKey::encrypt` per send, `data_keys::open` + one decrypt per
-//!    body per page. The *plaintext* control writes the text into `body_ciphertext` and skips
+//!    per page) and its store calls (`next_seq_and_key_for_member` — which also reads the
+//!    author's stored data key —, `blocked_by_a_member`, `insert_message`;
+//!    `messages_with_keys_for_member` — rows, author names and key wraps in one query —,
+//!    `attachments_of`). Both variants run the same statements; the *encrypted* one adds exactly
+//!    what the service adds on the CPU: `data_keys::for_writing_from` (unwrap) +
+//!    `DataKey::encrypt` per send, `OpenKeys::from_wraps` + one decrypt per body per page. The
+//!    *plaintext* control writes the text into `body_ciphertext` and skips
 //!    both. Quotas are left out of both (unlimited quotas cost nothing; a limited one is one
 //!    upsert, the same in both). Rounds alternate ABBA; bodies of 200 bytes and of 8 KiB, each
 //!    pair of variant and size in conversations of its own, seeded with 50 messages first.
@@ -159,19 +161,22 @@ struct Storage {
     clients: Vec<Client>,
 }
 
-/// One send, as `conversations::send` does it (minus quotas), in one transaction.
+/// One send, as `conversations::send` does it (minus quotas), in one transaction: the same
+/// statements for both variants (the conversation's lock also reads the author's stored key);
+/// only the encrypted one unwraps the key and encrypts.
 fn send(st: &Storage, c: &Client, variant: Variant, conversation: Uuid, body: &str) {
     let mut pooled = st.pool.get().unwrap();
     let at = OffsetDateTime::now_utc();
     pooled
         .conn
         .transaction::<_, anyhow::Error, _>(|conn| {
-            let seq = store::next_seq_for_member(conn, conversation, c.user, at)?
+            let (seq, stored) = store::next_seq_and_key_for_member(conn, conversation, c.user, at)?
                 .expect("a member");
             assert!(!store::blocked_by_a_member(conn, conversation, c.user)?);
             let (key_id, ciphertext) = match variant {
                 Variant::Encrypted => {
-                    let (key_id, key) = data_keys::for_writing(conn, &st.ring, c.user, at)?;
+                    let (key_id, key) =
+                        data_keys::for_writing_from(conn, &st.ring, c.user, at, stored)?;
                     (key_id, key.encrypt(body.as_bytes()))
                 }
                 Variant::Plaintext => (c.key_id, body.to_string()),
@@ -188,36 +193,44 @@ fn send(st: &Storage, c: &Client, variant: Variant, conversation: Uuid, body: &s
                 deleted_at: None,
             };
             store::insert_message(conn, &row)?;
-            let author = rampart::users::store::usernames(conn, &[c.user])?;
-            std::hint::black_box(author);
             Ok(())
         })
         .unwrap();
 }
 
-/// The newest page of 50, as `conversations::page` does it, in one transaction; the bodies'
-/// total length.
+/// The newest page of 50, as `conversations::page` does it, in one transaction: the same
+/// statements for both variants (rows with author names and key wraps in one query, then the
+/// attachments); only the encrypted one unwraps keys and decrypts. The bodies' total length.
 fn page(st: &Storage, c: &Client, variant: Variant, conversation: Uuid) -> usize {
     let mut pooled = st.pool.get().unwrap();
     pooled
         .conn
         .transaction::<_, anyhow::Error, _>(|conn| {
-            assert!(store::is_member(conn, conversation, c.user)?);
-            let mut rows =
-                store::messages_for_member(conn, conversation, c.user, None, None, PAGE + 1)?;
+            let mut rows = store::messages_with_keys_for_member(
+                conn,
+                conversation,
+                c.user,
+                None,
+                None,
+                PAGE + 1,
+            )?;
+            assert!(!rows.is_empty());
             rows.truncate(PAGE as usize);
-            let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+            let ids: Vec<Uuid> = rows.iter().map(|r| r.0.id).collect();
             let attachments = store::attachments_of(conn, &ids)?;
-            let mut authors: Vec<Uuid> = rows.iter().map(|r| r.author_id).collect();
-            authors.sort_unstable();
-            authors.dedup();
+            std::hint::black_box(attachments);
             let bodies: Vec<String> = match variant {
                 Variant::Encrypted => {
-                    let mut key_ids: Vec<Uuid> = rows.iter().map(|r| r.data_key_id).collect();
-                    key_ids.extend(attachments.iter().map(|a| a.data_key_id));
-                    let keys = data_keys::open(conn, &st.ring, &key_ids)?;
+                    let keys = data_keys::OpenKeys::from_wraps(
+                        &st.ring,
+                        rows.iter().filter_map(|(r, _, wrap)| {
+                            wrap.as_ref().map(|(owner, master, w)| {
+                                (r.data_key_id, *owner, master.as_str(), w.as_deref())
+                            })
+                        }),
+                    );
                     rows.iter()
-                        .map(|r| {
+                        .map(|(r, _, _)| {
                             let token = r.body_ciphertext.as_deref().unwrap();
                             String::from_utf8(keys.decrypt(r.data_key_id, token).unwrap()).unwrap()
                         })
@@ -225,11 +238,10 @@ fn page(st: &Storage, c: &Client, variant: Variant, conversation: Uuid) -> usize
                 }
                 Variant::Plaintext => rows
                     .iter()
-                    .map(|r| r.body_ciphertext.clone().unwrap())
+                    .map(|(r, _, _)| r.body_ciphertext.clone().unwrap())
                     .collect(),
             };
-            let names = rampart::users::store::usernames(conn, &authors)?;
-            std::hint::black_box(names);
+            std::hint::black_box(rows.iter().map(|(_, name, _)| name.len()).sum::<usize>());
             Ok(bodies.iter().map(String::len).sum())
         })
         .unwrap()
@@ -421,9 +433,8 @@ fn storage_section(url: &str, rounds: usize, seconds: u64, connections: usize) -
 fn loop_row(name: &str, rounds: &[LoopRound]) -> (String, f64) {
     let mut rates: Vec<f64> = rounds.iter().map(|r| r.rate).collect();
     let med = median(&mut rates);
-    let join = |f: &dyn Fn(&LoopRound) -> String| {
-        rounds.iter().map(f).collect::<Vec<_>>().join(" / ")
-    };
+    let join =
+        |f: &dyn Fn(&LoopRound) -> String| rounds.iter().map(f).collect::<Vec<_>>().join(" / ");
     let line = format!(
         "| {name} | {} | {med:.0} | {} / {} | {} | {} / {} | {} |",
         join(&|r| format!("{:.0}", r.rate)),
@@ -483,7 +494,10 @@ fn http_section(url: &str, rounds: usize, seconds: u64) -> Vec<Round> {
             ("QUOTA_MESSAGES_PER_DAY", "unlimited"),
         ],
     );
-    let port = common::start(settings, Arc::new(|_: &mut actix_web::web::ServiceConfig| {}));
+    let port = common::start(
+        settings,
+        Arc::new(|_: &mut actix_web::web::ServiceConfig| {}),
+    );
     let runtime = common::load_runtime();
     let base = format!("http://127.0.0.1:{port}");
     let (token, conversation) = runtime.block_on(pair(&reqwest::Client::new(), &base));
@@ -981,7 +995,10 @@ fn main() {
     };
     t("upload throughput", &att.upload);
     t("download throughput", &att.download);
-    println!("| idle RSS after warm-up | {:.1} MiB |", att.idle_kib as f64 / 1024.0);
+    println!(
+        "| idle RSS after warm-up | {:.1} MiB |",
+        att.idle_kib as f64 / 1024.0
+    );
     println!(
         "| peak RSS, burst of exactly {UPLOADERS} uploads ({} ms) | {:.1} MiB (VmHWM {:.1} MiB) |",
         att.burst_ms,

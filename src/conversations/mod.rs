@@ -493,10 +493,14 @@ pub async fn send(
                 conn, &key, key_id, &row, position, file, at,
             )?);
         }
-        let author = crate::users::store::usernames(conn, &[caller.user_id])?
-            .pop()
-            .map(|(_, u)| u)
-            .unwrap_or_default();
+        // The authenticating query already loaded the caller's row.
+        let author = match caller.user.as_ref() {
+            Some(user) => user.username.clone(),
+            None => crate::users::store::usernames(conn, &[caller.user_id])?
+                .pop()
+                .map(|(_, u)| u)
+                .unwrap_or_default(),
+        };
         Ok(MessageView {
             id: row.id,
             conversation_id,

@@ -47,6 +47,18 @@ pub fn for_writing(
         .select((data_keys::id, data_keys::master_key_id, data_keys::wrapped))
         .first(conn)
         .optional()?;
+    for_writing_from(conn, ring, user_id, now, existing)
+}
+
+/// [`for_writing`] when the caller already read the user's stored key (`existing`: key id,
+/// master key id, wrap) in a query of its own, saving a round trip; creates it when `None`.
+pub fn for_writing_from(
+    conn: &mut PgConnection,
+    ring: &KeyRing,
+    user_id: Uuid,
+    now: OffsetDateTime,
+    existing: Option<(Uuid, String, Option<String>)>,
+) -> Result<(Uuid, DataKey), DataKeyError> {
     if let Some((id, master, wrapped)) = existing {
         let wrapped = wrapped.ok_or(DataKeyError::Destroyed)?;
         return Ok((id, ring.unwrap(user_id, &master, &wrapped)?));
