@@ -245,9 +245,7 @@ pub fn messages_with_keys_for_member(
         }
         query = query.order(messages::seq.desc());
     }
-    let rows: Vec<(MessageRow, String, Option<(Uuid, String, Option<String>)>)> =
-        query.load(conn)?;
-    Ok(rows)
+    query.load::<MessageWithKey>(conn)
 }
 
 /// A page of the conversations `user_id` is a member of, by latest activity (newest first),
