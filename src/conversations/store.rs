@@ -58,22 +58,15 @@ pub struct AttachmentRow {
 }
 
 /// Whether `user_id` is a member of `conversation_id`.
-fn member_filter(
-    user_id: Uuid,
-) -> impl Fn(
-    conversation_members::BoxedQuery<'static, diesel::pg::Pg>,
-) -> conversation_members::BoxedQuery<'static, diesel::pg::Pg> {
-    move |q| q.filter(conversation_members::user_id.eq(user_id))
-}
-
 pub fn is_member(
     conn: &mut PgConnection,
     conversation_id: Uuid,
     user_id: Uuid,
 ) -> QueryResult<bool> {
-    let q = member_filter(user_id)(conversation_members::table.into_boxed())
-        .filter(conversation_members::conversation_id.eq(conversation_id));
-    diesel::select(exists(q)).get_result(conn)
+    let member = conversation_members::table
+        .filter(conversation_members::conversation_id.eq(conversation_id))
+        .filter(conversation_members::user_id.eq(user_id));
+    diesel::select(exists(member)).get_result(conn)
 }
 
 pub fn insert_conversation(conn: &mut PgConnection, row: &ConversationRow) -> QueryResult<()> {
@@ -129,37 +122,13 @@ pub fn find_for_member(
         .optional()
 }
 
-/// The conversation, locked, if `user_id` is a member; taking its next message number under the
-/// lock (`last_seq + 1`) and moving its activity time. The lock is held to commit: messages of
-/// one conversation are numbered in commit order.
-pub fn next_seq_for_member(
-    conn: &mut PgConnection,
-    conversation_id: Uuid,
-    user_id: Uuid,
-    now: OffsetDateTime,
-) -> QueryResult<Option<i64>> {
-    let member = conversation_members::table
-        .filter(conversation_members::conversation_id.eq(conversation_id))
-        .filter(conversation_members::user_id.eq(user_id));
-    diesel::update(
-        conversations::table
-            .filter(conversations::id.eq(conversation_id))
-            .filter(exists(member)),
-    )
-    .set((
-        conversations::last_seq.eq(conversations::last_seq + 1),
-        conversations::last_activity_at.eq(now),
-    ))
-    .returning(conversations::last_seq)
-    .get_result(conn)
-    .optional()
-}
-
 /// A user's data key as stored: (key id, master key id, wrap — `None` once destroyed).
 pub type StoredKey = (Uuid, String, Option<String>);
 
-/// [`next_seq_for_member`], also reading the caller's stored data key in the same statement (one
-/// round trip for both): `None` when not a member; the key `None` when they have none yet.
+/// The conversation, locked, if `user_id` is a member: takes its next message number under the
+/// lock (`last_seq + 1`), moves its activity time, and reads the caller's stored data key in the
+/// same statement (one round trip). The lock is held to commit, so messages of one conversation
+/// are numbered in commit order. `None` when not a member; the key `None` when they have none yet.
 pub fn next_seq_and_key_for_member(
     conn: &mut PgConnection,
     conversation_id: Uuid,
@@ -204,8 +173,10 @@ pub fn next_seq_and_key_for_member(
 /// wrap), read in one query.
 pub type MessageWithKey = (MessageRow, String, Option<(Uuid, String, Option<String>)>);
 
-/// [`messages_for_member`] joined with each message's author name and data key wrap: one round
-/// trip for what a page needs besides its attachments.
+/// A page of a conversation's messages, if `user_id` is a member: `before` a sequence number
+/// (newest first), `after` one (oldest first: the caller reverses), or the newest; `limit` rows,
+/// each with its author's name and its data key's wrap — one round trip for what a page needs
+/// besides its attachments.
 pub fn messages_with_keys_for_member(
     conn: &mut PgConnection,
     conversation_id: Uuid,
@@ -321,13 +292,6 @@ pub fn members(conn: &mut PgConnection, conversation_id: Uuid) -> QueryResult<Ve
         .load(conn)
 }
 
-pub fn member_count(conn: &mut PgConnection, conversation_id: Uuid) -> QueryResult<i64> {
-    conversation_members::table
-        .filter(conversation_members::conversation_id.eq(conversation_id))
-        .count()
-        .get_result(conn)
-}
-
 /// Moves the caller's read marker forward to `seq` (never back, never past the newest message);
 /// the marker after the move, or `None` when the caller is not a member.
 pub fn mark_read(
@@ -393,38 +357,6 @@ pub fn insert_message(conn: &mut PgConnection, row: &MessageRow) -> QueryResult<
         ))
         .execute(conn)
         .map(|_| ())
-}
-
-/// A page of a conversation's messages, if `user_id` is a member: `before` a sequence number
-/// (newest first), `after` one (oldest first: the caller reverses), or the newest. `limit` rows.
-pub fn messages_for_member(
-    conn: &mut PgConnection,
-    conversation_id: Uuid,
-    user_id: Uuid,
-    before: Option<i64>,
-    after: Option<i64>,
-    limit: i64,
-) -> QueryResult<Vec<MessageRow>> {
-    let member = conversation_members::table
-        .filter(conversation_members::conversation_id.eq(conversation_id))
-        .filter(conversation_members::user_id.eq(user_id));
-    let mut query = messages::table
-        .filter(messages::conversation_id.eq(conversation_id))
-        .filter(exists(member))
-        .select(MessageRow::as_select())
-        .limit(limit)
-        .into_boxed();
-    if let Some(after) = after {
-        query = query
-            .filter(messages::seq.gt(after))
-            .order(messages::seq.asc());
-    } else {
-        if let Some(before) = before {
-            query = query.filter(messages::seq.lt(before));
-        }
-        query = query.order(messages::seq.desc());
-    }
-    query.load(conn)
 }
 
 /// One message, if `user_id` is a member of its conversation `conversation_id`.
