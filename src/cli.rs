@@ -197,6 +197,32 @@ pub enum UsersCommand {
         /// The CSV file.
         file: std::path::PathBuf,
     },
+    /// Erase an account for good (crypto-shredding): its sessions end, its keys are revoked, its
+    /// data key is destroyed (its messages become unreadable everywhere), its username and email
+    /// become a `deleted-…` tombstone. Audited as `user.erased`. Cannot be undone.
+    ///
+    /// Example: rampart users erase alice --reason "GDPR request #1234" --yes
+    Erase {
+        /// The user's id or username.
+        id: String,
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        reason: String,
+        /// Do not ask for confirmation (required when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// What remains about a user (rows by table, all pseudonymous after erasure): the evidence
+    /// for an erasure request.
+    ///
+    /// Example: rampart users erasure-report 0192f0c4-…-7c1e --json
+    ErasureReport {
+        /// The user's id or username.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -240,6 +266,22 @@ pub fn run() -> ExitCode {
         Command::Users {
             command: UsersCommand::Import { file },
         } => with_settings(|settings| import_users(&settings, &file)),
+        Command::Users {
+            command: UsersCommand::Erase { id, reason, yes },
+        } => with_settings(|settings| {
+            let (Some(mut conn), Some(auditor)) = (connect(&settings), auditor(&settings)) else {
+                return ExitCode::FAILURE;
+            };
+            crate::privacy::cli::cli_erase(&settings, &auditor, &mut conn, &id, &reason, yes)
+        }),
+        Command::Users {
+            command: UsersCommand::ErasureReport { id, json },
+        } => with_settings(|settings| {
+            let Some(mut conn) = connect(&settings) else {
+                return ExitCode::FAILURE;
+            };
+            crate::privacy::cli::cli_erasure_report(&mut conn, &id, json)
+        }),
         Command::Audit { command } => with_settings(|settings| audit(&settings, command)),
         Command::Webhooks { command } => with_settings(|settings| webhooks(&settings, command)),
         Command::Conversations { command } => {

@@ -15,6 +15,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod identity;
+pub mod privacy;
 pub mod rate_limit;
 pub mod serve;
 pub mod sessions;

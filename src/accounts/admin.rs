@@ -405,8 +405,15 @@ pub async fn apply(
                 let Some(user) = store::lock(conn, id)? else {
                     return Err(AdminError::NotFound);
                 };
+                if user.erased_at.is_some() {
+                    return Err(AdminError::Invalid(vec![FieldError::new(
+                        "id",
+                        "the account was erased: nothing about it can be changed",
+                    )]));
+                }
                 let target_is_super = user.is_super_admin(super_admin_email.as_deref());
-                let mut metadata = json!({ "username": user.username });
+                // By id only (the target): names are looked up when the row is shown.
+                let mut metadata = json!({});
                 match &change {
                     Change::Disable { reason } => {
                         if target_is_super {

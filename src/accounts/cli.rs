@@ -283,6 +283,7 @@ pub fn import_users(
                 Some(AdminGrant::Operator),
                 now,
             )?;
+            let pseudonym = auditor.pseudonym(conn, Some(user.id), row.username.as_str())?;
             auditor.record(
                 conn,
                 &system_meta(),
@@ -291,7 +292,12 @@ pub fn import_users(
                     outcome: Outcome::Success,
                     actor: Actor::system(),
                     target: Some(("user".into(), user.id.to_string())),
-                    metadata: serde_json::json!({ "role": row.role.as_str() }),
+                    // The imported name only as a pseudonym under the user's own salt:
+                    // erasure destroys the salt, and the row never needs rewriting.
+                    metadata: serde_json::json!({
+                        "role": row.role.as_str(),
+                        "username_pseudonym": pseudonym,
+                    }),
                 },
             )?;
         }

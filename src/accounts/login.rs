@@ -315,8 +315,11 @@ pub(super) async fn record_failure(
                     None => Actor::anonymous(),
                 };
                 let mut metadata = serde_json::json!({ "reason": reason.as_str() });
+                // Audit rows name people by id; the name an unknown login tried is kept only as
+                // a keyed pseudonym (`audit::pseudonym`), so erasure never needs a row rewritten.
                 if user_id.is_none() {
-                    metadata["login"] = serde_json::Value::String(attempted.clone());
+                    metadata["login_pseudonym"] =
+                        serde_json::Value::String(auditor.anonymous_pseudonym(&attempted));
                 }
                 auditor.record(
                     conn,

@@ -21,7 +21,6 @@ use uuid::Uuid;
 
 use crate::audit::{Action, Actor, Event, Outcome, RequestMeta};
 use crate::auth::{Principal, Role};
-use crate::clock;
 use crate::crypto::passwords::HashError;
 use crate::error::{AppError, FieldError};
 use crate::sessions;
@@ -244,65 +243,8 @@ pub fn disable_in_tx(
     Ok(Ended { api_keys, sessions })
 }
 
-/// Audit events a data export carries at most, per direction (done by / done to the user).
-const EXPORT_AUDIT_EVENTS: i64 = 500;
-
-/// Everything rampart holds about the caller, as one JSON document: profile, sessions, API keys
-/// (metadata only), the audit events they did (as themselves or with their API keys) and, without
-/// anyone else's details, what others did to their account (`audit::events_of_subject`). Spends
-/// the daily `data_exports` quota and is audited, both in the same transaction.
-pub async fn export(
-    state: &AppState,
-    principal: &Principal,
-    meta: RequestMeta,
-) -> Result<serde_json::Value, AppError> {
-    use crate::rate_limit::{self, QuotaKind};
-    let now = state.clock.now();
-    let quotas = state.settings.quotas.clone();
-    let auditor = state.auditor.clone();
-    let caller = principal.clone();
-    let tx_meta = meta.clone();
-    let result = state
-        .pool
-        .run(move |conn| {
-            conn.transaction::<_, AppError, _>(|conn| {
-                rate_limit::consume_quota(conn, &quotas, &caller, QuotaKind::DataExports, now)?;
-                let id = caller.user_id;
-                let user = store::find(conn, id)?.ok_or(AppError::NotFound)?;
-                let sessions = sessions::all_for_user(conn, id, caller.session_id())?;
-                let api_keys = crate::api_keys::all_for_user(conn, id, now)?;
-                let key_ids: Vec<Uuid> = api_keys.iter().map(|k| k.id).collect();
-                let events =
-                    crate::audit::events_of_subject(conn, id, &key_ids, EXPORT_AUDIT_EVENTS)?;
-                auditor.record(
-                    conn,
-                    &tx_meta,
-                    Event::new(Action::DataExported, Outcome::Success, caller.actor())
-                        .target("user", id)
-                        .metadata(serde_json::json!({
-                            "sessions": sessions.len(),
-                            "api_keys": api_keys.len(),
-                            "audit_events": events.own.len(),
-                            "audit_events_by_others": events.by_others.len(),
-                        })),
-                )?;
-                Ok(serde_json::json!({
-                    "exported_at": clock::rfc3339(now),
-                    "user": UserView::from(&user),
-                    "sessions": sessions,
-                    "api_keys": api_keys,
-                    "audit_events": events.own,
-                    "audit_events_by_others": events.by_others,
-                    "audit_events_truncated": events.truncated,
-                }))
-            })
-        })
-        .await;
-    rate_limit::quota_audited(state, principal, meta, result).await
-}
-
 /// The newest audit events the user did (as themselves) or that were done to their account, in
-/// full: the console's view for admins (a user's own export uses `audit::events_of_subject`).
+/// full: the console's view for admins (a user's own export is `privacy`'s).
 pub fn audit_events_of(
     conn: &mut diesel::PgConnection,
     user_id: Uuid,
@@ -383,18 +325,16 @@ pub async fn update_display_name(
     Ok(UserView::from(&user))
 }
 
-/// Requires the current password; on success stores the new hash and ends every other session
-/// of the user (API and console). Wrong current passwords count towards the account's lockout
-/// exactly as failed logins do (a stolen access token is no unlimited password oracle), reserved
-/// before hashing; two changes racing with the same current password cannot both succeed (the
-/// hash is replaced only if it is still the one that was verified).
-pub async fn change_password(
+/// Re-authentication with the current password (password change, account erasure): wrong
+/// passwords count towards the account's lockout exactly as failed logins do (a stolen access
+/// token is no unlimited password oracle), reserved before hashing; a locked account is 429.
+/// A wrong password is a 422 on `current_password`. Returns the user row it was checked against.
+pub async fn confirm_password(
     state: &AppState,
     principal: &Principal,
     current: SecretString,
-    new: SecretString,
     meta: RequestMeta,
-) -> Result<(), AppError> {
+) -> Result<User, AppError> {
     let id = principal.user_id;
     let auth = state.settings.auth.clone();
     let now = state.clock.now();
@@ -448,6 +388,24 @@ pub async fn change_password(
     }
     // The current password is proven: whatever happens next, this attempt was no guess.
     reset_failures(state, id).await?;
+    Ok(user)
+}
+
+/// Requires the current password; on success stores the new hash and ends every other session
+/// of the user (API and console). Wrong current passwords count towards the account's lockout
+/// exactly as failed logins do (a stolen access token is no unlimited password oracle), reserved
+/// before hashing; two changes racing with the same current password cannot both succeed (the
+/// hash is replaced only if it is still the one that was verified).
+pub async fn change_password(
+    state: &AppState,
+    principal: &Principal,
+    current: SecretString,
+    new: SecretString,
+    meta: RequestMeta,
+) -> Result<(), AppError> {
+    let id = principal.user_id;
+    let user = confirm_password(state, principal, current, meta.clone()).await?;
+    let verified_hash = user.password_hash.clone();
     let email = Email::parse(&user.email).ok();
     let new = NewPassword::parse(
         new,

@@ -53,13 +53,6 @@ pub fn routes(r: &mut ApiRoutes) {
     .body::<UpdateMeBody>()
     .ok::<UserView>();
     r.add(
-        Method::GET,
-        "/api/v1/me/export",
-        Access::Permission(Permission::DataExport),
-        export_me,
-    )
-    .ok::<ExportDocument>();
-    r.add(
         Method::POST,
         "/api/v1/me/password",
         Access::Permission(Permission::ProfileWrite),
@@ -147,36 +140,6 @@ async fn get_me(
     principal: Principal,
 ) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(super::me(&state, &principal).await?))
-}
-
-/// The document `GET /api/v1/me/export` returns (built as JSON by `super::export`; this struct
-/// only describes it for the OpenAPI document).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-struct ExportDocument {
-    #[schema(format = DateTime)]
-    exported_at: String,
-    user: UserView,
-    sessions: Vec<crate::sessions::SessionView>,
-    api_keys: Vec<crate::api_keys::ApiKeyView>,
-    audit_events: Vec<crate::audit::OwnEvent>,
-    audit_events_by_others: Vec<crate::audit::AccountEvent>,
-    audit_events_truncated: bool,
-}
-
-/// The caller's data as a JSON download (daily quota `data_exports`).
-async fn export_me(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    principal: Principal,
-) -> Result<HttpResponse, AppError> {
-    let document = super::export(&state, &principal, request_meta(&req)).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((
-            actix_web::http::header::CONTENT_DISPOSITION,
-            "attachment; filename=\"rampart-export.json\"",
-        ))
-        .json(document))
 }
 
 /// Only display fields: anything else (role, active, email …) is refused as an unknown field.

@@ -487,6 +487,15 @@ pub fn revoke_all_of_user_in_tx(
     Ok(revoked.len())
 }
 
+/// Account erasure, after the keys were revoked: the names the user gave their keys (free text,
+/// possibly personal) become `[erased]`; prefixes, scopes and dates stay for the audit trail.
+pub fn scrub_for_erasure_in_tx(
+    conn: &mut diesel::PgConnection,
+    user_id: Uuid,
+) -> Result<usize, AppError> {
+    Ok(store::scrub_names(conn, user_id, "[erased]")?)
+}
+
 /// Why a well-formed key was refused (audited, never told to the client).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {

@@ -115,6 +115,13 @@ pub fn revoke_all_for_user(
     .get_results(conn)
 }
 
+/// Replaces the names the user gave their keys (account erasure); returns the rows changed.
+pub fn scrub_names(conn: &mut PgConnection, user_id: Uuid, name: &str) -> QueryResult<usize> {
+    diesel::update(api_keys::table.filter(api_keys::user_id.eq(user_id)))
+        .set(api_keys::name.eq(name))
+        .execute(conn)
+}
+
 /// One of the user's keys, row-locked for a state change.
 pub fn lock_for_user(
     conn: &mut PgConnection,

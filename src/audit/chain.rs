@@ -74,6 +74,11 @@ impl AuditKey {
     fn mac(&self, parts: &[&[u8]]) -> Hash {
         self.key.mac(parts)
     }
+
+    /// The key of the pseudonyms of names that belong to nobody known (see `pseudonym`).
+    pub(super) fn pseudonym_key(&self) -> HmacKey {
+        self.key.derive(b"rampart-audit-pseudonym-v1")
+    }
 }
 
 impl fmt::Debug for AuditKey {

@@ -9,24 +9,15 @@ use time::OffsetDateTime;
 use super::store;
 use super::{Action, ActorType, AuditEntry};
 
-/// A user's part of the audit log, for their data export (`GET /api/v1/me/export`).
-///
-/// It holds the caller's own data only:
-/// - `own`: what the user did — as themselves or with one of their API keys — in full (these
-///   rows describe their own requests: their IP, user agent, request ids), less the chain hashes
+/// A user's part of the audit log, for their data export (`GET /api/v1/me/export`), read a page at
+/// a time with [`own_events_page`] and [`events_done_to_page`]. It holds the caller's own data only:
+/// - what the user did — as themselves or with one of their API keys — in full (these rows
+///   describe their own requests: their IP, user agent, request ids), less the chain hashes
 ///   ([`OwnEvent`]): a row's `prev_hash` is the hash of whatever row came before it, often
 ///   somebody else's;
-/// - `by_others`: what others (admins, the system, anonymous clients) did to their account or to
-///   one of their API keys, reduced to [`AccountEvent`]: the action, when, and the public reason.
-///   Never the actor, IP, user agent, request id or metadata of the person who did it.
-#[derive(Debug, Clone)]
-pub struct SubjectEvents {
-    pub own: Vec<OwnEvent>,
-    pub by_others: Vec<AccountEvent>,
-    /// Either list stopped at the limit (older events exist).
-    pub truncated: bool,
-}
-
+/// - what others (admins, the system, anonymous clients) did to their account or to one of their
+///   API keys, reduced to [`AccountEvent`]: the action, when, and the public reason. Never the
+///   actor, IP, user agent, request id or metadata of the person who did it.
 /// Something the user did, as their export shows it: the row without its chain hashes.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct OwnEvent {
@@ -119,32 +110,53 @@ impl AccountEvent {
     }
 }
 
-/// The newest `limit` events of each side of `user_id`'s export (see [`SubjectEvents`]).
-/// `api_key_ids` are the user's API keys (the caller looks them up: audit imports no feature).
-pub fn events_of_subject(
+/// Up to `limit` of the user's own events after audit id `after`, oldest first. `api_key_ids` are
+/// the user's API keys (the caller looks them up: audit imports no feature).
+pub fn own_events_page(
     conn: &mut PgConnection,
     user_id: uuid::Uuid,
     api_key_ids: &[uuid::Uuid],
+    after: i64,
     limit: i64,
-) -> QueryResult<SubjectEvents> {
-    use store::SubjectSide;
-    let limit = limit.clamp(1, 10_000);
-    let user = user_id.to_string();
+) -> QueryResult<Vec<OwnEvent>> {
     let keys: Vec<String> = api_key_ids.iter().map(uuid::Uuid::to_string).collect();
-    let mut own = store::subject_rows(conn, &user, &keys, SubjectSide::Own, limit + 1)?;
-    let mut others = store::subject_rows(conn, &user, &keys, SubjectSide::DoneTo, limit + 1)?;
-    let truncated = own.len() as i64 > limit || others.len() as i64 > limit;
-    own.truncate(limit as usize);
-    others.truncate(limit as usize);
-    Ok(SubjectEvents {
-        own: own
-            .into_iter()
-            .map(|(row, count)| OwnEvent::from(AuditEntry::from_row(row, count)))
-            .collect(),
-        by_others: others
-            .into_iter()
-            .map(|(row, count)| AccountEvent::from_entry(&AuditEntry::from_row(row, count)))
-            .collect(),
-        truncated,
-    })
+    let rows = store::subject_rows(
+        conn,
+        &user_id.to_string(),
+        &keys,
+        store::SubjectSide::Own,
+        after,
+        limit.clamp(1, 10_000),
+    )?;
+    Ok(rows
+        .into_iter()
+        .map(|(row, count)| OwnEvent::from(AuditEntry::from_row(row, count)))
+        .collect())
+}
+
+/// Up to `limit` events others did to the user's account or keys after audit id `after`, oldest
+/// first, each with its id (the next page's `after`) and reduced to [`AccountEvent`].
+pub fn events_done_to_page(
+    conn: &mut PgConnection,
+    user_id: uuid::Uuid,
+    api_key_ids: &[uuid::Uuid],
+    after: i64,
+    limit: i64,
+) -> QueryResult<Vec<(i64, AccountEvent)>> {
+    let keys: Vec<String> = api_key_ids.iter().map(uuid::Uuid::to_string).collect();
+    let rows = store::subject_rows(
+        conn,
+        &user_id.to_string(),
+        &keys,
+        store::SubjectSide::DoneTo,
+        after,
+        limit.clamp(1, 10_000),
+    )?;
+    Ok(rows
+        .into_iter()
+        .map(|(row, count)| {
+            let entry = AuditEntry::from_row(row, count);
+            (entry.id, AccountEvent::from_entry(&entry))
+        })
+        .collect())
 }

@@ -2,7 +2,7 @@
 //!
 //! **Boundary.** Other features record events only through [`Auditor`] (with [`Event`], [`Actor`],
 //! [`RequestMeta`] and the one [`Action`] enum) and read them only through [`list`] / [`get`]
-//! (admins) and [`events_of_subject`] (a user's own data export);
+//! (admins) and [`own_events_page`] / [`events_done_to_page`] (a user's own data export);
 //! nothing else touches the audit tables. This module never decides whether an action is
 //! allowed and never reads another feature's tables; its routes are the admin API's read-only
 //! `GET /api/v1/admin/audit-logs` and `…/verify` (the console mounts its own pages).
@@ -64,6 +64,7 @@ pub mod chain;
 pub mod cli;
 pub mod export;
 pub mod model;
+pub mod pseudonym;
 pub mod queue;
 pub mod report;
 pub mod routes;
@@ -82,11 +83,12 @@ use time::OffsetDateTime;
 
 pub use chain::{AuditKey, Failure, FailureKind};
 pub use cli::{cli_prune, cli_verify};
-pub use export::{AccountEvent, OwnEvent, SubjectEvents, events_of_subject, public_reason};
+pub use export::{AccountEvent, OwnEvent, events_done_to_page, own_events_page, public_reason};
 pub use model::{
     Action, Actor, ActorType, AuditEntry, AuditFilter, AuditPage, AuditQuery, AuditRow, Checkpoint,
     Event, Outcome, RequestMeta, in_timestamp_range, parse_reason, parse_timestamp,
 };
+pub use pseudonym::{forget_salt, has_salt};
 pub use queue::{Aggregated, AuditQueue};
 pub use report::{CheckpointSummary, PruneReport, VerifyReport};
 

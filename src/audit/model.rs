@@ -45,6 +45,8 @@ actions! {
     UserRoleChanged => "user.role_changed",
     AdminEmailUnverified => "user.admin_email_unverified",
     UserDeleted => "user.deleted",
+    UserErased => "user.erased",
+    UserExported => "user.exported",
     AuthLoginSucceeded => "auth.login.succeeded",
     AuthLoginFailed => "auth.login.failed",
     AuthLockout => "auth.lockout",
@@ -649,7 +651,7 @@ mod tests {
             }
             assert_eq!(Action::parse(name), Some(*action));
         }
-        assert_eq!(Action::ALL.len(), 44);
+        assert_eq!(Action::ALL.len(), 46);
         assert_eq!(Action::AuthLoginFailed.as_str(), "auth.login.failed");
         assert_eq!(Action::parse("auth.login"), None);
     }

@@ -320,12 +320,14 @@ pub enum SubjectSide {
     DoneTo,
 }
 
-/// The newest `limit` rows of one side of a user's export (see [`SubjectSide`]), newest first.
+/// Up to `limit` rows of one side of a user's export (see [`SubjectSide`]) after id `after`,
+/// oldest first (keyset pages: a streamed export reads its whole history a page at a time).
 pub fn subject_rows(
     conn: &mut PgConnection,
     user_id: &str,
     key_ids: &[String],
     side: SubjectSide,
+    after: i64,
     limit: i64,
 ) -> QueryResult<Vec<EntryRow>> {
     let by_user = audit_logs::actor_type
@@ -355,5 +357,8 @@ pub fn subject_rows(
             // Only rows known not to be the user's own (`IS NOT DISTINCT FROM false`).
             .filter(by_user.is_not_distinct_from(false)),
     };
-    q.order(audit_logs::id.desc()).limit(limit).load(conn)
+    q.filter(audit_logs::id.gt(after))
+        .order(audit_logs::id.asc())
+        .limit(limit)
+        .load(conn)
 }

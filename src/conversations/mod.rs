@@ -24,6 +24,7 @@
 
 pub mod attachment;
 pub mod cli;
+pub mod export;
 pub mod model;
 pub mod routes;
 pub mod store;
@@ -37,6 +38,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use export::{ExportedAttachment, ExportedConversation};
 pub use model::{
     AttachmentView, ConversationView, Cursor, MemberView, MessagePage, MessageText, MessageView,
     PageRequest, UsageStats,
@@ -268,7 +270,7 @@ fn member_views(members: Vec<(Uuid, String)>) -> Vec<MemberView> {
 
 /// An erased account's tombstone username shows as `[deleted user]`.
 fn display_username(username: String) -> String {
-    if username.starts_with("deleted-") && username.len() <= 20 {
+    if crate::users::Username::is_tombstone(&username) {
         DELETED_USER.to_string()
     } else {
         username
@@ -828,6 +830,14 @@ pub async fn leave(
     .await?)
 }
 
+/// Account erasure, inside the caller's transaction: drops every block the user made or received.
+/// Memberships, messages and attachments stay as ciphertext under the user's (destroyed) data
+/// key, so other members keep their history and see the user as `[deleted user]` and their
+/// content as `[message unavailable]`. Returns the blocks dropped.
+pub fn forget_user_in_tx(conn: &mut PgConnection, user_id: Uuid) -> Result<usize, AppError> {
+    Ok(store::delete_blocks_of(conn, user_id)?)
+}
+
 /// A user the caller has blocked.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct BlockView {
@@ -901,20 +911,22 @@ pub async fn unblock(
     .await?)
 }
 
+/// The users `user_id` has blocked, inside the caller's connection (their data export).
+pub fn blocks_of(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<BlockView>, AppError> {
+    Ok(store::blocks_of(conn, user_id)?
+        .into_iter()
+        .map(|(id, username, created_at)| BlockView {
+            id,
+            username: display_username(username),
+            created_at,
+        })
+        .collect())
+}
+
 /// The users the caller has blocked.
 pub async fn blocks(state: &AppState, principal: &Principal) -> Result<Vec<BlockView>, AppError> {
     let user_id = principal.user_id;
-    Ok(in_tx(state, move |conn| {
-        Ok(store::blocks_of(conn, user_id)?
-            .into_iter()
-            .map(|(id, username, created_at)| BlockView {
-                id,
-                username,
-                created_at,
-            })
-            .collect())
-    })
-    .await?)
+    Ok(in_tx(state, move |conn| Ok(blocks_of(conn, user_id)?)).await?)
 }
 
 /// An attachment being downloaded: its description, and its plaintext chunk by chunk.

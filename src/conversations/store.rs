@@ -574,6 +574,18 @@ pub fn unblock(conn: &mut PgConnection, blocker: Uuid, blocked: Uuid) -> QueryRe
     .map(|n| n > 0)
 }
 
+/// Every block the user made or received; returns the rows deleted.
+pub fn delete_blocks_of(conn: &mut PgConnection, user_id: Uuid) -> QueryResult<usize> {
+    diesel::delete(
+        user_blocks::table.filter(
+            user_blocks::blocker_id
+                .eq(user_id)
+                .or(user_blocks::blocked_id.eq(user_id)),
+        ),
+    )
+    .execute(conn)
+}
+
 /// The users `blocker` has blocked, with usernames, newest block first.
 pub fn blocks_of(
     conn: &mut PgConnection,
@@ -630,4 +642,94 @@ pub fn usage(conn: &mut PgConnection, user_id: Uuid) -> QueryResult<(i64, i64, i
         ))
         .get_result(conn)?;
     Ok((conversations, messages, attachments, bytes))
+}
+
+/// Up to `limit` conversations `user_id` is a member of, by id after `after` (the data export's
+/// keyset pages), each with the caller's read marker.
+pub fn member_conversations_after(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> QueryResult<Vec<(ConversationRow, i64)>> {
+    let mut query = conversations::table
+        .inner_join(conversation_members::table)
+        .filter(conversation_members::user_id.eq(user_id))
+        .select((
+            ConversationRow::as_select(),
+            conversation_members::last_read_seq,
+        ))
+        .order(conversations::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(conversations::id.gt(after));
+    }
+    query.load(conn)
+}
+
+/// Up to `limit` messages `user_id` wrote in conversations they are no longer a member of, by id
+/// after `after`, with the same author name and key wrap as a page's rows.
+pub fn authored_outside_membership(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> QueryResult<Vec<MessageWithKey>> {
+    use crate::db::schema::data_keys;
+    let member = conversation_members::table
+        .filter(conversation_members::conversation_id.eq(messages::conversation_id))
+        .filter(conversation_members::user_id.eq(user_id));
+    let mut query = messages::table
+        .inner_join(users::table.on(users::id.eq(messages::author_id)))
+        .left_join(data_keys::table.on(data_keys::id.eq(messages::data_key_id)))
+        .filter(messages::author_id.eq(user_id))
+        .filter(not(exists(member)))
+        .select((
+            MessageRow::as_select(),
+            users::username,
+            (
+                data_keys::user_id,
+                data_keys::master_key_id,
+                data_keys::wrapped,
+            )
+                .nullable(),
+        ))
+        .order(messages::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(messages::id.gt(after));
+    }
+    query.load::<MessageWithKey>(conn)
+}
+
+/// Up to `limit` attachments `user_id` may read — in a conversation they are a member of, or on
+/// a message they wrote — by id after `after`.
+pub fn attachments_visible_to(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    after: Option<Uuid>,
+    only: Option<Uuid>,
+    limit: i64,
+) -> QueryResult<Vec<AttachmentRow>> {
+    let member = conversation_members::table
+        .filter(conversation_members::conversation_id.eq(attachments::conversation_id))
+        .filter(conversation_members::user_id.eq(user_id));
+    let authored = messages::table
+        .filter(messages::id.eq(attachments::message_id))
+        .filter(messages::author_id.eq(user_id));
+    let mut query = attachments::table
+        .filter(exists(member).or(exists(authored)))
+        .select(AttachmentRow::as_select())
+        .order(attachments::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(attachments::id.gt(after));
+    }
+    if let Some(only) = only {
+        query = query.filter(attachments::id.eq(only));
+    }
+    query.load(conn)
 }

@@ -67,6 +67,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_salts (user_id) {
+        user_id -> Uuid,
+        salt -> Bytea,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     audit_checkpoints (id) {
         id -> Int8,
         created_at -> Timestamptz,
@@ -183,7 +191,7 @@ diesel::table! {
 diesel::table! {
     subscriptions (user_id) {
         user_id -> Uuid,
-        customer_id -> Text,
+        customer_id -> Nullable<Text>,
         subscription_id -> Nullable<Text>,
         price_id -> Nullable<Text>,
         status -> Text,
@@ -231,6 +239,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         admin_granted_by -> Nullable<Text>,
+        erased_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -262,6 +271,7 @@ diesel::joinable!(attachment_chunks -> attachments (attachment_id));
 diesel::joinable!(attachments -> conversations (conversation_id));
 diesel::joinable!(attachments -> data_keys (data_key_id));
 diesel::joinable!(attachments -> messages (message_id));
+diesel::joinable!(audit_salts -> users (user_id));
 diesel::joinable!(audit_aggregates -> audit_logs (log_id));
 diesel::joinable!(conversation_members -> conversations (conversation_id));
 diesel::joinable!(conversation_members -> users (user_id));
@@ -284,6 +294,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_aggregates,
     audit_checkpoints,
     audit_logs,
+    audit_salts,
     conversation_members,
     conversations,
     data_keys,

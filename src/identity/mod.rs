@@ -178,6 +178,18 @@ pub async fn get(state: &crate::state::AppState, id: Uuid) -> Result<Identity, L
         .ok_or(LinkError::NotFound)
 }
 
+/// Account erasure: unlinks every identity of the user inside the caller's transaction (no "last
+/// way to sign in" rule: the account is going). Returns what was unlinked, so the caller can
+/// redact what else mentions it; a provider token of the erased account then resolves to nobody.
+pub fn unlink_all_in_tx(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+) -> Result<Vec<Identity>, AppError> {
+    let identities = store::of_user(conn, user_id)?;
+    store::delete_all_of_user(conn, user_id)?;
+    Ok(identities)
+}
+
 /// An admin unlinks any user's identity (same rule: never the last way to sign in).
 pub async fn unlink_any(
     state: &crate::state::AppState,
@@ -288,6 +300,36 @@ pub async fn verify_and_resolve(
         .pool
         .run(move |conn| resolve::resolve(conn, &auditor, &policy, &claims, &meta, now))
         .await
+}
+
+/// How recently a provider token used to re-authenticate must have been issued.
+pub const REAUTH_MAX_AGE_SECONDS: i64 = 300;
+
+/// Re-authentication through an identity provider (account erasure, for a user who signs in only
+/// through one): `token` must verify, have been issued within [`REAUTH_MAX_AGE_SECONDS`], and
+/// belong to an identity linked to `user_id`. Any failure is the same 401 (`Unauthorized`).
+pub async fn confirm_token(
+    state: &crate::state::AppState,
+    providers: &Providers,
+    token: &str,
+    user_id: Uuid,
+) -> Result<(), AppError> {
+    let now = state.clock.now();
+    let claims = providers
+        .verify(token, now)
+        .await
+        .map_err(|_| AppError::Unauthorized)?;
+    if claims.issued_at < now.unix_timestamp() - REAUTH_MAX_AGE_SECONDS {
+        return Err(AppError::Unauthorized);
+    }
+    let linked = state
+        .pool
+        .run(move |conn| find(conn, &claims.issuer_key, &claims.subject))
+        .await?;
+    match linked {
+        Some(identity) if identity.user_id == user_id => Ok(()),
+        _ => Err(AppError::Unauthorized),
+    }
 }
 
 /// `POST /api/v1/auth/exchange`: a provider token for a rampart session (the login response). The

@@ -70,6 +70,8 @@ pub struct ProviderClaims {
     pub username: Option<String>,
     /// `exp` of the token (Unix seconds).
     pub expires_at: i64,
+    /// `iat` of the token (Unix seconds): how recently the person signed in at the provider.
+    pub issued_at: i64,
 }
 
 enum KeySource {
@@ -562,6 +564,7 @@ async fn verify_supabase(
         name: metadata_str(&claims, &["full_name", "name"]).or(nonempty(claims.name.as_ref())),
         username: metadata_str(&claims, &["user_name", "preferred_username"]),
         expires_at,
+        issued_at: claims.iat.unwrap_or_default(),
     })
 }
 
@@ -604,6 +607,7 @@ async fn verify_clerk(
         name: nonempty(claims.name.as_ref()),
         username: nonempty(claims.username.as_ref()),
         expires_at,
+        issued_at: claims.iat.unwrap_or_default(),
     })
 }
 
@@ -622,6 +626,7 @@ mod tests {
             name: None,
             username: None,
             expires_at: exp,
+            issued_at: exp - 60,
         };
         let mut cache = VerifiedCache::default();
         cache.put([1; 32], claims(now.unix_timestamp() + 3600), now);

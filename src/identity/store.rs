@@ -55,6 +55,12 @@ pub fn delete(conn: &mut PgConnection, id: Uuid, user_id: Uuid) -> QueryResult<u
     .execute(conn)
 }
 
+/// Deletes every identity of the user; returns the rows deleted.
+pub fn delete_all_of_user(conn: &mut PgConnection, user_id: Uuid) -> QueryResult<usize> {
+    diesel::delete(user_identities::table.filter(user_identities::user_id.eq(user_id)))
+        .execute(conn)
+}
+
 /// The identity and its user, in one query (the per-request lookup of a provider token).
 pub fn find_with_user(
     conn: &mut PgConnection,

@@ -339,6 +339,13 @@ pub async fn revoke_others(
         .await
 }
 
+/// Account erasure, after [`revoke_all_in_tx`]: the user's session rows stay (ended, as the audit
+/// trail refers to them) without the IP address and user agent they were used from. Returns the
+/// rows scrubbed.
+pub fn scrub_for_erasure_in_tx(conn: &mut PgConnection, user_id: Uuid) -> Result<usize, AppError> {
+    Ok(store::scrub_client_details(conn, user_id)?)
+}
+
 /// Every session of the user (for their data export), inside the caller's connection.
 pub fn all_for_user(
     conn: &mut PgConnection,

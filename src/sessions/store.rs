@@ -189,6 +189,16 @@ pub fn delete_console_sessions(conn: &mut PgConnection, user_id: Uuid) -> QueryR
     diesel::delete(admin_sessions::table.filter(admin_sessions::user_id.eq(user_id))).execute(conn)
 }
 
+/// Clears where the user's (already ended) sessions came from; returns the rows changed.
+pub fn scrub_client_details(conn: &mut PgConnection, user_id: Uuid) -> QueryResult<usize> {
+    diesel::update(sessions::table.filter(sessions::user_id.eq(user_id)))
+        .set((
+            sessions::ip.eq(None::<String>),
+            sessions::user_agent.eq(None::<String>),
+        ))
+        .execute(conn)
+}
+
 /// Live sessions of every user (or one), newest first, each with its user's name: not revoked,
 /// within the absolute limit, and used since `idle_since`.
 pub fn list_live_all(

@@ -176,6 +176,9 @@ pub fn open(conn: &mut PgConnection, ring: &KeyRing, ids: &[Uuid]) -> QueryResul
 
 /// Destroys `user_id`'s wrapped data key (crypto-shredding); `true` when there was a live one.
 pub fn destroy(conn: &mut PgConnection, user_id: Uuid, now: OffsetDateTime) -> QueryResult<bool> {
+    // A user who never wrote anything has no key yet: a destroyed row is written for them, so
+    // nothing can be encrypted for the account afterwards (a write racing the erasure finds
+    // the key destroyed instead of creating a fresh one).
     let n = diesel::update(
         data_keys::table
             .filter(data_keys::user_id.eq(user_id))
@@ -186,7 +189,32 @@ pub fn destroy(conn: &mut PgConnection, user_id: Uuid, now: OffsetDateTime) -> Q
         data_keys::destroyed_at.eq(Some(now)),
     ))
     .execute(conn)?;
+    diesel::insert_into(data_keys::table)
+        .values((
+            data_keys::id.eq(Uuid::now_v7()),
+            data_keys::user_id.eq(user_id),
+            data_keys::master_key_id.eq(NO_MASTER_KEY),
+            data_keys::wrapped.eq(None::<String>),
+            data_keys::created_at.eq(now),
+            data_keys::destroyed_at.eq(Some(now)),
+        ))
+        .on_conflict(data_keys::user_id)
+        .do_nothing()
+        .execute(conn)?;
     Ok(n > 0)
+}
+
+/// The master key id recorded on the destroyed row of a user who never had a key.
+const NO_MASTER_KEY: &str = "mk_0000000000000000";
+
+/// Whether the user has a data key that can still be unwrapped (the erasure report).
+pub fn present(conn: &mut PgConnection, user_id: Uuid) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        data_keys::table
+            .filter(data_keys::user_id.eq(user_id))
+            .filter(data_keys::wrapped.is_not_null()),
+    ))
+    .get_result(conn)
 }
 
 /// Live (not destroyed) data keys per master key id, and the number destroyed.

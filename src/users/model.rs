@@ -13,6 +13,12 @@ use crate::config::settings::PasswordPolicy;
 use crate::db::schema::users;
 use crate::error::FieldError;
 
+/// What an erased account's username and email start with.
+pub const TOMBSTONE_PREFIX: &str = "deleted-";
+
+/// The domain of an erased account's email (RFC 2606 `.invalid`: never deliverable).
+pub const TOMBSTONE_EMAIL_DOMAIN: &str = "erased.invalid";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
 
@@ -35,7 +41,30 @@ impl Username {
                 "may contain only letters, digits, '_' and '-'",
             ));
         }
+        if raw
+            .get(..TOMBSTONE_PREFIX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(TOMBSTONE_PREFIX))
+        {
+            return Err(FieldError::new(
+                "username",
+                "may not start with 'deleted-' (reserved for erased accounts)",
+            ));
+        }
         Ok(Username(raw.to_string()))
+    }
+
+    /// The username an erased account keeps: `deleted-` and 12 hex digits of its id's random
+    /// part. Nobody can register one ([`Username::parse`] refuses the prefix), so a name of this
+    /// shape always means "erased".
+    pub fn tombstone(id: Uuid) -> String {
+        let simple = id.simple().to_string();
+        format!("{TOMBSTONE_PREFIX}{}", &simple[simple.len() - 12..])
+    }
+
+    /// Whether `name` is an erased account's tombstone.
+    pub fn is_tombstone(name: &str) -> bool {
+        name.strip_prefix(TOMBSTONE_PREFIX)
+            .is_some_and(|rest| rest.len() == 12 && rest.bytes().all(|b| b.is_ascii_hexdigit()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -236,6 +265,8 @@ pub struct User {
     /// How an admin became one: `operator` (create-admin, `--promote`, import) or
     /// `verified_email`. `None` for everyone else — and for an admin made by another admin.
     pub admin_granted_by: Option<String>,
+    /// When the account was erased (its name and email are tombstones since).
+    pub erased_at: Option<OffsetDateTime>,
 }
 
 /// How an admin was made one, when that proves who they are (`users.admin_granted_by`).

@@ -216,6 +216,30 @@ pub fn set_username(
         .execute(conn)
 }
 
+/// Replaces everything that names the person with a tombstone (account erasure): username
+/// `deleted-<12 hex>`, email `deleted-<12 hex>@erased.invalid`, no password, display name,
+/// lockout state or admin grant; `erased_at` set. Only a row not yet erased changes; returns
+/// whether it did.
+pub fn tombstone(conn: &mut PgConnection, id: Uuid, now: OffsetDateTime) -> QueryResult<bool> {
+    use super::model::{TOMBSTONE_EMAIL_DOMAIN, Username};
+    let name = Username::tombstone(id);
+    diesel::update(users::table.find(id).filter(users::erased_at.is_null()))
+        .set((
+            users::username.eq(&name),
+            users::email.eq(format!("{name}@{TOMBSTONE_EMAIL_DOMAIN}")),
+            users::password_hash.eq(None::<String>),
+            users::display_name.eq(None::<String>),
+            users::active.eq(false),
+            users::failed_logins.eq(0),
+            users::locked_until.eq(None::<OffsetDateTime>),
+            users::admin_granted_by.eq(None::<String>),
+            users::erased_at.eq(Some(now)),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map(|n| n > 0)
+}
+
 pub fn set_active(
     conn: &mut PgConnection,
     id: Uuid,

@@ -26,6 +26,7 @@ pub fn api_routes() -> ApiRoutes {
     crate::webhooks::routes::routes(&mut routes);
     crate::identity::routes::routes(&mut routes);
     crate::conversations::routes::routes(&mut routes);
+    crate::privacy::routes::routes(&mut routes);
     routes
 }
 

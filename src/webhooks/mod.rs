@@ -555,6 +555,52 @@ pub fn spawn_pruner(pool: crate::db::Pool, auditor: Auditor, settings: WebhookSe
     });
 }
 
+/// What account erasure removed from the webhook tables.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Forgotten {
+    pub subscription_scrubbed: bool,
+    pub events_redacted: usize,
+}
+
+/// Account erasure, inside the caller's transaction: the subscription keeps its status and dates
+/// but loses the Stripe customer, subscription and price ids, and every stored delivery whose
+/// body mentions one of `needles` (the user's email addresses, provider subjects, Stripe ids) has
+/// its body emptied (it can no longer be replayed; its row, outcome and signature stay). Needles
+/// shorter than 6 bytes are skipped (they would match unrelated deliveries).
+pub fn forget_user_in_tx(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    needles: &[String],
+    now: OffsetDateTime,
+) -> Result<Forgotten, AppError> {
+    let mut needles: Vec<String> = needles.to_vec();
+    if let Some(row) = store::subscription_of_user(conn, user_id)? {
+        needles.extend(row.customer_id);
+        needles.extend(row.subscription_id);
+    }
+    let subscription_scrubbed = store::scrub_subscription(conn, user_id, now)? > 0;
+    needles.sort();
+    needles.dedup();
+    let mut events_redacted = 0;
+    for needle in needles.iter().filter(|n| n.len() >= 6) {
+        events_redacted += store::redact_bodies_containing(conn, needle.as_bytes())?;
+    }
+    Ok(Forgotten {
+        subscription_scrubbed,
+        events_redacted,
+    })
+}
+
+/// The user's subscription, if any, inside the caller's connection (their data export).
+pub fn subscription_in(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+) -> Result<Option<SubscriptionView>, AppError> {
+    Ok(store::subscription_of_user(conn, user_id)?
+        .as_ref()
+        .map(SubscriptionView::from))
+}
+
 /// The caller's subscription (`GET /api/v1/me/subscription`).
 pub async fn subscription_of(
     state: &AppState,

@@ -114,7 +114,8 @@ pub struct NewWebhookEvent<'a> {
 #[diesel(table_name = subscriptions)]
 pub struct Subscription {
     pub user_id: Uuid,
-    pub customer_id: String,
+    /// `None` once the account was erased (erasure drops the personal fields).
+    pub customer_id: Option<String>,
     pub subscription_id: Option<String>,
     pub price_id: Option<String>,
     pub status: String,
@@ -129,7 +130,7 @@ pub struct Subscription {
 /// `GET /api/v1/me/subscription`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SubscriptionView {
-    pub customer_id: String,
+    pub customer_id: Option<String>,
     pub subscription_id: Option<String>,
     /// The Stripe price (plan) id.
     pub price_id: Option<String>,

@@ -161,14 +161,14 @@ pub fn apply(
             let customer = text_at(data, "/customer")
                 .filter(|c| super::model::plain_token(c))
                 .ok_or_else(|| conflict("the checkout has no customer id"))?;
-            if crate::users::store::find(conn, user_id)?.is_none() {
+            if crate::users::store::find(conn, user_id)?.is_none_or(|u| u.erased_at.is_some()) {
                 return Err(conflict(&format!(
                     "client_reference_id {user_id} is not a rampart user"
                 )));
             }
             let row = Subscription {
                 user_id,
-                customer_id: customer.to_string(),
+                customer_id: Some(customer.to_string()),
                 subscription_id: text_at(data, "/subscription").map(str::to_string),
                 price_id: None,
                 status: "incomplete".into(),

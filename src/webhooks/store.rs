@@ -228,6 +228,40 @@ pub fn upsert_checkout(conn: &mut PgConnection, row: &Subscription) -> QueryResu
         .get_result(conn)
 }
 
+/// Drops a subscription's personal fields (account erasure); returns the rows changed.
+pub fn scrub_subscription(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    now: OffsetDateTime,
+) -> QueryResult<usize> {
+    diesel::update(subscriptions::table.find(user_id))
+        .set((
+            subscriptions::customer_id.eq(None::<String>),
+            subscriptions::subscription_id.eq(None::<String>),
+            subscriptions::price_id.eq(None::<String>),
+            subscriptions::updated_at.eq(now),
+        ))
+        .execute(conn)
+}
+
+/// Empties the stored bodies that contain `needle` (account erasure); returns the rows changed.
+pub fn redact_bodies_containing(conn: &mut PgConnection, needle: &[u8]) -> QueryResult<usize> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{Bool, Bytea};
+    diesel::update(
+        webhook_events::table.filter(
+            sql::<Bool>("position(")
+                .bind::<Bytea, _>(needle.to_vec())
+                .sql(" in raw_body) > 0"),
+        ),
+    )
+    .set((
+        webhook_events::raw_body.eq(Vec::<u8>::new()),
+        webhook_events::error.eq(Some("body redacted: the account it named was erased")),
+    ))
+    .execute(conn)
+}
+
 pub fn save_subscription(conn: &mut PgConnection, row: &Subscription) -> QueryResult<usize> {
     diesel::update(subscriptions::table.find(row.user_id))
         .set(row)

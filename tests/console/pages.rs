@@ -555,7 +555,10 @@ async fn the_csv_export_streams_the_filtered_rows_and_defuses_formulas() {
         let ua = &row[column("user_agent")];
         assert!(ua.starts_with("'="), "formula defused: {ua}");
         let metadata: Value = serde_json::from_str(&row[column("metadata")]).unwrap();
-        assert!(metadata["login"].as_str().unwrap().starts_with('@'));
+        // The attempted name is kept only as a keyed pseudonym (no formula, no name).
+        let pseudonym = metadata["login_pseudonym"].as_str().unwrap();
+        assert!(pseudonym.starts_with("pn1:"), "{pseudonym}");
+        assert!(!row.iter().any(|field| field.contains("nobody")));
     }
     let ids: Vec<i64> = rows.iter().map(|r| r[0].parse().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first");
