@@ -1602,11 +1602,11 @@ async fn a_users_export_holds_their_own_events_and_nothing_about_the_admins() {
     }));
     let by_key = own
         .iter()
-        .find(|e| e["actor_type"] == "api_key" && e["action"] == "data.exported")
+        .find(|e| e["actor_type"] == "api_key" && e["action"] == "user.exported")
         .unwrap_or_else(|| panic!("the export made with the key is missing: {own:?}"));
     assert_eq!(by_key["actor_id"], key_id.as_str());
     assert_eq!(by_key["ip"], "203.0.113.50");
     assert!(own.iter().any(|e| e["action"] == "api_key.created"));
     assert!(own.iter().any(|e| e["action"] == "auth.login.succeeded"));
-    assert_eq!(doc["audit_events_truncated"], false);
+    assert!(doc.get("audit_events_truncated").is_none(), "the export is complete: nothing to truncate");
 }

@@ -18,6 +18,7 @@ mod identities;
 mod identity;
 mod openapi;
 mod permissions;
+mod privacy;
 mod quotas;
 mod rate_limit;
 mod sessions;

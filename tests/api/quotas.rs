@@ -201,7 +201,7 @@ async fn fifty_concurrent_requests_at_quota_minus_ten_admit_exactly_ten() {
     let exports = rampart::audit::list(
         &mut conn,
         &rampart::audit::AuditQuery {
-            action: Some(rampart::audit::Action::DataExported),
+            action: Some(rampart::audit::Action::UserExported),
             ..Default::default()
         },
     )

@@ -11,4 +11,5 @@ mod config;
 mod conversations;
 mod keys;
 mod logs;
+mod privacy;
 mod webhooks;
