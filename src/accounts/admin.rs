@@ -36,6 +36,9 @@ pub struct AdminUserView {
     pub locked_until: Option<OffsetDateTime>,
     pub locked: bool,
     pub super_admin: bool,
+    /// When the account was erased (its name and email are tombstones since).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub erased_at: Option<OffsetDateTime>,
 }
 
 impl AdminUserView {
@@ -52,6 +55,7 @@ impl AdminUserView {
             locked_until: user.locked_until,
             locked: user.locked_until.is_some_and(|until| until > now),
             super_admin: user.is_super_admin(super_admin_email),
+            erased_at: user.erased_at,
         }
     }
 }

@@ -286,6 +286,7 @@ pub struct UserRow {
     pub failed_logins: i32,
     pub created: String,
     pub super_admin: bool,
+    pub erased: bool,
 }
 
 impl UserRow {
@@ -301,6 +302,7 @@ impl UserRow {
             failed_logins: u.failed_logins,
             created: when(u.created_at),
             super_admin: u.super_admin,
+            erased: u.erased_at.is_some(),
         }
     }
 }
@@ -680,6 +682,8 @@ pub struct ConfirmPage {
     pub reason_value: String,
     /// For role changes: the roles to choose from, the current one selected.
     pub roles: Vec<(&'static str, bool)>,
+    /// For irreversible actions: the word (the username) the admin must type to confirm.
+    pub confirm_word: Option<String>,
     pub error: Option<String>,
     pub cancel: String,
 }

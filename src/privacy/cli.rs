@@ -98,7 +98,7 @@ pub fn cli_erase(
                 user_id: user.id,
                 actor: Actor::system(),
                 by: None,
-                reason: Some(&reason),
+                reason: Some(reason.clone()),
                 via: "cli",
                 extra: json!({ "os_user": os_user, "host": host }),
             },

@@ -102,13 +102,13 @@ impl From<PrivacyError> for AppError {
 }
 
 /// Who erases an account, and why.
-pub struct Erasure<'a> {
+pub struct Erasure {
     pub user_id: Uuid,
     pub actor: Actor,
     /// The admin's id (recorded as the keys' `revoked_by`); `None` for the user or an operator.
     pub by: Option<Uuid>,
     /// Required from admins and operators; `None` when users erase themselves.
-    pub reason: Option<&'a str>,
+    pub reason: Option<String>,
     /// `self`, `console`, `cli`.
     pub via: &'static str,
     /// Extra audit metadata (the operator's OS user and host).
@@ -120,7 +120,7 @@ pub fn erase_in_tx(
     conn: &mut PgConnection,
     auditor: &Auditor,
     meta: &RequestMeta,
-    what: Erasure<'_>,
+    what: Erasure,
     super_admin_email: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<Erased, PrivacyError> {
@@ -188,7 +188,7 @@ pub fn erase_in_tx(
         "subscription_scrubbed": erased.subscription_scrubbed,
         "webhook_events_redacted": erased.webhook_events_redacted,
     });
-    if let Some(reason) = what.reason {
+    if let Some(reason) = &what.reason {
         metadata["reason"] = json!(reason);
     }
     if let (serde_json::Value::Object(m), serde_json::Value::Object(extra)) =
@@ -209,7 +209,7 @@ pub fn erase_in_tx(
 /// [`erase_in_tx`] in a transaction of its own, off the async workers.
 pub async fn erase(
     state: &AppState,
-    what: Erasure<'static>,
+    what: Erasure,
     meta: RequestMeta,
 ) -> Result<Erased, PrivacyError> {
     let auditor = state.auditor.clone();

@@ -13,6 +13,7 @@ mod conversations;
 mod identities;
 mod pages;
 mod pagination;
+mod privacy;
 mod shared_parsers;
 mod sign_in;
 mod webhooks;

@@ -59,6 +59,7 @@ async fn unlink_confirm(
             reason_required: false,
             reason_value: String::new(),
             roles: Vec::new(),
+            confirm_word: None,
             error: None,
             cancel: format!("/admin/users/{}", identity.user_id),
         },

@@ -116,6 +116,7 @@ fn key_confirm_page(
             reason_required: true,
             reason_value,
             roles: Vec::new(),
+            confirm_word: None,
             error,
             cancel: "/admin/keys".into(),
         },

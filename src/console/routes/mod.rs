@@ -197,4 +197,6 @@ struct ActionForm {
     csrf_token: String,
     reason: Option<String>,
     role: Option<String>,
+    /// The typed confirmation of an irreversible action (the username).
+    confirm: Option<String>,
 }

@@ -95,6 +95,7 @@ async fn session_confirm(
             reason_required: false,
             reason_value: String::new(),
             roles: Vec::new(),
+            confirm_word: None,
             error: None,
             cancel: "/admin/sessions".into(),
         },

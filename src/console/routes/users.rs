@@ -182,6 +182,22 @@ fn user_action(name: &str) -> Option<UserAction> {
             reason_required: false,
             done: "The user was signed out everywhere.",
         },
+        "export" => UserAction {
+            heading: "Export this user's data?",
+            message: "Downloads everything rampart holds about the user, their messages decrypted. The export is audited with you as the actor and your reason.",
+            button: "Download export",
+            danger: false,
+            reason_required: true,
+            done: "Export started.",
+        },
+        "erase" => UserAction {
+            heading: "Erase this account for good?",
+            message: "Their sessions end, their keys are revoked, their data key is destroyed (their messages become unreadable for everyone, backups included) and their name and email become a tombstone. This cannot be undone.",
+            button: "Erase account",
+            danger: true,
+            reason_required: true,
+            done: "Account erased.",
+        },
         "role" => UserAction {
             heading: "Change this user's role?",
             message: "The new role applies to their next request.",
@@ -208,6 +224,7 @@ fn user_confirm_page(
 ) -> Result<HttpResponse, ConsoleError> {
     let (chrome, clear) = chrome(state, req, Some(admin), action.heading, "users");
     let role_change = name == "role";
+    let confirm_word = (name == "erase").then(|| view.username.clone());
     page(
         status,
         &ConfirmPage {
@@ -243,6 +260,7 @@ fn user_confirm_page(
             } else {
                 Vec::new()
             },
+            confirm_word,
             error,
             cancel: format!("/admin/users/{}", view.id),
         },
@@ -295,6 +313,9 @@ async fn user_act(
     let form = form.into_inner();
     admin.check_form(&state, &req, &form.csrf_token)?;
     let reason = form.reason.clone().unwrap_or_default();
+    if name == "export" || name == "erase" {
+        return privacy_act(&state, &req, &admin, id, &name, &action, form).await;
+    }
     let change = Change::parse(&name, form.reason.as_deref(), form.role.as_deref())
         .ok_or(ConsoleError::NotFound)?;
     let result = match change {
@@ -344,5 +365,89 @@ async fn user_act(
             )
         }
         Err(AdminError::App(other)) => Err(other.into()),
+    }
+}
+
+/// The admin's export (a download, audited with their reason) and erasure (reason and the typed
+/// username required; the same service as the API and the CLI).
+async fn privacy_act(
+    state: &AppState,
+    req: &HttpRequest,
+    admin: &Admin,
+    id: uuid::Uuid,
+    name: &str,
+    action: &UserAction,
+    form: ActionForm,
+) -> Result<HttpResponse, ConsoleError> {
+    use crate::privacy::{self, Erasure, ExportFormat, PrivacyError, Requester};
+    let view = users_admin::get(state, id).await?;
+    let typed = form.reason.clone().unwrap_or_default();
+    let refuse = |status: StatusCode, sentence: String| {
+        user_confirm_page(
+            state, req, admin, &view, name, action, status, typed.clone(), Some(sentence),
+        )
+    };
+    let reason = match crate::audit::admin_reason(form.reason.as_deref(), true) {
+        Ok(Some(reason)) => reason,
+        Ok(None) | Err(_) => {
+            return refuse(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "A reason (up to 500 characters) is required. Nothing was done.".into(),
+            );
+        }
+    };
+    if name == "export" {
+        return match privacy::start_export(
+            state,
+            id,
+            Requester::Admin {
+                admin_id: admin.user.id,
+                reason,
+            },
+            ExportFormat::Json,
+            request_meta(req),
+        )
+        .await
+        {
+            Ok(body) => Ok(privacy::routes::download(ExportFormat::Json, body)),
+            Err(AppError::Conflict(_)) => refuse(
+                StatusCode::CONFLICT,
+                PrivacyError::Erased.sentence(),
+            ),
+            Err(error) => Err(error.into()),
+        };
+    }
+    if form.confirm.as_deref().map(str::trim) != Some(view.username.as_str()) {
+        return refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Type the username exactly to confirm. Nothing was changed.".into(),
+        );
+    }
+    if id == admin.user.id {
+        return refuse(StatusCode::CONFLICT, PrivacyError::SelfErasure.sentence());
+    }
+    match privacy::erase(
+        state,
+        Erasure {
+            user_id: id,
+            actor: crate::audit::Actor::admin(admin.user.id),
+            by: Some(admin.user.id),
+            reason: Some(reason),
+            via: "console",
+            extra: serde_json::json!({}),
+        },
+        request_meta(req),
+    )
+    .await
+    {
+        Ok(_) => Ok(redirect(
+            state,
+            &format!("/admin/users/{id}"),
+            "ok",
+            action.done,
+        )),
+        Err(PrivacyError::NotFound) => Err(ConsoleError::NotFound),
+        Err(PrivacyError::App(error)) => Err(error.into()),
+        Err(refusal) => refuse(StatusCode::CONFLICT, refusal.sentence()),
     }
 }

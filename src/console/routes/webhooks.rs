@@ -297,6 +297,7 @@ async fn replay_confirm(
             reason_required: false,
             reason_value: String::new(),
             roles: Vec::new(),
+            confirm_word: None,
             error: None,
             cancel: format!("/admin/webhooks/{}", row.id),
         },
