@@ -717,6 +717,7 @@ mod tests {
                 created_at: now,
                 updated_at: now,
                 admin_granted_by: None,
+                erased_at: None,
             };
             Some((r, owner))
         };

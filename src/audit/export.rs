@@ -9,15 +9,16 @@ use time::OffsetDateTime;
 use super::store;
 use super::{Action, ActorType, AuditEntry};
 
-/// A user's part of the audit log, for their data export (`GET /api/v1/me/export`), read a page at
-/// a time with [`own_events_page`] and [`events_done_to_page`]. It holds the caller's own data only:
-/// - what the user did — as themselves or with one of their API keys — in full (these rows
-///   describe their own requests: their IP, user agent, request ids), less the chain hashes
-///   ([`OwnEvent`]): a row's `prev_hash` is the hash of whatever row came before it, often
-///   somebody else's;
-/// - what others (admins, the system, anonymous clients) did to their account or to one of their
-///   API keys, reduced to [`AccountEvent`]: the action, when, and the public reason. Never the
-///   actor, IP, user agent, request id or metadata of the person who did it.
+// A user's part of the audit log, for their data export (`GET /api/v1/me/export`), read a page at
+// a time with [`own_events_page`] and [`events_done_to_page`]. It holds the caller's own data only:
+// - what the user did — as themselves or with one of their API keys — in full (these rows
+//   describe their own requests: their IP, user agent, request ids), less the chain hashes
+//   ([`OwnEvent`]): a row's `prev_hash` is the hash of whatever row came before it, often
+//   somebody else's;
+// - what others (admins, the system, anonymous clients) did to their account or to one of their
+//   API keys, reduced to [`AccountEvent`]: the action, when, and the public reason. Never the
+//   actor, IP, user agent, request id or metadata of the person who did it.
+
 /// Something the user did, as their export shows it: the row without its chain hashes.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct OwnEvent {

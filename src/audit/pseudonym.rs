@@ -61,7 +61,10 @@ fn salt_of(conn: &mut PgConnection, user_id: Uuid) -> QueryResult<Vec<u8>> {
     let fresh = crate::crypto::random::bytes(32)
         .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
     diesel::insert_into(audit_salts::table)
-        .values((audit_salts::user_id.eq(user_id), audit_salts::salt.eq(fresh)))
+        .values((
+            audit_salts::user_id.eq(user_id),
+            audit_salts::salt.eq(fresh),
+        ))
         .on_conflict_do_nothing()
         .execute(conn)?;
     audit_salts::table

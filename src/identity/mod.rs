@@ -181,10 +181,7 @@ pub async fn get(state: &crate::state::AppState, id: Uuid) -> Result<Identity, L
 /// Account erasure: unlinks every identity of the user inside the caller's transaction (no "last
 /// way to sign in" rule: the account is going). Returns what was unlinked, so the caller can
 /// redact what else mentions it; a provider token of the erased account then resolves to nobody.
-pub fn unlink_all_in_tx(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-) -> Result<Vec<Identity>, AppError> {
+pub fn unlink_all_in_tx(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<Identity>, AppError> {
     let identities = store::of_user(conn, user_id)?;
     store::delete_all_of_user(conn, user_id)?;
     Ok(identities)

@@ -65,7 +65,9 @@ pub fn cli_erase(
     }
     if !yes {
         if !std::io::stdin().is_terminal() {
-            eprintln!("error: erasure cannot be undone; pass --yes to confirm (no terminal to ask)");
+            eprintln!(
+                "error: erasure cannot be undone; pass --yes to confirm (no terminal to ask)"
+            );
             return ExitCode::from(2);
         }
         print!(
@@ -74,8 +76,7 @@ pub fn cli_erase(
         );
         let _ = std::io::stdout().flush();
         let mut answer = String::new();
-        if std::io::stdin().lock().read_line(&mut answer).is_err()
-            || answer.trim() != user.username
+        if std::io::stdin().lock().read_line(&mut answer).is_err() || answer.trim() != user.username
         {
             eprintln!("error: not confirmed; nothing was changed");
             return ExitCode::FAILURE;
@@ -169,11 +170,19 @@ pub fn cli_erasure_report(conn: &mut PgConnection, id: &str, as_json: bool) -> E
     );
     println!(
         "data key:           {}",
-        if report.data_key_present { "present (content readable)" } else { "destroyed or never created" }
+        if report.data_key_present {
+            "present (content readable)"
+        } else {
+            "destroyed or never created"
+        }
     );
     println!(
         "audit salt:         {}",
-        if report.audit_salt_present { "present" } else { "destroyed or never created" }
+        if report.audit_salt_present {
+            "present"
+        } else {
+            "destroyed or never created"
+        }
     );
     println!("rows that still refer to the user:");
     for row in &report.tables {

@@ -59,11 +59,11 @@ pub fn spawn(pool: Pool, ring: Arc<KeyRing>, job: Job) -> Body {
     tokio::task::spawn_blocking(move || {
         span.in_scope(|| {
             let errors = tx.clone();
-            if let Err(error) = produce(&pool, &ring, &job, ChannelWriter::new(tx)) {
-                if error.kind() != io::ErrorKind::BrokenPipe {
-                    tracing::error!(error = %error, "the data export failed half-way");
-                    let _ = errors.blocking_send(Err(error));
-                }
+            if let Err(error) = produce(&pool, &ring, &job, ChannelWriter::new(tx))
+                && error.kind() != io::ErrorKind::BrokenPipe
+            {
+                tracing::error!(error = %error, "the data export failed half-way");
+                let _ = errors.blocking_send(Err(error));
             }
         })
     });
@@ -83,11 +83,14 @@ pub fn produce<W: Write>(pool: &Pool, ring: &KeyRing, job: &Job, out: W) -> io::
             let options = zip::write::SimpleFileOptions::default()
                 .compression_method(zip::CompressionMethod::Deflated)
                 .large_file(true);
-            zip.start_file("export.json", options).map_err(io::Error::other)?;
+            zip.start_file("export.json", options)
+                .map_err(io::Error::other)?;
             write_document(pool, ring, job, &mut zip, false)?;
             let mut after = None;
             loop {
-                let page = db(pool, |c| conv::attachments_page(c, ring, job.user_id, after, PAGE))?;
+                let page = db(pool, |c| {
+                    conv::attachments_page(c, ring, job.user_id, after, PAGE)
+                })?;
                 let Some(last) = page.last() else { break };
                 after = Some(last.id);
                 for attachment in &page {
@@ -212,9 +215,12 @@ fn write_document<W: Write>(
             let mut seq = 0;
             let mut first_message = true;
             loop {
-                let messages =
-                    db(pool, |c| conv::messages_page(c, ring, id, conversation.id, seq, PAGE))?;
-                let Some((last, _)) = messages.last() else { break };
+                let messages = db(pool, |c| {
+                    conv::messages_page(c, ring, id, conversation.id, seq, PAGE)
+                })?;
+                let Some((last, _)) = messages.last() else {
+                    break;
+                };
                 seq = *last;
                 for (_, message) in &messages {
                     if !first_message {
@@ -234,7 +240,9 @@ fn write_document<W: Write>(
     let mut after = None;
     let mut first = true;
     loop {
-        let page = db(pool, |c| conv::authored_elsewhere_page(c, ring, id, after, PAGE))?;
+        let page = db(pool, |c| {
+            conv::authored_elsewhere_page(c, ring, id, after, PAGE)
+        })?;
         let Some(last) = page.last() else { break };
         after = Some(last.id);
         for message in &page {
@@ -273,7 +281,9 @@ fn write_document<W: Write>(
     let mut first = true;
     loop {
         let page = db(pool, |c| {
-            Ok(crate::audit::events_done_to_page(c, id, &key_ids, after, 1000)?)
+            Ok(crate::audit::events_done_to_page(
+                c, id, &key_ids, after, 1000,
+            )?)
         })?;
         let Some((last, _)) = page.last() else { break };
         after = *last;
@@ -413,6 +423,9 @@ mod tests {
             attachment_path(&a("report 2026.pdf")),
             format!("attachments/{id}/report 2026.pdf")
         );
-        assert_eq!(attachment_path(&a("a\u{0}b/c")), format!("attachments/{id}/a_b_c"));
+        assert_eq!(
+            attachment_path(&a("a\u{0}b/c")),
+            format!("attachments/{id}/a_b_c")
+        );
     }
 }

@@ -37,7 +37,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use model::{ErasureReport, Erased, ExportFormat, Reauth, RemainingRows};
+pub use model::{Erased, ErasureReport, ExportFormat, Reauth, RemainingRows};
 
 use crate::audit::{Action, Actor, Auditor, Event, Outcome, RequestMeta};
 use crate::auth::{Credential, Principal};
@@ -75,7 +75,9 @@ impl PrivacyError {
     pub fn sentence(&self) -> String {
         match self {
             PrivacyError::NotFound => "There is no such account.".into(),
-            PrivacyError::Erased => "This account was erased; nothing of it is left to export.".into(),
+            PrivacyError::Erased => {
+                "This account was erased; nothing of it is left to export.".into()
+            }
             PrivacyError::SuperAdmin => "This account is the super admin (SUPER_ADMIN_EMAIL), who \
                                          cannot be erased. Nothing was changed."
                 .into(),
@@ -215,7 +217,7 @@ pub async fn erase(
     let auditor = state.auditor.clone();
     let super_admin = state.settings.super_admin_email.clone();
     let now = state.clock.now();
-    let outcome = state
+    state
         .pool
         .run(move |conn| {
             let outcome = conn.transaction::<_, PrivacyError, _>(|conn| {
@@ -227,8 +229,7 @@ pub async fn erase(
                 other => Ok(other),
             }
         })
-        .await?;
-    outcome
+        .await?
 }
 
 /// `DELETE /api/v1/me`: the signed-in user erases their own account after proving, again, that
@@ -282,7 +283,10 @@ pub async fn erase_self(
 
 /// What remains about a user (the operator's evidence for an erasure request): rows by table and
 /// column, found through every foreign key to `users` plus the audit log and quota counters.
-pub fn erasure_report(conn: &mut PgConnection, user_id: Uuid) -> Result<ErasureReport, PrivacyError> {
+pub fn erasure_report(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+) -> Result<ErasureReport, PrivacyError> {
     let user = crate::users::store::find(conn, user_id)?.ok_or(PrivacyError::NotFound)?;
     let mut tables = Vec::new();
     for (table, column) in store::user_references(conn)? {
@@ -338,7 +342,9 @@ fn shows(table: &str, column: &str) -> &'static str {
         ("api_keys", _) => "keys this admin revoked",
         ("data_keys", _) => "the key's id and dates; the key itself destroyed",
         ("messages", _) => "ciphertext under the destroyed key, sequence numbers and dates",
-        ("conversations", _) => "conversations they created: title ciphertext under the destroyed key",
+        ("conversations", _) => {
+            "conversations they created: title ciphertext under the destroyed key"
+        }
         ("conversation_members", _) => "membership and read marker (shown as [deleted user])",
         ("subscriptions", _) => "status and dates; customer and subscription ids removed",
         _ => "ids and dates",
@@ -416,5 +422,9 @@ pub async fn start_export(
         format,
         now,
     };
-    Ok(export::spawn(state.pool.clone(), state.keyring.clone(), job))
+    Ok(export::spawn(
+        state.pool.clone(),
+        state.keyring.clone(),
+        job,
+    ))
 }

@@ -48,8 +48,8 @@ async fn export_me(
     principal: Principal,
     params: web::Query<ExportParams>,
 ) -> Result<HttpResponse, AppError> {
-    let format = ExportFormat::parse(params.format.as_deref())
-        .map_err(|e| AppError::Validation(vec![e]))?;
+    let format =
+        ExportFormat::parse(params.format.as_deref()).map_err(|e| AppError::Validation(vec![e]))?;
     let user_id = principal.user_id;
     let body = super::start_export(
         &state,

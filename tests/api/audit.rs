@@ -1608,5 +1608,8 @@ async fn a_users_export_holds_their_own_events_and_nothing_about_the_admins() {
     assert_eq!(by_key["ip"], "203.0.113.50");
     assert!(own.iter().any(|e| e["action"] == "api_key.created"));
     assert!(own.iter().any(|e| e["action"] == "auth.login.succeeded"));
-    assert!(doc.get("audit_events_truncated").is_none(), "the export is complete: nothing to truncate");
+    assert!(
+        doc.get("audit_events_truncated").is_none(),
+        "the export is complete: nothing to truncate"
+    );
 }

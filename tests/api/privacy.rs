@@ -13,7 +13,8 @@ use crate::conversations::{post, send, start};
 use crate::support::{PASSWORD, TestApp, app};
 
 async fn export(app: &TestApp, token: &str, query: &str) -> reqwest::Response {
-    app.get_auth(&format!("/api/v1/me/export{query}"), token).await
+    app.get_auth(&format!("/api/v1/me/export{query}"), token)
+        .await
 }
 
 async fn erase(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
@@ -86,15 +87,30 @@ async fn world(app: &TestApp, alice_name: &str) -> World {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(send(app, &alice.access, &shared, "alice-says-hello-4471").await.status(), 201);
-    assert_eq!(send(app, &bob.access, &shared, "bob-replies-to-alice-8812").await.status(), 201);
+    assert_eq!(
+        send(app, &alice.access, &shared, "alice-says-hello-4471")
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        send(app, &bob.access, &shared, "bob-replies-to-alice-8812")
+            .await
+            .status(),
+        201
+    );
     let res = upload(
         app,
         &alice.access,
         &shared,
         &[
             ("body", None, None, b"with a picture".to_vec()),
-            ("files", Some("holiday.png"), Some("image/png"), png(64, 64, 300_000)),
+            (
+                "files",
+                Some("holiday.png"),
+                Some("image/png"),
+                png(64, 64, 300_000),
+            ),
         ],
     )
     .await;
@@ -110,9 +126,25 @@ async fn world(app: &TestApp, alice_name: &str) -> World {
     assert_eq!(left.status(), 201, "{}", left.text().await.unwrap());
     let left: Value = left.json().await.unwrap();
     let left = left["id"].as_str().unwrap().to_string();
-    assert_eq!(send(app, &alice.access, &left, "alice-in-the-group-5530").await.status(), 201);
-    assert_eq!(send(app, &carol.access, &left, "carol-after-alice-left-1203").await.status(), 201);
-    let res = post(app, &alice.access, &format!("/api/v1/conversations/{left}/leave"), json!({})).await;
+    assert_eq!(
+        send(app, &alice.access, &left, "alice-in-the-group-5530")
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        send(app, &carol.access, &left, "carol-after-alice-left-1203")
+            .await
+            .status(),
+        201
+    );
+    let res = post(
+        app,
+        &alice.access,
+        &format!("/api/v1/conversations/{left}/leave"),
+        json!({}),
+    )
+    .await;
     assert!(res.status().is_success(), "leave: {}", res.status());
     // bob and carol, without alice.
     let private = start(app, &carol.access, &["bob"]).await["id"]
@@ -120,10 +152,16 @@ async fn world(app: &TestApp, alice_name: &str) -> World {
         .unwrap()
         .to_string();
     let secret_of_others = "carol-to-bob-private-9931".to_string();
-    assert_eq!(send(app, &carol.access, &private, &secret_of_others).await.status(), 201);
+    assert_eq!(
+        send(app, &carol.access, &private, &secret_of_others)
+            .await
+            .status(),
+        201
+    );
     let res = post(app, &alice.access, "/api/v1/me/blocks/carol", json!({})).await;
     assert!(res.status().is_success());
-    app.api_key(&alice.access, "laptop", &["profile:read"]).await;
+    app.api_key(&alice.access, "laptop", &["profile:read"])
+        .await;
     let alice_id = app.user_id(alice_name);
     app.sql(&format!(
         "INSERT INTO user_identities (id, provider, issuer, subject, user_id, email, created_at, last_seen_at) \
@@ -147,16 +185,26 @@ async fn the_export_holds_every_kind_of_the_users_data_and_nothing_private_of_an
     let w = world(&app, "alice").await;
     let res = export(&app, &w.alice.access, "").await;
     assert_eq!(res.status(), 200);
-    assert!(res.headers()["content-disposition"]
-        .to_str()
-        .unwrap()
-        .starts_with("attachment;"));
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;")
+    );
     let text = res.text().await.unwrap();
     let doc: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(doc["user"]["username"], "alice");
     assert_eq!(doc["identities"][0]["subject"], "user_2alicesubject77");
     assert_eq!(doc["sessions"].as_array().unwrap().len(), 2);
-    assert_eq!(doc["sessions"].as_array().unwrap().iter().filter(|s| s["current"] == true).count(), 1);
+    assert_eq!(
+        doc["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["current"] == true)
+            .count(),
+        1
+    );
     assert_eq!(doc["api_keys"][0]["name"], "laptop");
     assert!(!text.contains("key_hash"), "never a key hash");
     assert_eq!(doc["subscription"]["customer_id"], "cus_alice0001");
@@ -167,20 +215,34 @@ async fn the_export_holds_every_kind_of_the_users_data_and_nothing_private_of_an
     assert_eq!(conversations[0]["conversation"]["id"], w.shared.as_str());
     let messages = conversations[0]["messages"].as_array().unwrap();
     let bodies: Vec<&str> = messages.iter().filter_map(|m| m["body"].as_str()).collect();
-    assert_eq!(bodies, ["alice-says-hello-4471", "bob-replies-to-alice-8812", "with a picture"]);
+    assert_eq!(
+        bodies,
+        [
+            "alice-says-hello-4471",
+            "bob-replies-to-alice-8812",
+            "with a picture"
+        ]
+    );
     let file = &messages[2]["attachments"][0];
     assert_eq!(file["name"], "holiday.png");
     use base64::Engine;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(file["content_base64"].as_str().unwrap())
         .unwrap();
-    assert_eq!(bytes, png(64, 64, 300_000), "the file, whole, across chunk boundaries");
+    assert_eq!(
+        bytes,
+        png(64, 64, 300_000),
+        "the file, whole, across chunk boundaries"
+    );
     // Her words in the group she left — and nothing carol wrote there after.
     let left = doc["messages_in_left_conversations"].as_array().unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0]["body"], "alice-in-the-group-5530");
     assert!(!text.contains("carol-after-alice-left-1203"));
-    assert!(!text.contains(&w.secret_of_others), "another pair's conversation leaked");
+    assert!(
+        !text.contains(&w.secret_of_others),
+        "another pair's conversation leaked"
+    );
     // Her audit events, as stored (scrubbed), and this export among them next time.
     let actions: Vec<&str> = doc["audit_events"]
         .as_array()
@@ -188,7 +250,12 @@ async fn the_export_holds_every_kind_of_the_users_data_and_nothing_private_of_an
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
-    for action in ["user.registered", "auth.login.succeeded", "api_key.created", "user.blocked"] {
+    for action in [
+        "user.registered",
+        "auth.login.succeeded",
+        "api_key.created",
+        "user.blocked",
+    ] {
         assert!(actions.contains(&action), "{action} in {actions:?}");
     }
     assert!(!text.contains("PASSWORD") && !text.contains(PASSWORD));
@@ -200,21 +267,42 @@ async fn the_export_holds_every_kind_of_the_users_data_and_nothing_private_of_an
     let zipped = res.bytes().await.unwrap();
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zipped.to_vec())).unwrap();
     let mut json_text = String::new();
-    archive.by_name("export.json").unwrap().read_to_string(&mut json_text).unwrap();
+    archive
+        .by_name("export.json")
+        .unwrap()
+        .read_to_string(&mut json_text)
+        .unwrap();
     let zdoc: Value = serde_json::from_str(&json_text).unwrap();
     let path = zdoc["conversations"][0]["messages"][2]["attachments"][0]["file"]
         .as_str()
         .unwrap()
         .to_string();
-    assert!(path.starts_with("attachments/") && path.ends_with("/holiday.png"), "{path}");
+    assert!(
+        path.starts_with("attachments/") && path.ends_with("/holiday.png"),
+        "{path}"
+    );
     let mut file = Vec::new();
-    archive.by_name(&path).unwrap().read_to_end(&mut file).unwrap();
+    archive
+        .by_name(&path)
+        .unwrap()
+        .read_to_end(&mut file)
+        .unwrap();
     assert_eq!(file, png(64, 64, 300_000));
 
     // A bad format is a 422; an API key needs data:export.
-    assert_eq!(export(&app, &w.alice.access, "?format=tar").await.status(), 422);
-    let key = app.api_key(&w.alice.access, "reader", &["profile:read"]).await;
-    assert_eq!(export(&app, key["key"].as_str().unwrap(), "").await.status(), 403);
+    assert_eq!(
+        export(&app, &w.alice.access, "?format=tar").await.status(),
+        422
+    );
+    let key = app
+        .api_key(&w.alice.access, "reader", &["profile:read"])
+        .await;
+    assert_eq!(
+        export(&app, key["key"].as_str().unwrap(), "")
+            .await
+            .status(),
+        403
+    );
     let _ = w.bob;
 }
 
@@ -225,10 +313,20 @@ async fn erasure_leaves_no_name_or_email_in_any_column_and_other_members_see_a_d
     let email = "zelda_erasable42@example.org";
     let w = world(&app, name).await;
     let id = app.user_id(name);
-    let key = app.api_key(&w.alice.access, "zelda's key", &["profile:read"]).await;
+    let key = app
+        .api_key(&w.alice.access, "zelda's key", &["profile:read"])
+        .await;
     // A failed login with her name, and one with a name nobody has.
-    assert_eq!(app.login_as(name, "wrong password here").await.status(), 401);
-    assert_eq!(app.login_as("zelda-nobody-guess", "wrong password here").await.status(), 401);
+    assert_eq!(
+        app.login_as(name, "wrong password here").await.status(),
+        401
+    );
+    assert_eq!(
+        app.login_as("zelda-nobody-guess", "wrong password here")
+            .await
+            .status(),
+        401
+    );
     // The webhook inbox holds a Clerk delivery that names her.
     app.sql(&format!(
         "INSERT INTO webhook_events (id, provider, event_id, event_type, received_at, signature, \
@@ -236,25 +334,50 @@ async fn erasure_leaves_no_name_or_email_in_any_column_and_other_members_see_a_d
          VALUES (gen_random_uuid(), 'clerk', 'evt_zelda1', 'user.updated', now(), 'v1,x', now(), \
            'processed', 1, now(), 0, convert_to('{{\"email\":\"{email}\"}}', 'UTF8'), '{{}}')"
     ));
-    assert!(!rows_containing(&app, name).is_empty(), "the scan finds her before");
+    assert!(
+        !rows_containing(&app, name).is_empty(),
+        "the scan finds her before"
+    );
 
     // Refused without re-authentication, with a wrong password, and with an API key.
     assert_eq!(erase(&app, &w.alice.access, json!({})).await.status(), 422);
     assert_eq!(
-        erase(&app, &w.alice.access, json!({"current_password": "not her password at all"})).await.status(),
+        erase(
+            &app,
+            &w.alice.access,
+            json!({"current_password": "not her password at all"})
+        )
+        .await
+        .status(),
         422
     );
     assert_eq!(
-        erase(&app, key["key"].as_str().unwrap(), json!({"current_password": PASSWORD})).await.status(),
+        erase(
+            &app,
+            key["key"].as_str().unwrap(),
+            json!({"current_password": PASSWORD})
+        )
+        .await
+        .status(),
         403
     );
-    assert_eq!(app.get_auth("/api/v1/me", &w.alice.access).await.status(), 200, "still there");
+    assert_eq!(
+        app.get_auth("/api/v1/me", &w.alice.access).await.status(),
+        200,
+        "still there"
+    );
 
     let res = erase(&app, &w.alice.access, json!({"current_password": PASSWORD})).await;
     assert_eq!(res.status(), 204);
 
     // No column anywhere holds her name or email; IPs only in audit rows.
-    for needle in [name, email, "zelda-nobody-guess", "user_2alicesubject77", "cus_alice0001"] {
+    for needle in [
+        name,
+        email,
+        "zelda-nobody-guess",
+        "user_2alicesubject77",
+        "cus_alice0001",
+    ] {
         let hits = rows_containing(&app, needle);
         assert!(hits.is_empty(), "{needle} still in {hits:?}");
     }
@@ -288,20 +411,31 @@ async fn erasure_leaves_no_name_or_email_in_any_column_and_other_members_see_a_d
     }
 
     // Every credential is dead: access token, refresh token, API key.
-    assert_eq!(app.get_auth("/api/v1/me", &w.alice.access).await.status(), 401);
     assert_eq!(
-        app.get_auth("/api/v1/me", key["key"].as_str().unwrap()).await.status(),
+        app.get_auth("/api/v1/me", &w.alice.access).await.status(),
+        401
+    );
+    assert_eq!(
+        app.get_auth("/api/v1/me", key["key"].as_str().unwrap())
+            .await
+            .status(),
         401
     );
     let res = app
-        .post_json("/api/v1/auth/refresh", &json!({"refresh_token": w.alice.refresh}))
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({"refresh_token": w.alice.refresh}),
+        )
         .await;
     assert_eq!(res.status(), 401);
     assert_eq!(app.login_as(email, PASSWORD).await.status(), 401);
 
     // bob's view degrades: [deleted user], [message unavailable], never ciphertext or a 500.
     let res = app
-        .get_auth(&format!("/api/v1/conversations/{}/messages", w.shared), &w.bob.access)
+        .get_auth(
+            &format!("/api/v1/conversations/{}/messages", w.shared),
+            &w.bob.access,
+        )
         .await;
     assert_eq!(res.status(), 200);
     let page: Value = res.json().await.unwrap();
@@ -349,7 +483,8 @@ struct Count {
 async fn twenty_parallel_erasures_erase_once() {
     let app = app().spawn().await;
     let alice = app.user("alice").await;
-    let requests = (0..20).map(|_| erase(&app, &alice.access, json!({"current_password": PASSWORD})));
+    let requests =
+        (0..20).map(|_| erase(&app, &alice.access, json!({"current_password": PASSWORD})));
     let statuses: Vec<u16> = futures_util::future::join_all(requests)
         .await
         .iter()
@@ -358,7 +493,10 @@ async fn twenty_parallel_erasures_erase_once() {
     // Each is the erasure (204, also when it found the account already erased), arrives after
     // the session died (401), or meets the lockout (429): never a 500, never two erasures.
     // (429: the burst of password checks tripped the account lockout, as any burst does.)
-    assert!(statuses.iter().all(|s| [204, 401, 429].contains(s)), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| [204, 401, 429].contains(s)),
+        "{statuses:?}"
+    );
     assert!(statuses.contains(&204));
     let mut conn = app.db.as_ref().unwrap().connect();
     let erased = rampart::audit::list(
@@ -395,5 +533,8 @@ async fn erasure_needs_the_person_and_never_takes_the_super_admin() {
         assert!(res.status().is_client_error(), "{body}: {}", res.status());
         assert_ne!(res.status(), 204);
     }
-    assert_eq!(app.get_auth("/api/v1/me", &alice.access).await.status(), 200);
+    assert_eq!(
+        app.get_auth("/api/v1/me", &alice.access).await.status(),
+        200
+    );
 }

@@ -37,32 +37,66 @@ async fn an_operator_erases_with_a_reason_once_and_the_audit_chain_still_verifie
     let app = app().spawn().await;
     let alice = app.user("alice").await;
     app.register("bob").await;
-    let c = post(&app, &alice.access, "/api/v1/conversations", json!({"member_usernames": ["bob"]})).await;
-    let path = format!("/api/v1/conversations/{}/messages", c["id"].as_str().unwrap());
+    let c = post(
+        &app,
+        &alice.access,
+        "/api/v1/conversations",
+        json!({"member_usernames": ["bob"]}),
+    )
+    .await;
+    let path = format!(
+        "/api/v1/conversations/{}/messages",
+        c["id"].as_str().unwrap()
+    );
     post(&app, &alice.access, &path, json!({"body": "hello bob"})).await;
     let id = app.user_id("alice");
 
     // Without --yes and without a terminal: refused, nothing changed.
-    let out = rampart(&["users", "erase", "alice", "--reason", "GDPR request 77"], &app.settings_env);
+    let out = rampart(
+        &["users", "erase", "alice", "--reason", "GDPR request 77"],
+        &app.settings_env,
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("--yes"));
     // A reason is required.
-    let out = rampart(&["users", "erase", "alice", "--reason", " ", "--yes"], &app.settings_env);
+    let out = rampart(
+        &["users", "erase", "alice", "--reason", " ", "--yes"],
+        &app.settings_env,
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     // An unknown user is a clear error.
-    let out = rampart(&["users", "erase", "nobody-here", "--reason", "x", "--yes"], &app.settings_env);
+    let out = rampart(
+        &["users", "erase", "nobody-here", "--reason", "x", "--yes"],
+        &app.settings_env,
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(app.get_auth("/api/v1/me", &alice.access).await.status(), 200);
+    assert_eq!(
+        app.get_auth("/api/v1/me", &alice.access).await.status(),
+        200
+    );
 
     let out = rampart(
-        &["users", "erase", &id, "--reason", "GDPR request 77", "--yes"],
+        &[
+            "users",
+            "erase",
+            &id,
+            "--reason",
+            "GDPR request 77",
+            "--yes",
+        ],
         &app.settings_env,
     );
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("erased user"), "{}", text(&out));
-    assert_eq!(app.get_auth("/api/v1/me", &alice.access).await.status(), 401);
+    assert_eq!(
+        app.get_auth("/api/v1/me", &alice.access).await.status(),
+        401
+    );
     // Twice is a no-op.
-    let out = rampart(&["users", "erase", &id, "--reason", "again", "--yes"], &app.settings_env);
+    let out = rampart(
+        &["users", "erase", &id, "--reason", "again", "--yes"],
+        &app.settings_env,
+    );
     assert!(out.status.success());
     assert!(text(&out).contains("already erased"), "{}", text(&out));
 
@@ -87,7 +121,10 @@ async fn an_operator_erases_with_a_reason_once_and_the_audit_chain_still_verifie
     assert!(out.status.success(), "{}", text(&out));
 
     // The report: a tombstone, no key, no salt, rows by table.
-    let out = rampart(&["users", "erasure-report", &id, "--json"], &app.settings_env);
+    let out = rampart(
+        &["users", "erasure-report", &id, "--json"],
+        &app.settings_env,
+    );
     assert!(out.status.success(), "{}", text(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(report["username"].as_str().unwrap().starts_with("deleted-"));
@@ -123,10 +160,22 @@ async fn an_export_of_fifty_thousand_messages_streams_in_bounded_memory() {
     let app = app().spawn().await;
     let alice = app.user("alice").await;
     app.register("bob").await;
-    let c = post(&app, &alice.access, "/api/v1/conversations", json!({"member_usernames": ["bob"]})).await;
+    let c = post(
+        &app,
+        &alice.access,
+        "/api/v1/conversations",
+        json!({"member_usernames": ["bob"]}),
+    )
+    .await;
     let cid = c["id"].as_str().unwrap().to_string();
     let body = "x".repeat(1000);
-    post(&app, &alice.access, &format!("/api/v1/conversations/{cid}/messages"), json!({"body": body})).await;
+    post(
+        &app,
+        &alice.access,
+        &format!("/api/v1/conversations/{cid}/messages"),
+        json!({"body": body}),
+    )
+    .await;
     // 49 999 more under the same key (copies of the real ciphertext), numbered after it.
     app.sql(&format!(
         "INSERT INTO messages (id, conversation_id, seq, author_id, data_key_id, body_ciphertext, created_at) \
@@ -159,7 +208,9 @@ async fn an_export_of_fifty_thousand_messages_streams_in_bounded_memory() {
             }
         }
     });
-    let port = rx.recv_timeout(Duration::from_secs(60)).expect("server started");
+    let port = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server started");
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let login: Value = client
@@ -192,10 +243,16 @@ async fn an_export_of_fifty_thousand_messages_streams_in_bounded_memory() {
     let doc: Value = serde_json::from_slice(&document).unwrap();
     let messages = doc["conversations"][0]["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 50_000);
-    assert!(messages.iter().all(|m| m["body"].as_str() == Some(body.as_str())));
+    assert!(
+        messages
+            .iter()
+            .all(|m| m["body"].as_str() == Some(body.as_str()))
+    );
     let grew_mib = (peak.saturating_sub(before)) / 1024;
     let size_mib = document.len() as u64 / (1024 * 1024);
-    eprintln!("export: {size_mib} MiB streamed; server RSS {before} KiB -> peak {peak} KiB (+{grew_mib} MiB)");
+    eprintln!(
+        "export: {size_mib} MiB streamed; server RSS {before} KiB -> peak {peak} KiB (+{grew_mib} MiB)"
+    );
     assert!(size_mib >= 50, "the document is large ({size_mib} MiB)");
     assert!(
         grew_mib < 40,

@@ -55,22 +55,34 @@ async fn an_admin_exports_and_erases_with_a_reason_and_the_console_shows_the_tom
     console.sign_in("root").await;
 
     // Export: a reason is required; with one, the download, audited as the admin.
-    let (status, html) = console.get_text(&format!("/admin/users/{bob_id}/export")).await;
+    let (status, html) = console
+        .get_text(&format!("/admin/users/{bob_id}/export"))
+        .await;
     assert_eq!(status, 200);
     assert!(html.contains("Download export"));
     let csrf = console.csrf().await;
     let path = format!("/admin/users/{bob_id}/export");
-    let res = console.post(&path, &[("csrf_token", &csrf), ("reason", "")]).await;
+    let res = console
+        .post(&path, &[("csrf_token", &csrf), ("reason", "")])
+        .await;
     assert_eq!(res.status(), 422);
     assert_eq!(audit_count(&app, Action::UserExported), 0);
     let res = console
-        .post(&path, &[("csrf_token", &csrf), ("reason", "Subject access request #12")])
+        .post(
+            &path,
+            &[
+                ("csrf_token", &csrf),
+                ("reason", "Subject access request #12"),
+            ],
+        )
         .await;
     assert_eq!(res.status(), 200);
-    assert!(res.headers()["content-disposition"]
-        .to_str()
-        .unwrap()
-        .starts_with("attachment;"));
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;")
+    );
     let doc: Value = res.json().await.unwrap();
     assert_eq!(doc["user"]["username"], "bob");
     assert!(doc.to_string().contains("bob-wrote-this-3319"));
@@ -86,11 +98,21 @@ async fn an_admin_exports_and_erases_with_a_reason_and_the_console_shows_the_tom
     assert_eq!(status, 200);
     assert!(html.contains("name=\"confirm\""));
     let res = console
-        .post(&path, &[("csrf_token", &csrf), ("reason", "GDPR"), ("confirm", "bobby")])
+        .post(
+            &path,
+            &[
+                ("csrf_token", &csrf),
+                ("reason", "GDPR"),
+                ("confirm", "bobby"),
+            ],
+        )
         .await;
     assert_eq!(res.status(), 422);
     let res = console
-        .post(&path, &[("csrf_token", &csrf), ("reason", ""), ("confirm", "bob")])
+        .post(
+            &path,
+            &[("csrf_token", &csrf), ("reason", ""), ("confirm", "bob")],
+        )
         .await;
     assert_eq!(res.status(), 422);
     assert_eq!(app.get_auth("/api/v1/me", &bob.access).await.status(), 200);
@@ -102,7 +124,14 @@ async fn an_admin_exports_and_erases_with_a_reason_and_the_console_shows_the_tom
     assert_eq!(audit_count(&app, Action::UserErased), 0);
 
     let res = console
-        .post(&path, &[("csrf_token", &csrf), ("reason", "GDPR erasure request #13"), ("confirm", "bob")])
+        .post(
+            &path,
+            &[
+                ("csrf_token", &csrf),
+                ("reason", "GDPR erasure request #13"),
+                ("confirm", "bob"),
+            ],
+        )
         .await;
     assert_eq!(res.status(), 303);
     assert_eq!(app.get_auth("/api/v1/me", &bob.access).await.status(), 401);
@@ -123,11 +152,17 @@ async fn an_admin_exports_and_erases_with_a_reason_and_the_console_shows_the_tom
     assert!(html.contains("deleted-"));
     // Nothing more can be done to it, nor exported.
     let res = console
-        .post(&format!("/admin/users/{bob_id}/export"), &[("csrf_token", &csrf), ("reason", "again")])
+        .post(
+            &format!("/admin/users/{bob_id}/export"),
+            &[("csrf_token", &csrf), ("reason", "again")],
+        )
         .await;
     assert_eq!(res.status(), 409);
     let res = console
-        .post(&format!("/admin/users/{bob_id}/enable"), &[("csrf_token", &csrf), ("reason", "undo")])
+        .post(
+            &format!("/admin/users/{bob_id}/enable"),
+            &[("csrf_token", &csrf), ("reason", "undo")],
+        )
         .await;
     assert_eq!(res.status(), 422);
     // An admin cannot erase themselves here.

@@ -384,7 +384,15 @@ async fn privacy_act(
     let typed = form.reason.clone().unwrap_or_default();
     let refuse = |status: StatusCode, sentence: String| {
         user_confirm_page(
-            state, req, admin, &view, name, action, status, typed.clone(), Some(sentence),
+            state,
+            req,
+            admin,
+            &view,
+            name,
+            action,
+            status,
+            typed.clone(),
+            Some(sentence),
         )
     };
     let reason = match crate::audit::admin_reason(form.reason.as_deref(), true) {
@@ -410,10 +418,9 @@ async fn privacy_act(
         .await
         {
             Ok(body) => Ok(privacy::routes::download(ExportFormat::Json, body)),
-            Err(AppError::Conflict(_)) => refuse(
-                StatusCode::CONFLICT,
-                PrivacyError::Erased.sentence(),
-            ),
+            Err(AppError::Conflict(_)) => {
+                refuse(StatusCode::CONFLICT, PrivacyError::Erased.sentence())
+            }
             Err(error) => Err(error.into()),
         };
     }
