@@ -233,6 +233,7 @@ pub async fn unlink_own(
                     return Err(LinkError::OnlyWayToSignIn);
                 }
                 store::delete(conn, id, user_id)?;
+                let subject = auditor.pseudonym(conn, Some(user_id), &target.subject)?;
                 auditor.record(
                     conn,
                     &meta,
@@ -245,7 +246,7 @@ pub async fn unlink_own(
                     .metadata(serde_json::json!({
                         "identity_id": id,
                         "provider": target.provider,
-                        "subject": target.subject,
+                        "subject_pseudonym": subject,
                     })),
                 )?;
                 Ok(())
@@ -529,6 +530,7 @@ fn link_in_tx(
         wanted.email,
         now,
     )?;
+    let subject = auditor.pseudonym(conn, Some(user_id), &identity.subject)?;
     auditor.record(
         conn,
         meta,
@@ -541,7 +543,7 @@ fn link_in_tx(
         .metadata(serde_json::json!({
             "identity_id": identity.id,
             "provider": identity.provider,
-            "subject": identity.subject,
+            "subject_pseudonym": subject,
         })),
     )?;
     Ok((identity, true))

@@ -122,6 +122,8 @@ fn provision(
         Some(email.as_str()),
         now,
     )?;
+    // The provider's id of the person, only as a pseudonym under the user's audit salt.
+    let subject = auditor.pseudonym(conn, Some(user.id), &claims.subject)?;
     auditor.record(
         conn,
         meta,
@@ -130,7 +132,7 @@ fn provision(
             .metadata(json!({
                 "via": format!("{}_token", claims.provider.as_str()),
                 "role": user.role,
-                "subject": claims.subject,
+                "subject_pseudonym": subject,
             })),
     )?;
     if listed && !admin {

@@ -110,11 +110,13 @@ pub fn apply(
                 SyncChange::Updated | SyncChange::Unchanged => Action::UserUpdated,
             };
             if change != SyncChange::Unchanged {
+                // Provider ids of a person only as pseudonyms under the user's audit salt.
+                let clerk_user = ctx.auditor.pseudonym(conn, Some(user), &clerk.id)?;
                 audit(
                     conn,
                     action,
                     Some(user),
-                    json!({ "clerk_user_id": clerk.id, "change": change.as_str() }),
+                    json!({ "clerk_user_pseudonym": clerk_user, "change": change.as_str() }),
                 )?;
             }
             Ok(Outcome::Processed)
@@ -139,12 +141,13 @@ pub fn apply(
                 ctx.now,
             )?;
             identity::seen(conn, link.id, link.email.as_deref(), ctx.now)?;
+            let clerk_user = ctx.auditor.pseudonym(conn, Some(link.user_id), id)?;
             audit(
                 conn,
                 Action::UserDisabled,
                 Some(link.user_id),
                 json!({
-                    "clerk_user_id": id,
+                    "clerk_user_pseudonym": clerk_user,
                     "reason": "deleted at the identity provider (Clerk)",
                     "api_keys_revoked": ended.api_keys,
                     "sessions_revoked": ended.sessions,
@@ -185,11 +188,12 @@ pub fn apply(
                 ),
                 other => other.into(),
             })?;
+            let customer = pseudonym_of(conn, ctx, user_id, saved.customer_id.as_deref())?;
             audit(
                 conn,
                 Action::SubscriptionUpdated,
                 Some(user_id),
-                json!({ "customer_id": saved.customer_id, "status": saved.status }),
+                json!({ "customer_pseudonym": customer, "status": saved.status }),
             )?;
             Ok(Outcome::Processed)
         }
@@ -240,12 +244,13 @@ pub fn apply(
             row.event_created_at = created;
             row.updated_at = ctx.now;
             store::save_subscription(conn, &row)?;
+            let customer = pseudonym_of(conn, ctx, row.user_id, row.customer_id.as_deref())?;
             audit(
                 conn,
                 Action::SubscriptionUpdated,
                 Some(row.user_id),
                 json!({
-                    "customer_id": row.customer_id,
+                    "customer_pseudonym": customer,
                     "status": row.status,
                     "price_id": row.price_id,
                     "cancel_at_period_end": row.cancel_at_period_end,
@@ -255,6 +260,18 @@ pub fn apply(
         }
         _ => Ok(Outcome::Ignored),
     }
+}
+
+/// A Stripe customer id as a pseudonym under the user's audit salt (`None` once erased).
+fn pseudonym_of(
+    conn: &mut PgConnection,
+    ctx: &Context<'_>,
+    user_id: Uuid,
+    customer: Option<&str>,
+) -> diesel::QueryResult<Option<String>> {
+    customer
+        .map(|c| ctx.auditor.pseudonym(conn, Some(user_id), c))
+        .transpose()
 }
 
 fn conflict(sentence: &str) -> Failure {

@@ -125,13 +125,13 @@ async fn demo_users_and_api_keys_without_profile_write_cannot_unlink() {
 const SUPABASE: &str = "https://proj-test.supabase.co";
 const LEGACY: &str = "Zq8r2mX5vL0tN7bP4cW9yK3hF6jD1sGa";
 
-fn supabase_app() -> crate::support::AppBuilder {
+pub fn supabase_app() -> crate::support::AppBuilder {
     app()
         .env("SUPABASE_URL", SUPABASE)
         .env("SUPABASE_JWT_SECRET", LEGACY)
 }
 
-fn supabase_token(app: &TestApp, sub: &str, email: Option<&str>) -> String {
+pub fn supabase_token(app: &TestApp, sub: &str, email: Option<&str>) -> String {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let now = app.clock.now().unix_timestamp();

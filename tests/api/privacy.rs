@@ -538,3 +538,60 @@ async fn erasure_needs_the_person_and_never_takes_the_super_admin() {
         200
     );
 }
+
+#[actix_web::test]
+async fn a_provider_only_account_erases_itself_with_a_fresh_token_of_its_own_identity() {
+    use crate::identities::{supabase_app, supabase_token};
+    let app = supabase_app().spawn().await;
+    let token = supabase_token(&app, "sb-erase-me", Some("erin@example.org"));
+    let me: Value = app
+        .get_auth("/api/v1/me", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = me["id"].as_str().unwrap().to_string();
+    // Somebody else's token, a password the account does not have, a token that is not one.
+    app.get_auth("/api/v1/me", &supabase_token(&app, "sb-other", None))
+        .await;
+    let other = supabase_token(&app, "sb-other", None);
+    for body in [
+        json!({"provider_token": other}),
+        json!({"current_password": PASSWORD}),
+        json!({"provider_token": "eyJhbGciOiJub25lIn0.e30."}),
+    ] {
+        let res = erase(&app, &token, body.clone()).await;
+        assert_eq!(res.status(), 422, "{body}");
+    }
+    // A token issued more than 5 minutes ago is no re-authentication.
+    app.clock.advance(std::time::Duration::from_secs(6 * 60));
+    let res = erase(&app, &token, json!({"provider_token": token})).await;
+    assert_eq!(res.status(), 422);
+    assert_eq!(
+        app.get_auth("/api/v1/me", &token).await.status(),
+        200,
+        "still there"
+    );
+    // A fresh one is.
+    let fresh = supabase_token(&app, "sb-erase-me", Some("erin@example.org"));
+    let res = erase(&app, &fresh, json!({"provider_token": fresh})).await;
+    assert_eq!(res.status(), 204);
+    // The provider token never reaches the erased account again (at most a new sign-up).
+    let res = app.get_auth("/api/v1/me", &fresh).await;
+    if res.status() == 200 {
+        let me: Value = res.json().await.unwrap();
+        assert_ne!(
+            me["id"],
+            id.as_str(),
+            "a provider token reached an erased account"
+        );
+    } else {
+        assert_eq!(res.status(), 401);
+    }
+    assert!(
+        rows_containing(&app, "sb-erase-me")
+            .iter()
+            .all(|(table, _, _)| table == "user_identities"),
+        "only a new sign-up's own link"
+    );
+}

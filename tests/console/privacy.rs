@@ -174,3 +174,38 @@ async fn an_admin_exports_and_erases_with_a_reason_and_the_console_shows_the_tom
         .await;
     assert_eq!(res.status(), 409);
 }
+
+#[actix_web::test]
+async fn erasing_an_admin_ends_their_console_session_and_api_session_at_once() {
+    let app = admin_app().spawn().await;
+    app.register_admin("root").await;
+    let ops = app.admin_user("ops").await;
+    let ops_id = user_id(&app, "ops");
+    let mut theirs = Console::new(&app);
+    theirs.sign_in("ops").await;
+    assert_eq!(theirs.get("/admin").await.status(), 200);
+    let mut mine = Console::new(&app);
+    mine.sign_in("root").await;
+    let csrf = mine.csrf().await;
+    let res = mine
+        .post(
+            &format!("/admin/users/{ops_id}/erase"),
+            &[
+                ("csrf_token", &csrf),
+                ("reason", "left the company, GDPR"),
+                ("confirm", "ops"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let res = theirs.get("/admin").await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        crate::client::location(&res).as_deref(),
+        Some("/admin/login")
+    );
+    assert_eq!(app.get_auth("/api/v1/me", &ops.access).await.status(), 401);
+    // Their old name cannot sign in to the console either.
+    let res = theirs.sign_in_as("ops", crate::support::PASSWORD).await;
+    assert_ne!(crate::client::location(&res).as_deref(), Some("/admin"));
+}
