@@ -15,6 +15,7 @@ mod db;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use rampart::audit::{Actor, AuditKey, Auditor, RequestMeta};
 use rampart::config::settings::DatabaseSettings;
@@ -67,7 +68,7 @@ fn main() {
     let wrapped = ring.wrap(alice, &data_key).unwrap();
     let body = data_key.encrypt(&[b'x'; 1024]);
     let seeding = Instant::now();
-    diesel::sql_query(format!(
+    conn.batch_execute(&format!(
         "INSERT INTO users (id, username, email, password_hash, created_at, updated_at) VALUES \
            ('{alice}', 'alice', 'alice@example.org', 'x', now(), now()), \
            ('{bob}', 'bob', 'bob@example.org', 'x', now(), now()); \
@@ -82,16 +83,15 @@ fn main() {
            FROM generate_series(1, {n}) g;",
         wrapped.master_key_id, wrapped.token
     ))
-    .execute(&mut conn)
     .unwrap();
     // One 1 MiB attachment on the last message, in 4 chunks.
     let attachment = Uuid::now_v7();
     diesel::sql_query(format!(
         "INSERT INTO attachments (id, message_id, conversation_id, data_key_id, name_ciphertext, \
            content_type, size, chunks, position, created_at) \
-         SELECT '{attachment}', id, '{conversation}', '{key_id}', '{}', 'bin', 1048576, 4, 0, now() \
+         SELECT '{attachment}', id, '{conversation}', '{key_id}', '{}', 'pdf', 1048576, 4, 0, now() \
          FROM messages WHERE seq = {n}",
-        data_key.encrypt(b"big.bin")
+        data_key.encrypt(b"big.pdf")
     ))
     .execute(&mut conn)
     .unwrap();

@@ -315,9 +315,12 @@ fn write_message<W: Write>(
         map.remove("cursor");
     }
     let text = serde_json::to_string(&object).map_err(io::Error::other)?;
-    // The object without its closing brace; the attachments follow as one more field.
-    out.write_all(text.trim_end_matches('}').as_bytes())?;
-    if text.len() > 2 {
+    // The object without its one closing brace; the attachments follow as one more field.
+    let open = text
+        .strip_suffix('}')
+        .ok_or_else(|| io::Error::other("a message did not serialise as an object"))?;
+    out.write_all(open.as_bytes())?;
+    if open.len() > 1 {
         out.write_all(b",")?;
     }
     out.write_all(b"\"attachments\":[")?;
