@@ -24,7 +24,7 @@
 
 pub mod attachment;
 pub mod cli;
-pub mod export;
+mod export;
 pub mod model;
 pub mod routes;
 pub mod store;
@@ -38,7 +38,14 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use export::{ExportedAttachment, ExportedConversation};
+/// A member's data for their export (`privacy`), read in keyset pages: see `export.rs`.
+pub use export::{
+    ExportedAttachment, ExportedConversation, attachment as export_attachment,
+    attachment_chunk as export_attachment_chunk, attachment_readable as export_attachment_readable,
+    attachments_page as export_attachments_page,
+    authored_elsewhere_page as export_authored_elsewhere_page,
+    conversations_page as export_conversations_page, messages_page as export_messages_page,
+};
 pub use model::{
     AttachmentView, ConversationView, Cursor, MemberView, MessagePage, MessageText, MessageView,
     PageRequest, UsageStats,

@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::model::ExportFormat;
-use crate::conversations::export as conv;
+use crate::conversations as conv;
 use crate::crypto::keyring::KeyRing;
 use crate::db::Pool;
 use crate::error::AppError;
@@ -89,19 +89,23 @@ pub fn produce<W: Write>(pool: &Pool, ring: &KeyRing, job: &Job, out: W) -> io::
             let mut after = None;
             loop {
                 let page = db(pool, |c| {
-                    conv::attachments_page(c, ring, job.user_id, after, PAGE)
+                    conv::export_attachments_page(c, ring, job.user_id, after, PAGE)
                 })?;
                 let Some(last) = page.last() else { break };
                 after = Some(last.id);
                 for attachment in &page {
-                    if !db(pool, |c| conv::attachment_readable(c, ring, attachment))? {
+                    if !db(pool, |c| {
+                        conv::export_attachment_readable(c, ring, attachment)
+                    })? {
                         continue;
                     }
                     zip.start_file(attachment_path(attachment), options)
                         .map_err(io::Error::other)?;
                     for seq in 0..attachment.chunks() {
-                        let chunk = db(pool, |c| conv::attachment_chunk(c, ring, attachment, seq))?
-                            .ok_or_else(|| io::Error::other("an attachment chunk is missing"))?;
+                        let chunk = db(pool, |c| {
+                            conv::export_attachment_chunk(c, ring, attachment, seq)
+                        })?
+                        .ok_or_else(|| io::Error::other("an attachment chunk is missing"))?;
                         zip.write_all(&chunk)?;
                     }
                 }
@@ -201,7 +205,9 @@ fn write_document<W: Write>(
     let mut after = None;
     let mut first = true;
     loop {
-        let page = db(pool, |c| conv::conversations_page(c, ring, id, after, 50))?;
+        let page = db(pool, |c| {
+            conv::export_conversations_page(c, ring, id, after, 50)
+        })?;
         let Some(last) = page.last() else { break };
         after = Some(last.id);
         for conversation in &page {
@@ -216,7 +222,7 @@ fn write_document<W: Write>(
             let mut first_message = true;
             loop {
                 let messages = db(pool, |c| {
-                    conv::messages_page(c, ring, id, conversation.id, seq, PAGE)
+                    conv::export_messages_page(c, ring, id, conversation.id, seq, PAGE)
                 })?;
                 let Some((last, _)) = messages.last() else {
                     break;
@@ -241,7 +247,7 @@ fn write_document<W: Write>(
     let mut first = true;
     loop {
         let page = db(pool, |c| {
-            conv::authored_elsewhere_page(c, ring, id, after, PAGE)
+            conv::export_authored_elsewhere_page(c, ring, id, after, PAGE)
         })?;
         let Some(last) = page.last() else { break };
         after = Some(last.id);
@@ -328,9 +334,9 @@ fn write_message<W: Write>(
         if i > 0 {
             out.write_all(b",")?;
         }
-        let attachment = db(pool, |c| conv::attachment(c, ring, user_id, view.id))?;
+        let attachment = db(pool, |c| conv::export_attachment(c, ring, user_id, view.id))?;
         let readable = match &attachment {
-            Some(a) => db(pool, |c| conv::attachment_readable(c, ring, a))?,
+            Some(a) => db(pool, |c| conv::export_attachment_readable(c, ring, a))?,
             None => false,
         };
         out.write_all(b"{\"id\":")?;
@@ -346,7 +352,7 @@ fn write_message<W: Write>(
                 out.write_all(b",\"content_base64\":\"")?;
                 let mut carry: Vec<u8> = Vec::with_capacity(3);
                 for seq in 0..a.chunks() {
-                    let chunk = db(pool, |c| conv::attachment_chunk(c, ring, &a, seq))?
+                    let chunk = db(pool, |c| conv::export_attachment_chunk(c, ring, &a, seq))?
                         .ok_or_else(|| io::Error::other("an attachment chunk is missing"))?;
                     carry.extend_from_slice(&chunk);
                     let whole = carry.len() / 3 * 3;

@@ -2,7 +2,7 @@
 //!
 //! **Boundary.** Owns no table. It reaches every feature that holds a user's data only through
 //! that feature's `mod.rs`: each contributes its part of the export (`sessions::all_for_user`,
-//! `conversations::export`…) and its part of an erasure (`*::forget_user_in_tx`,
+//! `conversations::export_*`…) and its part of an erasure (`*::forget_user_in_tx`,
 //! `*::scrub_for_erasure_in_tx`), so the rule for a table stays with the module that owns it.
 //! No other feature imports this one.
 //!
