@@ -165,6 +165,15 @@ impl RouteDoc {
         self
     }
 
+    /// 200 with a `T` as JSON, or (chosen by the request) a file of one of `media_types`.
+    pub fn ok_or_download<T: ToSchema>(&mut self, media_types: &[&'static str]) -> &mut Self {
+        self.respond(200, Some(SchemaDoc::of::<T>()));
+        if let Some(success) = &mut self.success {
+            success.download = media_types.to_vec();
+        }
+        self
+    }
+
     /// 204, no body.
     pub fn no_content(&mut self) -> &mut Self {
         self.respond(204, None)

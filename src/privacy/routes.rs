@@ -19,7 +19,7 @@ pub fn routes(r: &mut ApiRoutes) {
         export_me,
     )
     .query::<ExportParams>()
-    .download(&["application/json", "application/zip"]);
+    .ok_or_download::<ExportDocument>(&["application/zip"]);
     r.add(
         Method::DELETE,
         "/api/v1/me",
@@ -28,6 +28,31 @@ pub fn routes(r: &mut ApiRoutes) {
     )
     .body::<EraseBody>()
     .no_content();
+}
+
+/// The JSON export (`format=json`), as the OpenAPI document describes it; `super::export` writes
+/// it as a stream. Conversations and messages are described loosely (objects): see README.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct ExportDocument {
+    /// `rampart-export/1`.
+    format: String,
+    #[schema(format = DateTime)]
+    exported_at: String,
+    user: crate::users::UserView,
+    identities: Vec<crate::identity::IdentityView>,
+    sessions: Vec<crate::sessions::SessionView>,
+    api_keys: Vec<crate::api_keys::ApiKeyView>,
+    subscription: Option<crate::webhooks::SubscriptionView>,
+    blocks: Vec<crate::conversations::BlockView>,
+    /// `[{conversation, messages: [...]}]`: every conversation the user is a member of.
+    #[schema(value_type = Vec<Object>)]
+    conversations: Vec<serde_json::Value>,
+    /// The user's own messages in conversations they have left.
+    #[schema(value_type = Vec<Object>)]
+    messages_in_left_conversations: Vec<serde_json::Value>,
+    audit_events: Vec<crate::audit::OwnEvent>,
+    audit_events_by_others: Vec<crate::audit::AccountEvent>,
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -73,13 +73,20 @@ fn operation(route: &RouteInfo, components: &mut BTreeMap<String, Value>) -> Val
                 response["content"] = json!({ "application/json": { "schema": body.schema } });
             }
             if !download.is_empty() {
-                let content: serde_json::Map<String, Value> = download
+                let mut content: serde_json::Map<String, Value> = download
                     .iter()
                     .map(|t| {
                         let schema = json!({ "schema": { "type": "string", "format": "binary" } });
                         ((*t).to_string(), schema)
                     })
                     .collect();
+                // A JSON body beside the files (`ok_or_download`) keeps its schema.
+                if let Some(body) = body {
+                    content.insert(
+                        "application/json".into(),
+                        json!({ "schema": body.schema.clone() }),
+                    );
+                }
                 response["content"] = Value::Object(content);
             }
             if !links.is_empty() {
