@@ -30,6 +30,8 @@ pub struct AppState {
     pub csrf_key: HmacKey,
     /// The master keys that wrap the per-user data keys (ENCRYPTION_KEY + ENCRYPTION_KEYS_PREVIOUS).
     pub keyring: Arc<KeyRing>,
+    /// The live-event bus between instances (started by the server; inert in the CLI).
+    pub bus: Arc<crate::bus::Bus>,
 }
 
 impl AppState {
@@ -40,6 +42,7 @@ impl AppState {
             api_key_hmac: api_key_hmac(&settings)?,
             csrf_key: csrf_key(&settings)?,
             keyring: Arc::new(key_ring(&settings)?),
+            bus: Arc::new(crate::bus::Bus::new(&settings)),
             auditor: {
                 let clock = clock.clone();
                 Auditor::from_settings(&settings)

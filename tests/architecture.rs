@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// DESIGN §5, lowest first. Every top-level module must be listed.
 const LAYERS: &[(u8, &[&str])] = &[
     (1, &["config", "clock", "crypto", "error", "telemetry"]),
-    (2, &["db", "http"]),
+    (2, &["db", "http", "bus"]),
     (3, &["auth", "users", "audit"]),
     (4, &["state"]),
     (

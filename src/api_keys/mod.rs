@@ -256,6 +256,18 @@ pub fn count_accepting(
     Ok(store::count_accepting(conn, now)?)
 }
 
+/// Which of `ids` still accept requests (live delivery closes the sockets of the others).
+pub fn accepting_among(
+    conn: &mut diesel::PgConnection,
+    ids: &[Uuid],
+    now: OffsetDateTime,
+) -> Result<Vec<Uuid>, AppError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(store::accepting_among(conn, ids, now)?)
+}
+
 /// Revokes one of the caller's keys. Idempotent; another user's key is indistinguishable from a
 /// missing one (404).
 pub async fn revoke_own(

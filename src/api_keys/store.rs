@@ -298,6 +298,32 @@ pub fn count_accepting(conn: &mut PgConnection, now: OffsetDateTime) -> QueryRes
         .get_result(conn)
 }
 
+/// Which of `ids` accept requests now (not revoked, not expired, within any rotation grace, the
+/// owner active).
+pub fn accepting_among(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    now: OffsetDateTime,
+) -> QueryResult<Vec<Uuid>> {
+    api_keys::table
+        .filter(api_keys::id.eq_any(ids))
+        .filter(api_keys::revoked_at.is_null())
+        .filter(
+            api_keys::expires_at
+                .is_null()
+                .or(api_keys::expires_at.gt(now)),
+        )
+        .filter(
+            api_keys::rotated_to
+                .is_null()
+                .or(api_keys::grace_until.gt(now)),
+        )
+        .inner_join(users::table)
+        .filter(users::active.eq(true))
+        .select(api_keys::id)
+        .load(conn)
+}
+
 /// One key with its owner's username (admin views).
 pub fn find_with_owner(
     conn: &mut PgConnection,

@@ -246,6 +246,35 @@ pub struct ConversationSettings {
     pub retention_days: Option<u32>,
 }
 
+/// Which bus carries live events between instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveBus {
+    /// Postgres `LISTEN/NOTIFY` (nothing else to run).
+    Postgres,
+    /// Redis pub/sub on REDIS_URL.
+    Redis,
+}
+
+impl LiveBus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LiveBus::Postgres => "postgres",
+            LiveBus::Redis => "redis",
+        }
+    }
+}
+
+/// Live delivery over WebSocket.
+#[derive(Debug, Clone)]
+pub struct LiveSettings {
+    pub bus: LiveBus,
+    pub max_per_user: u32,
+    pub max_per_ip: u32,
+    pub max_frame_bytes: usize,
+    pub allow_no_origin: bool,
+    pub ping_interval: Duration,
+}
+
 /// The HTTP server's connection timing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpSettings {
@@ -313,6 +342,7 @@ pub struct Settings {
     pub secrets: Secrets,
     pub webhooks: WebhookSettings,
     pub conversations: ConversationSettings,
+    pub live: LiveSettings,
     pub admin_emails: Vec<String>,
     pub super_admin_email: Option<String>,
     /// Whether an ADMIN_EMAILS address makes a provider-provisioned user an admin (only when
@@ -511,6 +541,7 @@ impl Layered {
                 max_body_bytes: self.number("WEBHOOK_MAX_BODY_BYTES")?,
             },
             conversations: self.conversation_settings()?,
+            live: self.live_settings()?,
             admin_emails: self
                 .list("ADMIN_EMAILS")?
                 .into_iter()
@@ -744,6 +775,52 @@ impl Layered {
             attachment_max_bytes,
             attachment_types,
             retention_days: (retention > 0).then_some(retention),
+        })
+    }
+
+    fn live_settings(&self) -> Result<LiveSettings, ConfigError> {
+        let bus = match self.text("LIVE_BUS")?.trim().to_ascii_lowercase().as_str() {
+            "postgres" => LiveBus::Postgres,
+            "redis" => {
+                if self.secret("REDIS_URL")?.is_none() {
+                    return Err(ConfigError::invalid(
+                        "LIVE_BUS",
+                        "is redis but REDIS_URL is not set",
+                    ));
+                }
+                LiveBus::Redis
+            }
+            _ => return Err(ConfigError::invalid("LIVE_BUS", "must be postgres or redis")),
+        };
+        let max_per_user: u32 = self.number("WS_MAX_PER_USER")?;
+        let max_per_ip: u32 = self.number("WS_MAX_PER_IP")?;
+        if !(1..=1000).contains(&max_per_user) {
+            return Err(ConfigError::invalid("WS_MAX_PER_USER", "must be between 1 and 1000"));
+        }
+        if !(1..=100_000).contains(&max_per_ip) {
+            return Err(ConfigError::invalid("WS_MAX_PER_IP", "must be between 1 and 100000"));
+        }
+        let max_frame_bytes: usize = self.number("WS_MAX_FRAME_BYTES")?;
+        if !(256..=1024 * 1024).contains(&max_frame_bytes) {
+            return Err(ConfigError::invalid(
+                "WS_MAX_FRAME_BYTES",
+                "must be between 256 and 1048576",
+            ));
+        }
+        let ping: u64 = self.number("WS_PING_INTERVAL_SECONDS")?;
+        if !(1..=300).contains(&ping) {
+            return Err(ConfigError::invalid(
+                "WS_PING_INTERVAL_SECONDS",
+                "must be between 1 and 300",
+            ));
+        }
+        Ok(LiveSettings {
+            bus,
+            max_per_user,
+            max_per_ip,
+            max_frame_bytes,
+            allow_no_origin: self.boolean("WS_ALLOW_NO_ORIGIN")?,
+            ping_interval: Duration::from_secs(ping),
         })
     }
 

@@ -199,6 +199,48 @@ pub const SETTINGS: &[SettingSpec] = &[
         "days messages are kept (0: forever)",
         |s| s.conversations.retention_days.unwrap_or(0).to_string(),
     ),
+    setting(
+        "LIVE_BUS",
+        S,
+        Str("postgres"),
+        "live delivery between instances: postgres (LISTEN/NOTIFY) or redis (pub/sub, REDIS_URL)",
+        |s| s.live.bus.as_str().into(),
+    ),
+    setting(
+        "WS_MAX_PER_USER",
+        I,
+        Int(5),
+        "WebSocket connections per user, all instances",
+        |s| s.live.max_per_user.to_string(),
+    ),
+    setting(
+        "WS_MAX_PER_IP",
+        I,
+        Int(20),
+        "WebSocket connections per client IP, all instances",
+        |s| s.live.max_per_ip.to_string(),
+    ),
+    setting(
+        "WS_MAX_FRAME_BYTES",
+        I,
+        Int(16384),
+        "largest WebSocket frame a client may send",
+        |s| s.live.max_frame_bytes.to_string(),
+    ),
+    setting(
+        "WS_ALLOW_NO_ORIGIN",
+        B,
+        Bool(false),
+        "accept WebSocket upgrades without an Origin header (non-browser clients)",
+        |s| s.live.allow_no_origin.to_string(),
+    ),
+    setting(
+        "WS_PING_INTERVAL_SECONDS",
+        I,
+        Int(20),
+        "seconds between pings; a socket missing 2 pongs is closed",
+        |s| s.live.ping_interval.as_secs().to_string(),
+    ),
     setting("ADMIN_EMAILS", L, List(&[]), "admin addresses", |s| {
         list(&s.admin_emails)
     }),

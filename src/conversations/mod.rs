@@ -56,6 +56,7 @@ use self::model::{DELETED_USER, MemberList, Title, UNAVAILABLE_TEXT};
 use self::store::{AttachmentRow, ConversationRow, MessageRow};
 use crate::audit::{Action, Actor, Event, Outcome, RequestMeta};
 use crate::auth::Principal;
+use crate::bus::{Event as LiveEvent, EventKind};
 use crate::config::settings::ConversationSettings;
 use crate::crypto::keyring::DataKey;
 use crate::error::{AppError, FieldError};
@@ -527,7 +528,51 @@ pub async fn send(
     })
     .await
     .map_err(AppError::from);
-    crate::rate_limit::quota_audited(state, principal, meta, result).await
+    let view = crate::rate_limit::quota_audited(state, principal, meta, result).await?;
+    publish(
+        state,
+        LiveEvent::new(EventKind::MessageCreated, conversation_id).message(view.id),
+    );
+    Ok(view)
+}
+
+/// The members of a conversation (live delivery checks every event against them).
+pub fn member_ids(conn: &mut PgConnection, conversation_id: Uuid) -> Result<Vec<Uuid>, AppError> {
+    Ok(store::members(conn, conversation_id)?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect())
+}
+
+/// Whether `user_id` is a member of `conversation_id`.
+pub fn is_member(
+    conn: &mut PgConnection,
+    conversation_id: Uuid,
+    user_id: Uuid,
+) -> Result<bool, AppError> {
+    Ok(store::is_member(conn, conversation_id, user_id)?)
+}
+
+/// One message as `member_id` sees it (live delivery: loaded once per event, then sent to every
+/// member's socket); `None` when they are not a member or it does not exist.
+pub fn message_for_member(
+    conn: &mut PgConnection,
+    ring: &crate::crypto::keyring::KeyRing,
+    conversation_id: Uuid,
+    message_id: Uuid,
+    member_id: Uuid,
+) -> Result<Option<MessageView>, AppError> {
+    let Some(row) = store::message_for_member(conn, conversation_id, message_id, member_id)? else {
+        return Ok(None);
+    };
+    Ok(message_views(conn, ring, vec![row])
+        .map_err(AppError::from)?
+        .pop())
+}
+
+/// Tells every instance (after the commit) what changed, by id: `live` loads and checks the rest.
+fn publish(state: &AppState, event: LiveEvent) {
+    state.bus.publish(event);
 }
 
 /// Encrypts `file` in chunks under the author's key and stores it.
@@ -762,7 +807,7 @@ pub async fn edit(
     let ring = state.keyring.clone();
     let user_id = principal.user_id;
     let at = now(state);
-    Ok(in_tx(state, move |conn| {
+    let view = in_tx(state, move |conn| {
         changeable(conn, &settings, conversation_id, message_id, user_id, at)?;
         if store::blocked_by_a_member(conn, conversation_id, user_id)? {
             return Err(ConversationError::Blocked);
@@ -781,7 +826,12 @@ pub async fn edit(
             .pop()
             .ok_or(ConversationError::NotFound)
     })
-    .await?)
+    .await?;
+    publish(
+        state,
+        LiveEvent::new(EventKind::MessageEdited, conversation_id).message(message_id),
+    );
+    Ok(view)
 }
 
 /// Deletes the caller's own message (content and attachments), within the edit window.
@@ -794,12 +844,17 @@ pub async fn delete(
     let settings = state.settings.conversations.clone();
     let user_id = principal.user_id;
     let at = now(state);
-    Ok(in_tx(state, move |conn| {
+    in_tx(state, move |conn| {
         changeable(conn, &settings, conversation_id, message_id, user_id, at)?;
         store::soft_delete(conn, message_id, at)?;
         Ok(())
     })
-    .await?)
+    .await?;
+    publish(
+        state,
+        LiveEvent::new(EventKind::MessageDeleted, conversation_id).message(message_id),
+    );
+    Ok(())
 }
 
 /// Moves the caller's read marker to `up_to` (a message cursor); returns the marker's cursor and
@@ -811,13 +866,20 @@ pub async fn mark_read(
     up_to: Cursor,
 ) -> Result<(String, i64), AppError> {
     let user_id = principal.user_id;
-    Ok(in_tx(state, move |conn| {
+    let (marker, unread) = in_tx(state, move |conn| {
         let marker = store::mark_read(conn, conversation_id, user_id, up_to.0)?
             .ok_or(ConversationError::NotFound)?;
         let unread = store::unread_count(conn, conversation_id, user_id, marker)?;
-        Ok((Cursor(marker.max(1)).encode(), unread))
+        Ok((marker, unread))
     })
-    .await?)
+    .await?;
+    publish(
+        state,
+        LiveEvent::new(EventKind::Read, conversation_id)
+            .user(user_id)
+            .seq(marker),
+    );
+    Ok((Cursor(marker.max(1)).encode(), unread))
 }
 
 /// Takes the caller out of the conversation; it is deleted when nobody is left.
@@ -827,14 +889,19 @@ pub async fn leave(
     conversation_id: Uuid,
 ) -> Result<(), AppError> {
     let user_id = principal.user_id;
-    Ok(in_tx(state, move |conn| {
+    in_tx(state, move |conn| {
         if store::leave(conn, conversation_id, user_id)? {
             Ok(())
         } else {
             Err(ConversationError::NotFound)
         }
     })
-    .await?)
+    .await?;
+    publish(
+        state,
+        LiveEvent::new(EventKind::MemberLeft, conversation_id).user(user_id),
+    );
+    Ok(())
 }
 
 /// Account erasure, inside the caller's transaction: drops every block the user made or received.

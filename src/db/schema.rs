@@ -265,6 +265,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    ws_connections (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        ip -> Text,
+        instance_id -> Uuid,
+        opened_at -> Timestamptz,
+        seen_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    ws_tickets (token_hash) {
+        token_hash -> Bytea,
+        user_id -> Uuid,
+        session_id -> Nullable<Uuid>,
+        api_key_id -> Nullable<Uuid>,
+        identity_id -> Nullable<Uuid>,
+        ip -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::joinable!(admin_sessions -> users (user_id));
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(attachment_chunks -> attachments (attachment_id));
@@ -285,6 +310,8 @@ diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(subscriptions -> users (user_id));
 diesel::joinable!(user_identities -> users (user_id));
+diesel::joinable!(ws_connections -> users (user_id));
+diesel::joinable!(ws_tickets -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     admin_sessions,
@@ -307,4 +334,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_identities,
     users,
     webhook_events,
+    ws_connections,
+    ws_tickets,
 );

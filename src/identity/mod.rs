@@ -187,6 +187,15 @@ pub fn unlink_all_in_tx(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<Id
     Ok(identities)
 }
 
+/// Which of `ids` are identities still linked to an active user (live delivery closes the sockets
+/// of provider tokens whose identity was unlinked or whose user was disabled or erased).
+pub fn active_among(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Uuid>, AppError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(store::active_among(conn, ids)?)
+}
+
 /// An admin unlinks any user's identity (same rule: never the last way to sign in).
 pub async fn unlink_any(
     state: &crate::state::AppState,

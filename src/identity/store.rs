@@ -61,6 +61,17 @@ pub fn delete_all_of_user(conn: &mut PgConnection, user_id: Uuid) -> QueryResult
         .execute(conn)
 }
 
+/// Which of `ids` are identities still linked to an active user.
+pub fn active_among(conn: &mut PgConnection, ids: &[Uuid]) -> QueryResult<Vec<Uuid>> {
+    use crate::db::schema::users;
+    user_identities::table
+        .inner_join(users::table)
+        .filter(user_identities::id.eq_any(ids))
+        .filter(users::active.eq(true))
+        .select(user_identities::id)
+        .load(conn)
+}
+
 /// The identity and its user, in one query (the per-request lookup of a provider token).
 pub fn find_with_user(
     conn: &mut PgConnection,

@@ -346,6 +346,20 @@ pub fn scrub_for_erasure_in_tx(conn: &mut PgConnection, user_id: Uuid) -> Result
     Ok(store::scrub_client_details(conn, user_id)?)
 }
 
+/// Which of `ids` are still live sessions of active users (live delivery closes the sockets of
+/// the others within a second).
+pub fn live_among(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    now: OffsetDateTime,
+    idle: std::time::Duration,
+) -> Result<Vec<Uuid>, AppError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(store::live_among(conn, ids, now, clock::before(now, idle))?)
+}
+
 /// Every session of the user (for their data export), inside the caller's connection.
 pub fn all_for_user(
     conn: &mut PgConnection,

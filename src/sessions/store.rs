@@ -89,6 +89,25 @@ pub fn live_check(
         .optional()
 }
 
+/// Which of `ids` are live sessions of active users: not revoked, not expired, used since
+/// `idle_since`.
+pub fn live_among(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    now: OffsetDateTime,
+    idle_since: OffsetDateTime,
+) -> QueryResult<Vec<Uuid>> {
+    sessions::table
+        .inner_join(users::table)
+        .filter(sessions::id.eq_any(ids))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now))
+        .filter(sessions::last_used_at.gt(idle_since))
+        .filter(users::active.eq(true))
+        .select(sessions::id)
+        .load(conn)
+}
+
 pub fn find_for_user(
     conn: &mut PgConnection,
     user_id: Uuid,

@@ -1,0 +1,2 @@
+DROP TABLE ws_connections;
+DROP TABLE ws_tickets;
