@@ -53,6 +53,7 @@ pub struct Application {
     port: u16,
     server: Server,
     limiter: Option<Arc<Limiter>>,
+    live: web::Data<Arc<crate::live::Live>>,
 }
 
 impl Application {
@@ -93,9 +94,11 @@ impl Application {
             state.auditor.clone(),
             state.settings.conversations.clone(),
         );
+        let live = web::Data::new(crate::live::Live::start(&state));
         let server = run(
             listener,
             state,
+            live.clone(),
             limiter.clone(),
             inbox,
             providers,
@@ -105,6 +108,7 @@ impl Application {
             port,
             server,
             limiter,
+            live,
         })
     }
 
@@ -120,14 +124,42 @@ impl Application {
         }
     }
 
+    /// Runs until stopped. On SIGTERM or Ctrl-C the live sockets are closed with 1001 first, so
+    /// the server's graceful shutdown is not held up by them.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let live = self.live.clone();
+        actix_web::rt::spawn(async move {
+            shutdown_signal().await;
+            live.hub.shut_down();
+        });
         self.server.await
+    }
+
+    /// This instance's live delivery (tests: sockets connected, dropped).
+    pub fn live(&self) -> Arc<crate::live::Live> {
+        self.live.get_ref().clone()
+    }
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
     }
 }
 
 fn run(
     listener: TcpListener,
     state: web::Data<AppState>,
+    live: web::Data<Arc<crate::live::Live>>,
     limiter: Option<Arc<Limiter>>,
     inbox: web::Data<Inbox>,
     providers: web::Data<crate::identity::Providers>,
@@ -149,6 +181,7 @@ fn run(
             .app_data(limiter.clone())
             .app_data(inbox.clone())
             .app_data(providers.clone())
+            .app_data(live.clone())
             .configure(|cfg| edge.register(cfg))
             .configure(crate::web::mount)
             .configure(crate::console::mount)

@@ -16,6 +16,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod identity;
+pub mod live;
 pub mod privacy;
 pub mod rate_limit;
 pub mod serve;

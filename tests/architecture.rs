@@ -29,6 +29,7 @@ const LAYERS: &[(u8, &[&str])] = &[
             "identity",
             "conversations",
             "privacy",
+            "live",
             "mfa",
             "email",
             "operations",

@@ -790,15 +790,26 @@ impl Layered {
                 }
                 LiveBus::Redis
             }
-            _ => return Err(ConfigError::invalid("LIVE_BUS", "must be postgres or redis")),
+            _ => {
+                return Err(ConfigError::invalid(
+                    "LIVE_BUS",
+                    "must be postgres or redis",
+                ));
+            }
         };
         let max_per_user: u32 = self.number("WS_MAX_PER_USER")?;
         let max_per_ip: u32 = self.number("WS_MAX_PER_IP")?;
         if !(1..=1000).contains(&max_per_user) {
-            return Err(ConfigError::invalid("WS_MAX_PER_USER", "must be between 1 and 1000"));
+            return Err(ConfigError::invalid(
+                "WS_MAX_PER_USER",
+                "must be between 1 and 1000",
+            ));
         }
         if !(1..=100_000).contains(&max_per_ip) {
-            return Err(ConfigError::invalid("WS_MAX_PER_IP", "must be between 1 and 100000"));
+            return Err(ConfigError::invalid(
+                "WS_MAX_PER_IP",
+                "must be between 1 and 100000",
+            ));
         }
         let max_frame_bytes: usize = self.number("WS_MAX_FRAME_BYTES")?;
         if !(256..=1024 * 1024).contains(&max_frame_bytes) {

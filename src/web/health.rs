@@ -65,6 +65,10 @@ async fn ready(
             "migrations": "current",
             "encryption": "ok",
             "identity_providers": identity,
+            // Live delivery between instances: `down` while the bus connection is being
+            // re-established (sockets are told to resync); the API itself is unaffected.
+            "live_bus": if state.bus.is_up() { "ok" } else { "down" },
+            "live_bus_kind": state.bus.kind().as_str(),
         }))),
         Ok(Ok(Readiness::MigrationsPending)) => {
             tracing::warn!("not ready: migrations pending");

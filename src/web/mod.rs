@@ -27,6 +27,7 @@ pub fn api_routes() -> ApiRoutes {
     crate::identity::routes::routes(&mut routes);
     crate::conversations::routes::routes(&mut routes);
     crate::privacy::routes::routes(&mut routes);
+    crate::live::routes::routes(&mut routes);
     routes
 }
 
@@ -36,6 +37,7 @@ pub fn mount(cfg: &mut web::ServiceConfig) {
     cfg.app_data(authenticator());
     health::routes(cfg);
     api_routes().register(cfg);
+    crate::live::routes::mount(cfg);
     jwks_route(cfg);
     openapi::routes(cfg);
 }

@@ -16,6 +16,7 @@ mod health;
 mod http_hardening;
 mod identities;
 mod identity;
+mod live;
 mod openapi;
 mod permissions;
 mod privacy;
