@@ -104,6 +104,9 @@ pub struct Bus {
     kind: LiveBus,
     database_url: secrecy::SecretString,
     redis_url: Option<secrecy::SecretString>,
+    /// The Redis channel: REDIS_KEY_PREFIX + [`CHANNEL`], so deployments sharing a Redis do not
+    /// hear each other.
+    redis_channel: String,
     outgoing: std::sync::Mutex<Option<mpsc::Sender<Event>>>,
     incoming: broadcast::Sender<Signal>,
     up: Arc<AtomicBool>,
@@ -126,6 +129,7 @@ impl Bus {
             kind: settings.live.bus,
             database_url: settings.database.url.clone(),
             redis_url: settings.rate_limit.redis_url.clone(),
+            redis_channel: format!("{}{CHANNEL}", settings.rate_limit.redis_key_prefix),
             outgoing: std::sync::Mutex::new(None),
             incoming,
             up: Arc::new(AtomicBool::new(false)),
@@ -154,8 +158,13 @@ impl Bus {
             }
             LiveBus::Redis => {
                 let url = self.redis_url.clone().unwrap_or_default();
-                redis::spawn_publisher(url.clone(), rx);
-                redis::spawn_listener(url, self.incoming.clone(), self.up.clone());
+                redis::spawn_publisher(url.clone(), self.redis_channel.clone(), rx);
+                redis::spawn_listener(
+                    url,
+                    self.redis_channel.clone(),
+                    self.incoming.clone(),
+                    self.up.clone(),
+                );
             }
         }
     }

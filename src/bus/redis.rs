@@ -1,4 +1,4 @@
-//! The Redis bus: `PUBLISH` and `SUBSCRIBE` on [`CHANNEL`], for deployments that outgrow
+//! The Redis bus: `PUBLISH` and `SUBSCRIBE` on REDIS_KEY_PREFIX + `rampart_live`, for deployments that outgrow
 //! Postgres `NOTIFY` (which serialises the commits of notifying transactions).
 
 use std::sync::Arc;
@@ -8,9 +8,9 @@ use futures_util::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{broadcast, mpsc};
 
-use super::{CHANNEL, Event, Signal, backoff, parse};
+use super::{Event, Signal, backoff, parse};
 
-pub(super) fn spawn_publisher(url: SecretString, mut rx: mpsc::Receiver<Event>) {
+pub(super) fn spawn_publisher(url: SecretString, channel: String, mut rx: mpsc::Receiver<Event>) {
     tokio::spawn(async move {
         let mut attempt = 0;
         loop {
@@ -33,7 +33,7 @@ pub(super) fn spawn_publisher(url: SecretString, mut rx: mpsc::Receiver<Event>) 
                     continue;
                 };
                 let sent: ::redis::RedisResult<i64> = ::redis::cmd("PUBLISH")
-                    .arg(CHANNEL)
+                    .arg(&channel)
                     .arg(payload)
                     .query_async(&mut connection)
                     .await;
@@ -53,6 +53,7 @@ pub(super) fn spawn_publisher(url: SecretString, mut rx: mpsc::Receiver<Event>) 
 
 pub(super) fn spawn_listener(
     url: SecretString,
+    channel: String,
     incoming: broadcast::Sender<Signal>,
     up: Arc<AtomicBool>,
 ) {
@@ -65,7 +66,7 @@ pub(super) fn spawn_listener(
             };
             match pubsub {
                 Ok(mut pubsub) => {
-                    if pubsub.subscribe(CHANNEL).await.is_ok() {
+                    if pubsub.subscribe(&channel).await.is_ok() {
                         attempt = 0;
                         up.store(true, Ordering::Release);
                         tracing::info!("live bus: subscribed on Redis");

@@ -475,3 +475,106 @@ async fn a_client_that_never_reads_is_dropped() {
     assert!(ended, "the socket was dropped");
     assert!(received < sent, "received {received} of {sent}");
 }
+
+#[actix_web::test]
+async fn oversized_and_too_frequent_frames_close_the_socket_and_silent_clients_time_out() {
+    let app = live_app()
+        .env("WS_MAX_FRAME_BYTES", "1024")
+        .env("WS_PING_INTERVAL_SECONDS", "1")
+        .spawn()
+        .await;
+    let bob = app.user("bob").await;
+    // A frame over WS_MAX_FRAME_BYTES: 1009.
+    let mut s = connect(&app, &bob.access).await;
+    s.send(Message::text("x".repeat(2048))).await.unwrap();
+    assert_eq!(
+        closed_with(&mut s, Duration::from_secs(3)).await,
+        Some(1009)
+    );
+    // 100 frames at once: over 10/s (burst 20) — 1008.
+    let mut s = connect(&app, &bob.access).await;
+    for _ in 0..100 {
+        if s.send(Message::text("{\"type\":\"pong\"}")).await.is_err() {
+            break;
+        }
+    }
+    assert_eq!(
+        closed_with(&mut s, Duration::from_secs(3)).await,
+        Some(1008)
+    );
+    // A client that answers pings stays; one that never does is closed after two missed pongs.
+    let mut quiet = connect(&app, &bob.access).await;
+    let mut polite = connect(&app, &bob.access).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut pings = 0;
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(Some(Ok(Message::Text(t)))) =
+            tokio::time::timeout(Duration::from_millis(200), polite.next()).await
+            && t.contains("\"ping\"")
+        {
+            pings += 1;
+            polite
+                .send(Message::text("{\"type\":\"pong\"}"))
+                .await
+                .unwrap();
+        }
+    }
+    assert!(pings >= 3, "{pings} pings");
+    assert_eq!(
+        closed_with(&mut quiet, Duration::from_secs(1)).await,
+        Some(4408)
+    );
+    polite
+        .send(Message::text("{\"type\":\"pong\"}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        closed_with(&mut polite, Duration::from_millis(300)).await,
+        None,
+        "still open"
+    );
+}
+
+#[actix_web::test]
+async fn with_the_redis_bus_two_instances_deliver_the_same_frames() {
+    let redis = crate::support::redis_url();
+    let prefix = format!("live-{}", uuid::Uuid::now_v7().simple());
+    let one = live_app()
+        .env("LIVE_BUS", "redis")
+        .env("REDIS_URL", &redis)
+        .env("REDIS_KEY_PREFIX", &prefix)
+        .spawn()
+        .await;
+    let two = app_sharing_database(&one).spawn().await;
+    let ready: Value = two.get("/ready").await.json().await.unwrap();
+    assert_eq!(ready["live_bus_kind"], "redis");
+    let alice = one.user("alice").await;
+    let bob = one.user("bob").await;
+    let c = start(&one, &alice.access, &["bob"]).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut bobs = connect(&two, &bob.access).await;
+    assert_eq!(subscribe(&mut bobs, &c).await["type"], "subscribed");
+    let mut delivered = None;
+    for i in 0..20 {
+        assert_eq!(
+            send(&one, &alice.access, &c, &format!("via redis {i}"))
+                .await
+                .status(),
+            201
+        );
+        if let Some(f) = next_frame(&mut bobs, Duration::from_millis(500)).await {
+            delivered = Some(f);
+            break;
+        }
+    }
+    let frame = delivered.expect("delivered through Redis");
+    assert_eq!(frame["type"], "message.created");
+    assert!(
+        frame["message"]["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("via redis")
+    );
+}

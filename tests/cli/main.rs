@@ -10,6 +10,7 @@ mod commands;
 mod config;
 mod conversations;
 mod keys;
+mod live;
 mod logs;
 mod privacy;
 mod webhooks;
