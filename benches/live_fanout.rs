@@ -218,7 +218,9 @@ async fn run(bus: &str, clients: usize) {
         tokio::spawn(async move {
             let mut tx = Some(tx);
             while let Some(Ok(message)) = socket.next().await {
-                let Message::Text(text) = message else { continue };
+                let Message::Text(text) = message else {
+                    continue;
+                };
                 let value: Value = serde_json::from_str(&text).unwrap_or_default();
                 match value["type"].as_str() {
                     Some("subscribed") => {
@@ -237,7 +239,10 @@ async fn run(bus: &str, clients: usize) {
                                 .and_then(|b| b.strip_prefix("t="))
                                 .and_then(|t| t.parse::<u64>().ok())
                         {
-                            latencies.lock().await.push(now_micros().saturating_sub(sent));
+                            latencies
+                                .lock()
+                                .await
+                                .push(now_micros().saturating_sub(sent));
                         }
                     }
                     _ => {}

@@ -578,3 +578,34 @@ async fn with_the_redis_bus_two_instances_deliver_the_same_frames() {
             .starts_with("via redis")
     );
 }
+
+#[actix_web::test]
+async fn erasure_closes_the_sockets_and_the_per_ip_cap_counts_every_user() {
+    let app = live_app().env("WS_MAX_PER_IP", "3").spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let mut a1 = connect(&app, &alice.access).await;
+    let _a2 = connect(&app, &alice.access).await;
+    let _b1 = connect(&app, &bob.access).await;
+    // A fourth socket from the same IP, whoever asks: 429.
+    assert_eq!(
+        open(&app, &ticket(&app, &bob.access).await, Some(ORIGIN))
+            .await
+            .err(),
+        Some(429)
+    );
+    // alice erases her account: her sockets close within a second.
+    let res = app
+        .client
+        .delete(app.url("/api/v1/me"))
+        .bearer_auth(&alice.access)
+        .json(&json!({"current_password": crate::support::PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(
+        closed_with(&mut a1, Duration::from_millis(1500)).await,
+        Some(4401)
+    );
+}

@@ -39,7 +39,9 @@ async fn sigterm_closes_live_sockets_with_1001_and_the_ticket_is_never_logged() 
     });
     let mut log = Vec::new();
     let port = loop {
-        let line = rx.recv_timeout(Duration::from_secs(60)).expect("server started");
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server started");
         let parsed: Value = serde_json::from_str(&line).unwrap_or_default();
         log.push(line);
         if parsed["message"] == "rampart listening" {
