@@ -5,7 +5,7 @@
 //! **Boundary.** Infrastructure (layer 2, beside `db`): it knows events as ids and kinds, not
 //! conversations or users. Features publish with [`Bus::publish`] after their transaction
 //! commits; `live` consumes [`Signal`]s from [`Bus::subscribe`]. Two implementations behind one
-//! interface, chosen by LIVE_BUS: Postgres `LISTEN/NOTIFY` on one dedicated connection per
+//! interface, chosen by LIVE_BUS — one trait ([`Transport`]), two implementations: Postgres `LISTEN/NOTIFY` on one dedicated connection per
 //! instance (`postgres.rs`; nothing else to run), or Redis pub/sub (`redis.rs`). Both reconnect
 //! with back-off, and both report a gap — the connection went down, or came back after one — as
 //! [`Signal::Resync`], so clients are told to reload instead of silently missing events.
@@ -98,6 +98,16 @@ pub enum Signal {
     Resync,
 }
 
+/// One way of carrying events between instances (Postgres `LISTEN/NOTIFY`, Redis pub/sub): the
+/// same frames and the same resync rule, whichever is configured.
+pub(crate) trait Transport: Send + Sync {
+    /// Drains `rx`, publishing each event to every instance; reconnects with back-off.
+    fn spawn_publisher(&self, rx: mpsc::Receiver<Event>);
+    /// Forwards every event published by any instance to `incoming`; sets `up` while connected
+    /// and sends [`Signal::Resync`] when the connection is lost and when it is back.
+    fn spawn_listener(&self, incoming: broadcast::Sender<Signal>, up: Arc<AtomicBool>);
+}
+
 /// The bus of one instance. Cheap to share (`Arc`); inert until [`Bus::start`] (the CLI never
 /// starts it, and publishing then does nothing).
 pub struct Bus {
@@ -147,26 +157,17 @@ impl Bus {
         }
         let (tx, rx) = mpsc::channel(QUEUE);
         *outgoing = Some(tx);
-        match self.kind {
-            LiveBus::Postgres => {
-                postgres::spawn_publisher(self.database_url.clone(), rx);
-                postgres::spawn_listener(
-                    self.database_url.clone(),
-                    self.incoming.clone(),
-                    self.up.clone(),
-                );
-            }
-            LiveBus::Redis => {
-                let url = self.redis_url.clone().unwrap_or_default();
-                redis::spawn_publisher(url.clone(), self.redis_channel.clone(), rx);
-                redis::spawn_listener(
-                    url,
-                    self.redis_channel.clone(),
-                    self.incoming.clone(),
-                    self.up.clone(),
-                );
-            }
-        }
+        let transport: Box<dyn Transport> = match self.kind {
+            LiveBus::Postgres => Box::new(postgres::Postgres {
+                url: self.database_url.clone(),
+            }),
+            LiveBus::Redis => Box::new(redis::Redis {
+                url: self.redis_url.clone().unwrap_or_default(),
+                channel: self.redis_channel.clone(),
+            }),
+        };
+        transport.spawn_publisher(rx);
+        transport.spawn_listener(self.incoming.clone(), self.up.clone());
     }
 
     /// Publishes `event` to every instance (this one included). Never blocks: a full queue drops.

@@ -8,11 +8,26 @@ use futures_util::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{broadcast, mpsc};
 
-use super::{CHANNEL, Event, Signal, backoff, parse};
+use super::{CHANNEL, Event, Signal, Transport, backoff, parse};
+
+/// The Postgres transport: DATABASE_URL.
+pub(super) struct Postgres {
+    pub url: SecretString,
+}
+
+impl Transport for Postgres {
+    fn spawn_publisher(&self, rx: mpsc::Receiver<Event>) {
+        spawn_publisher(self.url.clone(), rx);
+    }
+
+    fn spawn_listener(&self, incoming: broadcast::Sender<Signal>, up: Arc<AtomicBool>) {
+        spawn_listener(self.url.clone(), incoming, up);
+    }
+}
 
 /// Drains the publish queue through one connection, reconnecting with back-off. An event that
 /// cannot be sent is dropped: the listeners' resync covers the gap.
-pub(super) fn spawn_publisher(url: SecretString, mut rx: mpsc::Receiver<Event>) {
+fn spawn_publisher(url: SecretString, mut rx: mpsc::Receiver<Event>) {
     tokio::spawn(async move {
         let mut attempt = 0;
         loop {
@@ -52,11 +67,7 @@ pub(super) fn spawn_publisher(url: SecretString, mut rx: mpsc::Receiver<Event>) 
 
 /// Listens on [`CHANNEL`] and forwards every event; reconnects with back-off and signals
 /// [`Signal::Resync`] when the connection is lost and when it is back.
-pub(super) fn spawn_listener(
-    url: SecretString,
-    incoming: broadcast::Sender<Signal>,
-    up: Arc<AtomicBool>,
-) {
+fn spawn_listener(url: SecretString, incoming: broadcast::Sender<Signal>, up: Arc<AtomicBool>) {
     tokio::spawn(async move {
         let mut attempt = 0;
         loop {

@@ -8,9 +8,25 @@ use futures_util::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{broadcast, mpsc};
 
-use super::{Event, Signal, backoff, parse};
+use super::{Event, Signal, Transport, backoff, parse};
 
-pub(super) fn spawn_publisher(url: SecretString, channel: String, mut rx: mpsc::Receiver<Event>) {
+/// The Redis transport: REDIS_URL, on `channel` (REDIS_KEY_PREFIX + `rampart_live`).
+pub(super) struct Redis {
+    pub url: SecretString,
+    pub channel: String,
+}
+
+impl Transport for Redis {
+    fn spawn_publisher(&self, rx: mpsc::Receiver<Event>) {
+        spawn_publisher(self.url.clone(), self.channel.clone(), rx);
+    }
+
+    fn spawn_listener(&self, incoming: broadcast::Sender<Signal>, up: Arc<AtomicBool>) {
+        spawn_listener(self.url.clone(), self.channel.clone(), incoming, up);
+    }
+}
+
+fn spawn_publisher(url: SecretString, channel: String, mut rx: mpsc::Receiver<Event>) {
     tokio::spawn(async move {
         let mut attempt = 0;
         loop {
@@ -51,7 +67,7 @@ pub(super) fn spawn_publisher(url: SecretString, channel: String, mut rx: mpsc::
     });
 }
 
-pub(super) fn spawn_listener(
+fn spawn_listener(
     url: SecretString,
     channel: String,
     incoming: broadcast::Sender<Signal>,
