@@ -4,8 +4,8 @@
 //!
 //! **Boundary.** Infrastructure (layer 2, beside `db`): it knows events as ids and kinds, not
 //! conversations or users. Features publish with [`Bus::publish`] after their transaction
-//! commits; `live` consumes [`Signal`]s from [`Bus::subscribe`]. Two implementations behind one
-//! interface, chosen by LIVE_BUS — one trait ([`Transport`]), two implementations: Postgres `LISTEN/NOTIFY` on one dedicated connection per
+//! commits; `live` consumes [`Signal`]s from [`Bus::subscribe`]. One trait ([`Transport`]), two
+//! implementations chosen by LIVE_BUS: Postgres `LISTEN/NOTIFY` on one dedicated connection per
 //! instance (`postgres.rs`; nothing else to run), or Redis pub/sub (`redis.rs`). Both reconnect
 //! with back-off, and both report a gap — the connection went down, or came back after one — as
 //! [`Signal::Resync`], so clients are told to reload instead of silently missing events.

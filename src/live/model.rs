@@ -22,7 +22,7 @@ pub enum ClientFrame {
     #[serde(rename = "typing")]
     Typing { conversation_id: Uuid },
     #[serde(rename = "pong")]
-    Pong,
+    Pong {},
 }
 
 /// Close codes rampart uses besides the standard ones.
@@ -73,7 +73,7 @@ mod tests {
         );
         assert_eq!(
             serde_json::from_str::<ClientFrame>("{\"type\":\"pong\"}").unwrap(),
-            ClientFrame::Pong
+            ClientFrame::Pong {}
         );
         for bad in [
             "{\"type\":\"subscribe\"}",

@@ -304,7 +304,7 @@ async fn handle(
                 "message": "expected {\"type\": \"subscribe\" | \"unsubscribe\" | \"typing\" | \"pong\", …}",
             }),
         ),
-        Ok(ClientFrame::Pong) => {
+        Ok(ClientFrame::Pong {}) => {
             *missed_pongs = 0;
             return Step::Continue;
         }
