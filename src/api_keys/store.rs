@@ -278,9 +278,12 @@ pub fn list_all(
     }
 }
 
-/// Keys of every user that accept requests at `now` (active or in a rotation's grace).
-pub fn count_accepting(conn: &mut PgConnection, now: OffsetDateTime) -> QueryResult<i64> {
+/// Keys (with their owners) that accept requests at `now`: not revoked, not expired, not past a
+/// rotation's grace, the owner active. The one statement of that rule in SQL.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn accepting(now: OffsetDateTime) -> _ {
     api_keys::table
+        .inner_join(users::table)
         .filter(api_keys::revoked_at.is_null())
         .filter(
             api_keys::expires_at
@@ -292,34 +295,22 @@ pub fn count_accepting(conn: &mut PgConnection, now: OffsetDateTime) -> QueryRes
                 .is_null()
                 .or(api_keys::grace_until.gt(now)),
         )
-        .inner_join(users::table)
         .filter(users::active.eq(true))
-        .count()
-        .get_result(conn)
 }
 
-/// Which of `ids` accept requests now (not revoked, not expired, within any rotation grace, the
-/// owner active).
+/// Keys of every user that accept requests at `now` (active or in a rotation's grace).
+pub fn count_accepting(conn: &mut PgConnection, now: OffsetDateTime) -> QueryResult<i64> {
+    accepting(now).count().get_result(conn)
+}
+
+/// Which of `ids` accept requests now (see [`accepting`]).
 pub fn accepting_among(
     conn: &mut PgConnection,
     ids: &[Uuid],
     now: OffsetDateTime,
 ) -> QueryResult<Vec<Uuid>> {
-    api_keys::table
+    accepting(now)
         .filter(api_keys::id.eq_any(ids))
-        .filter(api_keys::revoked_at.is_null())
-        .filter(
-            api_keys::expires_at
-                .is_null()
-                .or(api_keys::expires_at.gt(now)),
-        )
-        .filter(
-            api_keys::rotated_to
-                .is_null()
-                .or(api_keys::grace_until.gt(now)),
-        )
-        .inner_join(users::table)
-        .filter(users::active.eq(true))
         .select(api_keys::id)
         .load(conn)
 }
