@@ -257,30 +257,25 @@ async fn deliver(state: &AppState, live: &Live, event: Event) -> Result<(), AppE
         return Ok(());
     }
     let ring = state.keyring.clone();
-    let loader = followers.first().map(|(_, user)| *user);
-    let message_id = event.message_id;
-    let load_message = matches!(
-        event.kind,
-        EventKind::MessageCreated | EventKind::MessageEdited
-    );
+    let to_load = event.message_id.filter(|_| {
+        matches!(
+            event.kind,
+            EventKind::MessageCreated | EventKind::MessageEdited
+        )
+    });
     let (members, message) = state
         .pool
         .run(move |conn| {
             let members = crate::conversations::member_ids(conn, conversation_id)?;
-            let message = match (load_message, message_id, loader) {
-                (true, Some(message_id), Some(_)) => {
-                    // Loaded as a member sees it (any current member: the view is the same).
-                    match members.first() {
-                        Some(member) => crate::conversations::message_for_member(
-                            conn,
-                            &ring,
-                            conversation_id,
-                            message_id,
-                            *member,
-                        )?,
-                        None => None,
-                    }
-                }
+            // Loaded once, as a member sees it (any current member: the view is the same).
+            let message = match (to_load, members.first()) {
+                (Some(message_id), Some(member)) => crate::conversations::message_for_member(
+                    conn,
+                    &ring,
+                    conversation_id,
+                    message_id,
+                    *member,
+                )?,
                 _ => None,
             };
             Ok((members, message))
@@ -303,7 +298,7 @@ async fn deliver(state: &AppState, live: &Live, event: Event) -> Result<(), AppE
         }
         EventKind::MessageDeleted => frame(
             "message.deleted",
-            serde_json::json!({ "conversation_id": conversation_id, "message_id": message_id }),
+            serde_json::json!({ "conversation_id": conversation_id, "message_id": event.message_id }),
         ),
         EventKind::ConversationUpdated | EventKind::MemberLeft => frame(
             "conversation.updated",

@@ -52,7 +52,8 @@ async fn page(app: &TestApp, token: &str, conversation: &str, query: &str) -> Va
     res.json().await.unwrap()
 }
 
-async fn pair(app: &TestApp) -> (Tokens, Tokens, String) {
+/// alice and bob with a direct conversation: their tokens and its id.
+pub async fn pair(app: &TestApp) -> (Tokens, Tokens, String) {
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let c = start(app, &alice.access, &["bob"]).await;

@@ -11,8 +11,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::conversations::{post, send, start};
-use crate::support::{TestApp, app, app_sharing_database};
+use crate::conversations::{pair, post, send, start};
+use crate::support::{TestApp, Tokens, app, app_sharing_database};
 
 const ORIGIN: &str = "https://app.example.org";
 
@@ -83,6 +83,15 @@ async fn subscribe(socket: &mut Socket, conversation: &str) -> Value {
     next_frame(socket, Duration::from_secs(5)).await.unwrap()
 }
 
+/// alice and bob in a direct conversation made on `one`, and a socket of bob's on `two` following
+/// it: (alice, bob, conversation id, bob's socket).
+async fn bob_listening_on(one: &TestApp, two: &TestApp) -> (Tokens, Tokens, String, Socket) {
+    let (alice, bob, c) = pair(one).await;
+    let mut bobs = connect(two, &bob.access).await;
+    assert_eq!(subscribe(&mut bobs, &c).await["type"], "subscribed");
+    (alice, bob, c, bobs)
+}
+
 /// The close code the server ends the socket with, within `wait`.
 async fn closed_with(socket: &mut Socket, wait: Duration) -> Option<u16> {
     let deadline = tokio::time::Instant::now() + wait;
@@ -135,6 +144,49 @@ async fn members_receive_messages_live_and_nobody_else_learns_anything() {
     assert_eq!(frame["message"]["author"]["username"], "alice");
     assert!(
         next_frame(&mut eves, Duration::from_millis(500))
+            .await
+            .is_none()
+    );
+    // Edits, deletions and read markers follow, by id.
+    let message_id = frame["message"]["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/conversations/{c}/messages/{message_id}");
+    let res = app
+        .client
+        .patch(app.url(&path))
+        .bearer_auth(&alice.access)
+        .json(&json!({"body": "hello bob, edited"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let frame = next_frame(&mut bobs, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(frame["type"], "message.edited");
+    assert_eq!(frame["message"]["body"], "hello bob, edited");
+    let cursor = frame["message"]["cursor"].as_str().unwrap().to_string();
+    let res = post(
+        &app,
+        &alice.access,
+        &format!("/api/v1/conversations/{c}/read"),
+        json!({"up_to": cursor}),
+    )
+    .await;
+    assert!(res.status().is_success());
+    let frame = next_frame(&mut bobs, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(frame["type"], "read");
+    assert_eq!(frame["user_id"], app.user_id("alice").as_str());
+    let res = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(&alice.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let frame = next_frame(&mut bobs, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(frame["type"], "message.deleted");
+    assert_eq!(frame["message_id"], message_id.as_str());
+    assert!(
+        next_frame(&mut eves, Duration::from_millis(300))
             .await
             .is_none()
     );
@@ -200,10 +252,10 @@ async fn tickets_are_single_use_short_lived_bound_to_the_ip_and_need_an_allowed_
     let t = ticket(&app, &bob.access).await;
     app.clock.advance(Duration::from_secs(31));
     assert_eq!(open(&app, &t, Some(ORIGIN)).await.err(), Some(401));
-    // Two upgrades racing with one ticket: exactly one socket.
+    // Twenty-five upgrades racing with one ticket: exactly one socket.
     let bob = app.login("bob").await;
     let t = ticket(&app, &bob.access).await;
-    let attempts = (0..10).map(|_| open(&app, &t, Some(ORIGIN)));
+    let attempts = (0..25).map(|_| open(&app, &t, Some(ORIGIN)));
     let results = futures_util::future::join_all(attempts).await;
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
     assert!(
@@ -251,7 +303,7 @@ async fn per_user_caps_hold_under_a_burst_of_upgrades() {
     let app = live_app().env("WS_MAX_PER_USER", "3").spawn().await;
     let bob = app.user("bob").await;
     let mut tickets = Vec::new();
-    for _ in 0..12 {
+    for _ in 0..25 {
         tickets.push(ticket(&app, &bob.access).await);
     }
     let attempts = tickets.iter().map(|t| open(&app, t, Some(ORIGIN)));
@@ -358,14 +410,7 @@ async fn sign_out_disable_and_key_revocation_close_sockets_within_a_second() {
 async fn two_instances_deliver_to_each_others_clients_and_resync_after_the_bus_is_cut() {
     let one = live_app().spawn().await;
     let two = app_sharing_database(&one).spawn().await;
-    let alice = one.user("alice").await;
-    let bob = one.user("bob").await;
-    let c = start(&one, &alice.access, &["bob"]).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let mut bobs = connect(&two, &bob.access).await;
-    assert_eq!(subscribe(&mut bobs, &c).await["type"], "subscribed");
+    let (alice, _, c, mut bobs) = bob_listening_on(&one, &two).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         send(&one, &alice.access, &c, "across instances")
@@ -420,12 +465,7 @@ async fn a_client_that_never_reads_is_dropped() {
         .env("QUOTA_MESSAGES_PER_DAY", "unlimited")
         .spawn()
         .await;
-    let alice = app.user("alice").await;
-    let bob = app.user("bob").await;
-    let c = start(&app, &alice.access, &["bob"]).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (alice, bob, c) = pair(&app).await;
     // A socket with a tiny receive buffer that subscribes and then never reads.
     let t = ticket(&app, &bob.access).await;
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -548,14 +588,7 @@ async fn with_the_redis_bus_two_instances_deliver_the_same_frames() {
     let two = app_sharing_database(&one).spawn().await;
     let ready: Value = two.get("/ready").await.json().await.unwrap();
     assert_eq!(ready["live_bus_kind"], "redis");
-    let alice = one.user("alice").await;
-    let bob = one.user("bob").await;
-    let c = start(&one, &alice.access, &["bob"]).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let mut bobs = connect(&two, &bob.access).await;
-    assert_eq!(subscribe(&mut bobs, &c).await["type"], "subscribed");
+    let (alice, _, c, mut bobs) = bob_listening_on(&one, &two).await;
     let mut delivered = None;
     for i in 0..20 {
         assert_eq!(
