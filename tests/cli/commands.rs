@@ -265,3 +265,94 @@ fn audit_prune_refuses_dates_postgres_cannot_hold_with_one_clean_line() {
         assert!(stdout.starts_with("nothing to prune"), "{before}: {stdout}");
     }
 }
+
+/// A real `rampart serve` with JSON logs at info level, on `env` (whose PORT is 0): its port read
+/// from the "rampart listening" line. Killed when dropped.
+pub struct Served {
+    pub child: std::process::Child,
+    pub port: u16,
+    /// Stdout lines after the "listening" one.
+    pub lines: std::sync::mpsc::Receiver<String>,
+    /// Stdout lines up to and including the "listening" one.
+    pub early: Vec<String>,
+}
+
+impl Served {
+    pub fn start(env: &BTreeMap<String, String>) -> Served {
+        use std::io::{BufRead, BufReader};
+        let mut env = env.clone();
+        env.insert("LOG_FORMAT".into(), "json".into());
+        env.insert("LOG_LEVEL".into(), "info".into());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .arg("serve")
+            .env_clear()
+            .env("RAMPART_CONFIG_DIR", config_dir())
+            .envs(&env)
+            .current_dir(std::env::temp_dir())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut early = Vec::new();
+        let port = loop {
+            let line = lines
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("server did not start");
+            let parsed: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            early.push(line);
+            if parsed["message"] == "rampart listening" {
+                break parsed["port"].as_u64().unwrap() as u16;
+            }
+        };
+        Served {
+            child,
+            port,
+            lines,
+            early,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Logs `username` in (the tests' password): the access token.
+    pub async fn login(&self, username: &str) -> String {
+        let login: serde_json::Value = reqwest::Client::new()
+            .post(self.url("/api/v1/auth/login"))
+            .json(&serde_json::json!({"login": username, "password": crate::support::PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        login["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// The server's resident memory (VmRSS) in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

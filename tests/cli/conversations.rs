@@ -5,7 +5,8 @@ use serde_json::json;
 use crate::commands::rampart;
 use crate::support::{TestApp, app};
 
-fn text(out: &std::process::Output) -> String {
+/// A command's stdout and stderr, for assertion messages.
+pub fn text(out: &std::process::Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -13,7 +14,8 @@ fn text(out: &std::process::Output) -> String {
     )
 }
 
-async fn post(
+/// POSTs `body` to `path` as the holder of `token`; expects 201 and returns the body.
+pub async fn post(
     app: &TestApp,
     token: &str,
     path: &str,

@@ -1,67 +1,32 @@
 //! A real `rampart serve` with live sockets: SIGTERM closes them with 1001 and the process exits
-//! well within the shutdown timeout; the upgrade's ticket never reaches the log.
+//! well within the shutdown timeout; the upgrade's ticket never reaches the log; a client that
+//! never reads leaves the server's RSS flat.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::support::{PASSWORD, app, config_dir};
+use crate::commands::Served;
+use crate::support::app;
 
-#[actix_web::test]
-async fn sigterm_closes_live_sockets_with_1001_and_the_ticket_is_never_logged() {
-    let app = app().spawn().await;
-    app.register("bob").await;
+const ORIGIN: &str = "https://app.example.org";
+
+/// A server allowing [`ORIGIN`], on `app`'s database, with unlimited messages.
+fn live_server(app: &crate::support::TestApp) -> Served {
     let mut env = app.settings_env.clone();
-    env.insert("LOG_FORMAT".into(), "json".into());
-    env.insert("LOG_LEVEL".into(), "info".into());
-    env.insert("CORS_ORIGINS".into(), "https://app.example.org".into());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .arg("serve")
-        .env_clear()
-        .env("RAMPART_CONFIG_DIR", config_dir())
-        .envs(&env)
-        .current_dir(std::env::temp_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut log = Vec::new();
-    let port = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("server started");
-        let parsed: Value = serde_json::from_str(&line).unwrap_or_default();
-        log.push(line);
-        if parsed["message"] == "rampart listening" {
-            break parsed["port"].as_u64().unwrap();
-        }
-    };
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let login: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"login": "bob", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap();
-    let ticket: Value = client
-        .post(format!("{base}/api/v1/ws/ticket"))
+    env.insert("CORS_ORIGINS".into(), ORIGIN.into());
+    env.insert("QUOTA_MESSAGES_PER_DAY".into(), "unlimited".into());
+    Served::start(&env)
+}
+
+/// A one-time ticket for the holder of `token`.
+async fn ticket(server: &Served, token: &str) -> String {
+    let ticket: Value = reqwest::Client::new()
+        .post(server.url("/api/v1/ws/ticket"))
         .bearer_auth(token)
         .send()
         .await
@@ -69,18 +34,36 @@ async fn sigterm_closes_live_sockets_with_1001_and_the_ticket_is_never_logged() 
         .json()
         .await
         .unwrap();
-    let ticket = ticket["ticket"].as_str().unwrap().to_string();
-    let mut request = format!("ws://127.0.0.1:{port}/api/v1/ws?ticket={ticket}")
+    ticket["ticket"].as_str().unwrap().to_string()
+}
+
+fn upgrade_request(
+    server: &Served,
+    ticket: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut request = format!("ws://127.0.0.1:{}/api/v1/ws?ticket={ticket}", server.port)
         .into_client_request()
         .unwrap();
     request
         .headers_mut()
-        .insert("origin", "https://app.example.org".parse().unwrap());
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        .insert("origin", ORIGIN.parse().unwrap());
+    request
+}
+
+#[actix_web::test]
+async fn sigterm_closes_live_sockets_with_1001_and_the_ticket_is_never_logged() {
+    let app = app().spawn().await;
+    app.register("bob").await;
+    let mut server = live_server(&app);
+    let token = server.login("bob").await;
+    let ticket = ticket(&server, &token).await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(upgrade_request(&server, &ticket))
+        .await
+        .unwrap();
 
     let started = Instant::now();
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &server.child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
@@ -93,14 +76,15 @@ async fn sigterm_closes_live_sockets_with_1001_and_the_ticket_is_never_logged() 
     };
     assert_eq!(code, Some(1001));
     let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
+        if let Some(exit) = server.child.try_wait().unwrap() {
             break exit;
         }
         assert!(started.elapsed() < Duration::from_secs(10), "still running");
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success() || exit.code().is_some(), "{exit:?}");
-    while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+    let mut log = server.early.clone();
+    while let Ok(line) = server.lines.recv_timeout(Duration::from_millis(200)) {
         log.push(line);
     }
     let log = log.join("\n");
@@ -108,71 +92,17 @@ async fn sigterm_closes_live_sockets_with_1001_and_the_ticket_is_never_logged() 
     assert!(!log.contains(&ticket), "the ticket reached the log");
 }
 
-/// VmRSS of `pid` in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[actix_web::test]
 async fn a_client_that_never_reads_leaves_the_server_rss_flat() {
     let app = app().spawn().await;
     app.register("alice").await;
     app.register("bob").await;
-    let mut env = app.settings_env.clone();
-    env.insert("LOG_FORMAT".into(), "json".into());
-    env.insert("LOG_LEVEL".into(), "info".into());
-    env.insert("CORS_ORIGINS".into(), "https://app.example.org".into());
-    env.insert("QUOTA_MESSAGES_PER_DAY".into(), "unlimited".into());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .arg("serve")
-        .env_clear()
-        .env("RAMPART_CONFIG_DIR", config_dir())
-        .envs(&env)
-        .current_dir(std::env::temp_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<u64>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let parsed: Value = serde_json::from_str(&line).unwrap_or_default();
-            if parsed["message"] == "rampart listening" {
-                let _ = tx.send(parsed["port"].as_u64().unwrap_or(0));
-            }
-        }
-    });
-    let port = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("server started");
-    let base = format!("http://127.0.0.1:{port}");
+    let server = live_server(&app);
     let client = reqwest::Client::new();
-    let token = |name: &'static str| {
-        let client = client.clone();
-        let base = base.clone();
-        async move {
-            let login: Value = client
-                .post(format!("{base}/api/v1/auth/login"))
-                .json(&json!({"login": name, "password": PASSWORD}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            login["access_token"].as_str().unwrap().to_string()
-        }
-    };
-    let alice = token("alice").await;
-    let bob = token("bob").await;
+    let alice = server.login("alice").await;
+    let bob = server.login("bob").await;
     let c: Value = client
-        .post(format!("{base}/api/v1/conversations"))
+        .post(server.url("/api/v1/conversations"))
         .bearer_auth(&alice)
         .json(&json!({"member_usernames": ["bob"]}))
         .send()
@@ -182,35 +112,19 @@ async fn a_client_that_never_reads_leaves_the_server_rss_flat() {
         .await
         .unwrap();
     let c = c["id"].as_str().unwrap().to_string();
-    let ticket: Value = client
-        .post(format!("{base}/api/v1/ws/ticket"))
-        .bearer_auth(&bob)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // A socket with a tiny receive buffer that subscribes and then never reads.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let stream = socket
-        .connect(format!("127.0.0.1:{port}").parse().unwrap())
+        .connect(format!("127.0.0.1:{}", server.port).parse().unwrap())
         .await
         .unwrap();
-    let mut request = format!(
-        "ws://127.0.0.1:{port}/api/v1/ws?ticket={}",
-        ticket["ticket"].as_str().unwrap()
+    let (mut slow, _) = tokio_tungstenite::client_async(
+        upgrade_request(&server, &ticket(&server, &bob).await),
+        tokio_tungstenite::MaybeTlsStream::Plain(stream),
     )
-    .into_client_request()
+    .await
     .unwrap();
-    request
-        .headers_mut()
-        .insert("origin", "https://app.example.org".parse().unwrap());
-    let (mut slow, _) =
-        tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
-            .await
-            .unwrap();
-    use futures_util::SinkExt;
     slow.send(Message::text(
         json!({"type": "subscribe", "conversation_id": c}).to_string(),
     ))
@@ -220,35 +134,30 @@ async fn a_client_that_never_reads_leaves_the_server_rss_flat() {
     // Warm up (pool, buffers), then measure while 2 000 messages of 8 KB (16 MB of frames) are
     // sent to a socket that never reads.
     let body = "z".repeat(8000);
-    let send = |text: String| {
-        let client = client.clone();
-        let url = format!("{base}/api/v1/conversations/{c}/messages");
-        let alice = alice.clone();
-        async move {
-            let res = client
-                .post(url)
-                .bearer_auth(alice)
-                .json(&json!({"body": text}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(res.status(), 201);
-        }
+    let url = server.url(&format!("/api/v1/conversations/{c}/messages"));
+    let send = || async {
+        let res = client
+            .post(&url)
+            .bearer_auth(&alice)
+            .json(&json!({"body": body}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
     };
     for _ in 0..50 {
-        send(body.clone()).await;
+        send().await;
     }
-    let before = rss_kib(child.id());
+    let before = server.rss_kib();
     let mut peak = before;
     for i in 0..2000 {
-        send(body.clone()).await;
+        send().await;
         if i % 50 == 0 {
-            peak = peak.max(rss_kib(child.id()));
+            peak = peak.max(server.rss_kib());
         }
     }
-    peak = peak.max(rss_kib(child.id()));
-    let _ = child.kill();
-    let _ = child.wait();
+    peak = peak.max(server.rss_kib());
+    drop(server);
     let grew_mib = peak.saturating_sub(before) / 1024;
     eprintln!(
         "never-reading client: server RSS {before} KiB -> peak {peak} KiB (+{grew_mib} MiB) for 16 MB of frames"

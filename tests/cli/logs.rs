@@ -1,48 +1,17 @@
 //! The real server's log output: one line per request with the request id and trusted client IP,
 //! and never a credential header value.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::support::{base_env, config_dir};
+use crate::commands::Served;
+use crate::support::base_env;
 
 #[test]
 fn request_logs_carry_request_id_and_no_credentials() {
-    let mut env = base_env("postgres://postgres@127.0.0.1:1/nowhere");
-    env.insert("LOG_FORMAT".into(), "json".into());
-    env.insert("LOG_LEVEL".into(), "info".into());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .arg("serve")
-        .env_clear()
-        .env("RAMPART_CONFIG_DIR", config_dir())
-        .envs(&env)
-        .current_dir(std::env::temp_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut lines = Vec::new();
-    let port = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("server did not start");
-        let parsed: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        lines.push(line);
-        if parsed["message"] == "rampart listening" {
-            break parsed["port"].as_u64().unwrap();
-        }
-    };
+    let env = base_env("postgres://postgres@127.0.0.1:1/nowhere");
+    let mut server = Served::start(&env);
+    let mut lines = server.early.clone();
+    let port = server.port;
 
     let secrets = [
         "Bearer eyJhbGciOiJIUzI1NiJ9.secret-token-value.sig",
@@ -63,7 +32,7 @@ fn request_logs_carry_request_id_and_no_credentials() {
     if !via_curl {
         // No curl on this machine: speak HTTP directly.
         use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port as u16)).unwrap();
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         write!(
             stream,
             "GET /health?token=query-secret-value HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {}\r\nCookie: {}\r\nX-API-Key: {}\r\nX-Request-Id: log-test-123\r\nConnection: close\r\n\r\n",
@@ -76,7 +45,8 @@ fn request_logs_carry_request_id_and_no_credentials() {
     }
 
     let finished = loop {
-        let line = rx
+        let line = server
+            .lines
             .recv_timeout(Duration::from_secs(10))
             .expect("no request log line");
         lines.push(line.clone());
@@ -85,11 +55,16 @@ fn request_logs_carry_request_id_and_no_credentials() {
             break parsed;
         }
     };
-    let _ = child.kill();
-    let _ = child.wait();
+    let _ = server.child.kill();
+    let _ = server.child.wait();
     let mut stderr = String::new();
     use std::io::Read;
-    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    let _ = server
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr);
 
     let span = &finished["span"];
     assert_eq!(span["request_id"], "log-test-123", "{finished}");

@@ -2,35 +2,11 @@
 //! chain after an erasure, and the export of 50 000 messages from a real server process in
 //! bounded memory (its RSS read from /proc while the body streams).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
-use crate::commands::rampart;
-use crate::support::{PASSWORD, TestApp, app, config_dir};
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> Value {
-    let res = app
-        .client
-        .post(app.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201, "{path}");
-    res.json().await.unwrap()
-}
+use crate::commands::{Served, rampart};
+use crate::conversations::{post, text};
+use crate::support::app;
 
 #[actix_web::test]
 async fn an_operator_erases_with_a_reason_once_and_the_audit_chain_still_verifies() {
@@ -145,16 +121,6 @@ async fn an_operator_erases_with_a_reason_once_and_the_audit_chain_still_verifie
     assert!(text(&out).contains("rows that still refer to the user"));
 }
 
-/// VmRSS of `pid` in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[actix_web::test]
 async fn an_export_of_fifty_thousand_messages_streams_in_bounded_memory() {
     let app = app().spawn().await;
@@ -185,48 +151,11 @@ async fn an_export_of_fifty_thousand_messages_streams_in_bounded_memory() {
     ));
 
     // A real server process, so its memory is its own.
-    let mut env = app.settings_env.clone();
-    env.insert("LOG_FORMAT".into(), "json".into());
-    env.insert("LOG_LEVEL".into(), "info".into());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .arg("serve")
-        .env_clear()
-        .env("RAMPART_CONFIG_DIR", config_dir())
-        .envs(&env)
-        .current_dir(std::env::temp_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<u64>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let parsed: Value = serde_json::from_str(&line).unwrap_or_default();
-            if parsed["message"] == "rampart listening" {
-                let _ = tx.send(parsed["port"].as_u64().unwrap_or(0));
-            }
-        }
-    });
-    let port = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("server started");
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let login: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"login": "alice", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_string();
-    let before = rss_kib(child.id());
-
-    let mut res = client
-        .get(format!("{base}/api/v1/me/export"))
+    let server = Served::start(&app.settings_env);
+    let token = server.login("alice").await;
+    let before = server.rss_kib();
+    let mut res = reqwest::Client::new()
+        .get(server.url("/api/v1/me/export"))
         .bearer_auth(&token)
         .send()
         .await
@@ -236,10 +165,9 @@ async fn an_export_of_fifty_thousand_messages_streams_in_bounded_memory() {
     let mut peak = before;
     while let Some(chunk) = res.chunk().await.unwrap() {
         document.extend_from_slice(&chunk);
-        peak = peak.max(rss_kib(child.id()));
+        peak = peak.max(server.rss_kib());
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     let doc: Value = serde_json::from_slice(&document).unwrap();
     let messages = doc["conversations"][0]["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 50_000);
