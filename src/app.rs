@@ -175,9 +175,15 @@ fn run(
         )]);
     let cors_settings = settings.cors.clone();
     let edge_for_expect = edge.clone();
+    let assurance = crate::auth::AssurancePolicy {
+        step_up_max_age: settings.auth.step_up_max_age,
+        mfa_required_for_admins: settings.auth.mfa_required_for_admins,
+        clock: state.clock.clone(),
+    };
     let app = move || {
         App::new()
             .app_data(state.clone())
+            .app_data(assurance.clone())
             .app_data(limiter.clone())
             .app_data(inbox.clone())
             .app_data(providers.clone())
@@ -186,6 +192,7 @@ fn run(
             .configure(crate::web::mount)
             .configure(crate::console::mount)
             .configure(|cfg| extra(cfg))
+            .wrap(from_fn(crate::console::step_up::gate))
             .wrap(from_fn(panic::catch_panic))
             .wrap(from_fn(text_input::refuse_control_characters))
             .wrap(from_fn(limits::limit_body))

@@ -212,6 +212,19 @@ pub enum UsersCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Remove a user's second factor (TOTP and recovery codes) when they lost it: their API and
+    /// console sessions end, and they sign in with their password alone until they enrol again.
+    /// Audited as `mfa.reset` with the reason, the OS user and the host. The console cannot do
+    /// this.
+    ///
+    /// Example: rampart users reset-mfa alice --reason "lost phone, identity checked by ticket #88"
+    ResetMfa {
+        /// The user's id or username.
+        id: String,
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
     /// What remains about a user (rows by table, all pseudonymous after erasure): the evidence
     /// for an erasure request.
     ///
@@ -273,6 +286,14 @@ pub fn run() -> ExitCode {
                 return ExitCode::FAILURE;
             };
             crate::privacy::cli::cli_erase(&settings, &auditor, &mut conn, &id, &reason, yes)
+        }),
+        Command::Users {
+            command: UsersCommand::ResetMfa { id, reason },
+        } => with_settings(|settings| {
+            let (Some(mut conn), Some(auditor)) = (connect(&settings), auditor(&settings)) else {
+                return ExitCode::FAILURE;
+            };
+            crate::accounts::cli::cli_reset_mfa(&auditor, &mut conn, &id, &reason)
         }),
         Command::Users {
             command: UsersCommand::ErasureReport { id, json },

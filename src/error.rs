@@ -38,6 +38,14 @@ pub enum AppError {
     /// provisioned and not provisionable, or its email belongs to an unlinked local account).
     #[error("identity unknown: {0}")]
     IdentityUnknown(String),
+    /// A sensitive operation on a credential whose last authentication is older than the step-up
+    /// window (401 `step-up-required`: `POST /api/v1/auth/step-up` and try again).
+    #[error("recent authentication required")]
+    StepUpRequired,
+    /// An admin-only operation on a one-factor session while admins must use two (403
+    /// `mfa-required`).
+    #[error("second factor required")]
+    MfaRequired,
     #[error("forbidden")]
     Forbidden,
     #[error("not found")]

@@ -17,6 +17,7 @@ pub mod error;
 pub mod http;
 pub mod identity;
 pub mod live;
+pub mod mfa;
 pub mod privacy;
 pub mod rate_limit;
 pub mod serve;

@@ -39,10 +39,17 @@ pub struct AdminUserView {
     /// When the account was erased (its name and email are tombstones since).
     #[serde(with = "time::serde::rfc3339::option")]
     pub erased_at: Option<OffsetDateTime>,
+    /// Whether the user has a second factor (TOTP).
+    pub mfa: bool,
 }
 
 impl AdminUserView {
-    pub fn new(user: &User, super_admin_email: Option<&str>, now: OffsetDateTime) -> Self {
+    pub fn new(
+        user: &User,
+        super_admin_email: Option<&str>,
+        now: OffsetDateTime,
+        mfa: bool,
+    ) -> Self {
         AdminUserView {
             id: user.id,
             username: user.username.clone(),
@@ -56,6 +63,7 @@ impl AdminUserView {
             locked: user.locked_until.is_some_and(|until| until > now),
             super_admin: user.is_super_admin(super_admin_email),
             erased_at: user.erased_at,
+            mfa,
         }
     }
 }
@@ -194,16 +202,20 @@ pub async fn list(state: &AppState, filter: UserFilter) -> Result<UserPage, AppE
         before: filter.before,
         after: filter.after,
     };
-    let rows = state
+    let (rows, with_mfa) = state
         .pool
-        .run(move |conn| Ok(store::list(conn, &query, limit + 1)?))
+        .run(move |conn| {
+            let rows = store::list(conn, &query, limit + 1)?;
+            let ids: Vec<Uuid> = rows.iter().map(|u| u.id).collect();
+            Ok((rows, crate::mfa::with_factor_among(conn, &ids)?))
+        })
         .await?;
     let (rows, older, newer) =
         keyset_page(rows, limit, filter.after.is_some(), filter.before, |u| u.id);
     let super_admin = state.settings.super_admin_email.as_deref();
     let items = rows
         .iter()
-        .map(|u| AdminUserView::new(u, super_admin, now))
+        .map(|u| AdminUserView::new(u, super_admin, now, with_mfa.contains(&u.id)))
         .collect();
     Ok(UserPage {
         items,
@@ -214,15 +226,19 @@ pub async fn list(state: &AppState, filter: UserFilter) -> Result<UserPage, AppE
 
 pub async fn get(state: &AppState, id: Uuid) -> Result<AdminUserView, AppError> {
     let now = state.clock.now();
-    let user = state
+    let (user, mfa) = state
         .pool
-        .run(move |conn| Ok(store::find(conn, id)?))
-        .await?
-        .ok_or(AppError::NotFound)?;
+        .run(move |conn| {
+            let user = store::find(conn, id)?;
+            Ok((user, crate::mfa::has_factor(conn, id)?))
+        })
+        .await?;
+    let user = user.ok_or(AppError::NotFound)?;
     Ok(AdminUserView::new(
         &user,
         state.settings.super_admin_email.as_deref(),
         now,
+        mfa,
     ))
 }
 
@@ -485,7 +501,8 @@ pub async fn apply(
                         .target("user", id)
                         .metadata(metadata),
                 )?;
-                store::find(conn, id)?.ok_or(AdminError::NotFound)
+                let user = store::find(conn, id)?.ok_or(AdminError::NotFound)?;
+                Ok((user, crate::mfa::has_factor(conn, id)?))
             });
             match outcome {
                 Err(AdminError::App(error)) => Err(error),
@@ -493,11 +510,12 @@ pub async fn apply(
             }
         })
         .await?;
-    let user = outcome?;
+    let (user, mfa) = outcome?;
     Ok(AdminUserView::new(
         &user,
         state.settings.super_admin_email.as_deref(),
         now,
+        mfa,
     ))
 }
 

@@ -322,3 +322,81 @@ pub fn read_password_stdin() -> Result<SecretString, AppError> {
     }
     Ok(SecretString::from(password))
 }
+
+/// `rampart users reset-mfa ID --reason R`: exit 0 when the factor was removed, 1 when the user
+/// does not exist or has no factor (nothing changed), 2 for a bad invocation.
+pub fn cli_reset_mfa(
+    auditor: &Auditor,
+    conn: &mut PgConnection,
+    id: &str,
+    reason: &str,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let reason = match crate::audit::admin_reason(Some(reason), true) {
+        Ok(Some(reason)) => reason,
+        Ok(None) | Err(_) => {
+            eprintln!("error: --reason must be 1-500 characters of text");
+            return ExitCode::from(2);
+        }
+    };
+    let found = match uuid::Uuid::parse_str(id.trim()) {
+        Ok(uuid) => store::find(conn, uuid),
+        Err(_) => store::find_by_username(conn, id.trim()),
+    };
+    let user = match found {
+        Ok(Some(user)) => user,
+        Ok(None) => {
+            eprintln!("error: no user {id}");
+            return ExitCode::FAILURE;
+        }
+        Err(error) => {
+            eprintln!("error: the database refused the lookup: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let os_user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_default();
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let metadata = serde_json::json!({
+        "reason": reason,
+        "via": "cli",
+        "os_user": os_user,
+        "host": host,
+    });
+    let now = time::OffsetDateTime::now_utc();
+    let meta = system_meta();
+    let outcome = conn.transaction::<_, AppError, _>(|conn| {
+        super::reset_mfa_in_tx(
+            conn,
+            auditor,
+            &meta,
+            user.id,
+            Actor::system(),
+            metadata,
+            now,
+        )
+    });
+    match outcome {
+        Ok(true) => {
+            println!(
+                "reset the second factor of {} ({}): sessions ended; audited as mfa.reset",
+                user.username, user.id
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            eprintln!(
+                "error: {} ({}) has no second factor; nothing was changed",
+                user.username, user.id
+            );
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

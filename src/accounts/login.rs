@@ -11,7 +11,7 @@ use crate::audit::{Action, Actor, Event, Outcome, RequestMeta};
 use crate::auth::Role;
 use crate::clock;
 use crate::error::AppError;
-use crate::sessions::{self, AppStateRef, TokenPair};
+use crate::sessions::{self, AppStateRef, Assurance, TokenPair};
 use crate::state::AppState;
 use crate::users::User;
 use crate::users::store;
@@ -25,6 +25,8 @@ pub(super) enum FailureReason {
     Locked,
     /// The console admits admins only; the password was right.
     NotAdmin,
+    /// A wrong TOTP or recovery code (second step, step-up, disabling the factor).
+    BadSecondFactor,
 }
 
 impl FailureReason {
@@ -35,6 +37,7 @@ impl FailureReason {
             FailureReason::Disabled => "disabled",
             FailureReason::Locked => "locked",
             FailureReason::NotAdmin => "not_admin",
+            FailureReason::BadSecondFactor => "bad_second_factor",
         }
     }
 }
@@ -77,6 +80,9 @@ impl SignIn {
 pub struct Verified {
     pub user: User,
     pub upgraded_hash: Option<String>,
+    /// This verification's reservation against the lockout: reset by [`record_success`] (a
+    /// completed sign-in), or given back when the sign-in waits for its second factor.
+    pub(super) attempt: Option<Attempt>,
 }
 
 /// One password verification reserved against an account's lockout budget, before hashing.
@@ -88,7 +94,7 @@ pub struct Verified {
 /// a wrong one leaves its reservation as the failure; an attempt that never reached a verdict
 /// gives its reservation back ([`release`]).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Attempt {
+pub struct Attempt {
     user_id: Uuid,
     /// The failure count including this attempt.
     failures: i32,
@@ -233,6 +239,7 @@ pub async fn verify_credentials(
     Ok(Verified {
         user,
         upgraded_hash,
+        attempt,
     })
 }
 
@@ -252,25 +259,53 @@ pub fn record_success(
     Ok(())
 }
 
-/// Username-or-email + password → a new session. Every failure is the same `Unauthorized`, and
-/// costs one password verification whether or not the account exists.
+/// What a right password leads to: tokens, or — when the account has a second factor — the
+/// challenge for the second step.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum LoginOutcome {
+    Tokens(TokenPair),
+    Mfa(super::factors::MfaChallenge),
+}
+
+/// Username-or-email + password → a new session, or the second step when the account has a
+/// factor (no token, no session; the right password neither counts as a failure nor resets the
+/// count — only a completed second step does). Every failure is the same `Unauthorized`, and costs
+/// one password verification whether or not the account exists.
 pub async fn login(
     state: &AppState,
     login: String,
     password: SecretString,
     meta: RequestMeta,
-) -> Result<(TokenPair, User), AppError> {
+) -> Result<LoginOutcome, AppError> {
     let verified = verify_credentials(state, login, password, &meta, SignIn::Api).await?;
     let now = state.clock.now();
     let tx_state = AppStateRef::from(state);
     let session_ttl = state.settings.auth.refresh_token_ttl;
-    let pair = state
+    let attempt = verified.attempt;
+    let outcome = state
         .pool
         .run(move |conn| {
             conn.transaction::<_, AppError, _>(|conn| {
+                let user = &verified.user;
+                if crate::mfa::has_factor(conn, user.id)? {
+                    if let Some(hash) = &verified.upgraded_hash {
+                        store::upgrade_password_hash(conn, user.id, hash, now)?;
+                    }
+                    let challenge = super::factors::challenge_in_tx(
+                        conn,
+                        &tx_state,
+                        user.id,
+                        crate::mfa::Purpose::Api,
+                        &meta,
+                        now,
+                    )?;
+                    return Ok(LoginOutcome::Mfa(challenge));
+                }
                 record_success(conn, &verified, now)?;
-                let user = verified.user;
-                let (session, refresh) = sessions::start(conn, user.id, &meta, now, session_ttl)?;
+                let assurance = Assurance::password();
+                let (session, refresh) =
+                    sessions::start(conn, user.id, &meta, now, session_ttl, &assurance)?;
                 tx_state.auditor.record(
                     conn,
                     &meta,
@@ -284,12 +319,24 @@ pub async fn login(
                         }),
                     },
                 )?;
-                let pair = tx_state.token_pair(user.id, session.id, user.role(), refresh, now)?;
-                Ok((pair, user))
+                let pair = tx_state.token_pair(
+                    user.id,
+                    session.id,
+                    user.role(),
+                    refresh,
+                    now,
+                    &assurance,
+                )?;
+                Ok(LoginOutcome::Tokens(pair))
             })
         })
-        .await?;
-    Ok(pair)
+        .await;
+    match &outcome {
+        // Neither a failure nor a completed sign-in: the reservation is given back.
+        Ok(LoginOutcome::Mfa(_)) | Err(_) => release(state, attempt).await,
+        Ok(LoginOutcome::Tokens(_)) => {}
+    }
+    outcome
 }
 
 /// Audits a failed verification. A wrong password was already counted when its attempt was

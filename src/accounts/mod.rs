@@ -5,12 +5,17 @@
 
 pub mod admin;
 pub mod cli;
+pub mod factors;
 pub mod login;
 pub mod routes;
 
+pub use self::factors::{
+    ConsoleSignIn, MfaChallenge, Proof, Reauth, StepUp, begin_console_sign_in, complete_login,
+    disable_mfa, has_second_factor, reauthenticate, reset_mfa_in_tx, second_step, step_up,
+};
 use self::login::{FailureReason, record_failure, release, reserve, reset_failures};
 pub use self::login::{
-    SignIn, Verified, lockout_duration, login, record_success, verify_credentials,
+    LoginOutcome, SignIn, Verified, lockout_duration, login, record_success, verify_credentials,
 };
 
 use diesel::Connection;

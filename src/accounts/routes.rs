@@ -30,7 +30,7 @@ pub fn routes(r: &mut ApiRoutes) {
     .link(Method::POST, "/api/v1/admin/users/{id}/role", "id");
     r.add(Method::POST, "/api/v1/auth/login", Access::Public, login)
         .body::<LoginBody>()
-        .ok::<crate::sessions::TokenPair>()
+        .ok::<super::LoginOutcome>()
         .link(Method::DELETE, "/api/v1/auth/sessions/{id}", "session_id")
         .link(
             Method::POST,
@@ -52,13 +52,38 @@ pub fn routes(r: &mut ApiRoutes) {
     )
     .body::<UpdateMeBody>()
     .ok::<UserView>();
-    r.add(
+    r.add_sensitive(
         Method::POST,
         "/api/v1/me/password",
         Access::Permission(Permission::ProfileWrite),
         change_password,
     )
     .body::<PasswordBody>()
+    .no_content();
+    r.add(
+        Method::POST,
+        "/api/v1/auth/mfa",
+        Access::Public,
+        complete_mfa,
+    )
+    .body::<MfaBody>()
+    .ok::<crate::sessions::TokenPair>()
+    .link(Method::DELETE, "/api/v1/auth/sessions/{id}", "session_id");
+    r.add(
+        Method::POST,
+        "/api/v1/auth/step-up",
+        Access::Authenticated,
+        step_up,
+    )
+    .body::<StepUpBody>()
+    .ok::<super::StepUp>();
+    r.add_sensitive(
+        Method::DELETE,
+        "/api/v1/me/mfa/totp",
+        Access::Permission(Permission::ProfileWrite),
+        disable_mfa,
+    )
+    .body::<DisableMfaBody>()
     .no_content();
     let manage = Access::Permission(Permission::UsersManage);
     r.add(Method::GET, "/api/v1/admin/users", manage, list_users)
@@ -131,8 +156,98 @@ async fn login(
     if body.login.len() > 254 {
         return Err(AppError::Unauthorized);
     }
-    let (pair, _) = super::login(&state, body.login, body.password, request_meta(&req)).await?;
+    let outcome = super::login(&state, body.login, body.password, request_meta(&req)).await?;
+    Ok(HttpResponse::Ok().json(outcome))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct MfaBody {
+    /// From the login answer (`mfa_required: true`).
+    #[schema(max_length = 128)]
+    mfa_token: String,
+    /// The 6-digit code of the authenticator…
+    #[schema(min_length = 6, max_length = 6, pattern = "^[0-9]{6}$")]
+    code: Option<String>,
+    /// …or one of the recovery codes (each works once).
+    #[schema(value_type = Option<String>, max_length = 64)]
+    recovery_code: Option<SecretString>,
+}
+
+async fn complete_mfa(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<MfaBody>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.into_inner();
+    let factor = crate::mfa::SecondFactor::from_fields(body.code, body.recovery_code)?;
+    let pair = super::complete_login(&state, body.mfa_token, factor, request_meta(&req)).await?;
     Ok(HttpResponse::Ok().json(pair))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct StepUpBody {
+    /// The account's password (accounts without a second factor)…
+    #[schema(value_type = Option<String>, format = Password)]
+    password: Option<SecretString>,
+    /// …or, when the account has one, a current code of the authenticator…
+    #[schema(min_length = 6, max_length = 6, pattern = "^[0-9]{6}$")]
+    code: Option<String>,
+    /// …or a recovery code.
+    #[schema(value_type = Option<String>, max_length = 64)]
+    recovery_code: Option<SecretString>,
+}
+
+async fn step_up(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    body: web::Json<StepUpBody>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.into_inner();
+    let factor = match (body.code, body.recovery_code) {
+        (None, None) => None,
+        (code, recovery) => Some(crate::mfa::SecondFactor::from_fields(code, recovery)?),
+    };
+    let proof = super::Proof {
+        password: body.password,
+        factor,
+    };
+    let done = super::step_up(&state, &principal, proof, request_meta(&req)).await?;
+    Ok(HttpResponse::Ok().json(done))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct DisableMfaBody {
+    #[schema(value_type = String, format = Password)]
+    password: SecretString,
+    /// A current code of the authenticator…
+    #[schema(min_length = 6, max_length = 6, pattern = "^[0-9]{6}$")]
+    code: Option<String>,
+    /// …or a recovery code.
+    #[schema(value_type = Option<String>, max_length = 64)]
+    recovery_code: Option<SecretString>,
+}
+
+async fn disable_mfa(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    body: web::Json<DisableMfaBody>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.into_inner();
+    let factor = crate::mfa::SecondFactor::from_fields(body.code, body.recovery_code)?;
+    super::disable_mfa(
+        &state,
+        &principal,
+        body.password,
+        factor,
+        request_meta(&req),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 async fn get_me(

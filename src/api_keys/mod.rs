@@ -578,6 +578,7 @@ pub fn judge(
             scopes: row.permissions(),
         },
         user: Some(std::sync::Arc::new(user)),
+        authentication: crate::auth::Authentication::NONE,
     })
 }
 
@@ -793,6 +794,7 @@ mod tests {
                 scopes: Permission::ALL.to_vec(),
             },
             user: None,
+            authentication: crate::auth::Authentication::NONE,
         };
         for p in Permission::ALL {
             assert_eq!(principal.can(p), !p.is_admin_only(), "{p}");

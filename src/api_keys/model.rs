@@ -297,6 +297,7 @@ mod tests {
                 session_id: Uuid::now_v7(),
             },
             user: None,
+            authentication: crate::auth::Authentication::NONE,
         }
     }
 
@@ -339,6 +340,7 @@ mod tests {
                 scopes: vec![Permission::KeysManage, Permission::ProfileRead],
             },
             user: None,
+            authentication: crate::auth::Authentication::NONE,
         };
         assert!(Scopes::parse(&strings(&["profile:read"]), &key).is_ok());
         assert!(Scopes::parse(&strings(&["profile:write"]), &key).is_err());

@@ -87,6 +87,15 @@ async fn create_api_key(
     body: web::Json<CreateBody>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
+    // A key with admin scopes is a sensitive operation (step-up); ordinary keys are not.
+    let admin_scopes = body.scopes.iter().any(|scope| {
+        scope
+            .parse::<Permission>()
+            .is_ok_and(|permission| permission.is_admin_only())
+    });
+    if admin_scopes {
+        crate::auth::require_step_up(&req, &principal)?;
+    }
     let created = super::create(
         &state,
         &principal,

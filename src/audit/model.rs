@@ -54,6 +54,16 @@ actions! {
     AuthRefreshRotated => "auth.refresh.rotated",
     AuthRefreshReuseDetected => "auth.refresh.reuse_detected",
     AuthPasswordChanged => "auth.password.changed",
+    AuthMfaChallenged => "auth.mfa.challenged",
+    AuthMfaFailed => "auth.mfa.failed",
+    AuthStepUp => "auth.step_up.succeeded",
+    AuthStepUpFailed => "auth.step_up.failed",
+    MfaEnrolmentStarted => "mfa.enrolment_started",
+    MfaEnabled => "mfa.enabled",
+    MfaDisabled => "mfa.disabled",
+    MfaReset => "mfa.reset",
+    MfaRecoveryCodeUsed => "mfa.recovery_code_used",
+    MfaRecoveryCodesRegenerated => "mfa.recovery_codes_regenerated",
     SessionRevoked => "session.revoked",
     ApiKeyCreated => "api_key.created",
     ApiKeyRotated => "api_key.rotated",
@@ -651,7 +661,7 @@ mod tests {
             }
             assert_eq!(Action::parse(name), Some(*action));
         }
-        assert_eq!(Action::ALL.len(), 46);
+        assert_eq!(Action::ALL.len(), 56);
         assert_eq!(Action::AuthLoginFailed.as_str(), "auth.login.failed");
         assert_eq!(Action::parse("auth.login"), None);
     }

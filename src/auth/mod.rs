@@ -81,6 +81,72 @@ pub struct Principal {
     /// The user row loaded by the same query that authenticated the request (so handlers such as
     /// `GET /me` need no second round trip). `None` only where a principal is built by hand.
     pub user: Option<std::sync::Arc<crate::users::User>>,
+    /// How strongly, and how recently, the person behind the credential authenticated.
+    pub authentication: Authentication,
+}
+
+/// The assurance of a credential: its level (1: one factor, 2: two — NIST 800-63B AAL) and when
+/// the person last proved who they are (sign-in or step-up). An API key is no authentication
+/// event: level 1, never recent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authentication {
+    pub aal: u8,
+    pub at: Option<time::OffsetDateTime>,
+}
+
+impl Authentication {
+    /// An API key, or a principal built by hand.
+    pub const NONE: Authentication = Authentication { aal: 1, at: None };
+
+    /// Whether the last authentication is at most `max_age` old at `now`.
+    pub fn is_recent(&self, now: time::OffsetDateTime, max_age: std::time::Duration) -> bool {
+        self.at
+            .is_some_and(|at| crate::clock::after(at, max_age) > now && at <= now + LEEWAY)
+    }
+}
+
+/// Clock skew tolerated on an authentication time that lies in the future (provider tokens).
+const LEEWAY: time::Duration = time::Duration::seconds(30);
+
+/// The assurance rules the route guard applies, mounted as app data by the web edge (so `auth`
+/// reads no `AppState`): how recent a sensitive operation's authentication must be, and whether
+/// admin-only permissions need a second factor.
+#[derive(Debug, Clone)]
+pub struct AssurancePolicy {
+    pub step_up_max_age: std::time::Duration,
+    pub mfa_required_for_admins: bool,
+    pub clock: crate::clock::Clock,
+}
+
+impl AssurancePolicy {
+    /// `StepUpRequired` unless `principal` authenticated within the step-up window. API keys never
+    /// qualify: a key is not an authentication event and cannot re-authenticate.
+    pub fn require_recent(&self, principal: &Principal) -> Result<(), AppError> {
+        if principal
+            .authentication
+            .is_recent(self.clock.now(), self.step_up_max_age)
+        {
+            Ok(())
+        } else {
+            Err(AppError::StepUpRequired)
+        }
+    }
+
+    /// `MfaRequired` when an admin-only permission is used with one factor while admins must
+    /// have two.
+    pub fn require_admin_assurance(
+        &self,
+        principal: &Principal,
+        permission: Permission,
+    ) -> Result<(), AppError> {
+        if self.mfa_required_for_admins
+            && permission.is_admin_only()
+            && principal.authentication.aal < 2
+        {
+            return Err(AppError::MfaRequired);
+        }
+        Ok(())
+    }
 }
 
 impl Principal {
@@ -138,6 +204,8 @@ pub struct RouteInfo {
     pub method: Method,
     pub path: &'static str,
     pub access: Access,
+    /// Whether the route needs a recent authentication (step-up) on top of `access`.
+    pub step_up: bool,
     /// Body, query and response schemas for the OpenAPI document.
     pub doc: RouteDoc,
     /// The type name of the handler's extractor tuple, so a test can check that a route taking a
@@ -168,13 +236,47 @@ impl ApiRoutes {
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
+        self.add_route(method, path, access, false, handler)
+    }
+
+    /// [`ApiRoutes::add`] for a sensitive operation: the guard also requires a recent
+    /// authentication (step-up, STEP_UP_MAX_AGE_MINUTES) and answers 401 `step-up-required`
+    /// otherwise, before the handler runs.
+    pub fn add_sensitive<F, Args>(
+        &mut self,
+        method: Method,
+        path: &'static str,
+        access: Access,
+        handler: F,
+    ) -> &mut RouteDoc
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add_route(method, path, access, true, handler)
+    }
+
+    fn add_route<F, Args>(
+        &mut self,
+        method: Method,
+        path: &'static str,
+        access: Access,
+        step_up: bool,
+        handler: F,
+    ) -> &mut RouteDoc
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
         let route = web::method(method.clone()).to(handler);
         // Public routes need no guard: no middleware layer at all rather than one that passes.
         let route = if access == Access::Public {
             route
         } else {
             route.wrap(from_fn(move |req: ServiceRequest, next: Next<BoxBody>| {
-                guard(access, req, next)
+                guard(access, step_up, req, next)
             }))
         };
         self.resources.entry(path).or_default().push(route);
@@ -182,6 +284,7 @@ impl ApiRoutes {
             method,
             path,
             access,
+            step_up,
             doc: RouteDoc::default(),
             extractors: std::any::type_name::<Args>(),
         });
@@ -214,6 +317,7 @@ pub struct Authenticator(
 
 async fn guard(
     access: Access,
+    step_up: bool,
     req: ServiceRequest,
     next: Next<BoxBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
@@ -236,8 +340,31 @@ async fn guard(
             .error_response(AppError::Forbidden)
             .map_into_boxed_body());
     }
+    let Some(policy) = req.app_data::<AssurancePolicy>().cloned() else {
+        return Err(AppError::internal(anyhow::anyhow!("no assurance policy mounted")).into());
+    };
+    let assured = required
+        .map_or(Ok(()), |p| policy.require_admin_assurance(&principal, p))
+        .and_then(|()| {
+            if step_up {
+                policy.require_recent(&principal)
+            } else {
+                Ok(())
+            }
+        });
+    if let Err(error) = assured {
+        return Ok(req.error_response(error).map_into_boxed_body());
+    }
     req.extensions_mut().insert(principal);
     next.call(req).await
+}
+
+/// For a route that is sensitive only for some inputs (an API key with admin scopes): the same
+/// step-up check the guard applies to [`ApiRoutes::add_sensitive`] routes.
+pub fn require_step_up(req: &HttpRequest, principal: &Principal) -> Result<(), AppError> {
+    req.app_data::<AssurancePolicy>()
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("no assurance policy mounted")))?
+        .require_recent(principal)
 }
 
 /// Request details recorded with audit events: the trusted client IP, user agent, request id (the

@@ -185,6 +185,11 @@ pub struct AuthSettings {
     pub lockout_threshold: i32,
     pub lockout_base: Duration,
     pub lockout_max: Duration,
+    /// How recent an authentication must be for a sensitive operation (step-up).
+    pub step_up_max_age: Duration,
+    /// Admins need a second factor (admin JSON routes refuse an aal1 session; the console lets
+    /// an admin without one in only to enrol).
+    pub mfa_required_for_admins: bool,
 }
 
 /// API keys (DESIGN §3).
@@ -586,7 +591,7 @@ impl Layered {
             log_format,
             enable_audit_logging: self.boolean("ENABLE_AUDIT_LOGGING")?,
             docs_enabled,
-            auth: self.auth_settings()?,
+            auth: self.auth_settings(environment)?,
             api_keys: self.api_key_settings()?,
             console: self.console_settings()?,
             docs_explicit,
@@ -594,7 +599,7 @@ impl Layered {
         })
     }
 
-    fn auth_settings(&self) -> Result<AuthSettings, ConfigError> {
+    fn auth_settings(&self, environment: Environment) -> Result<AuthSettings, ConfigError> {
         let policy = match self.text("PASSWORD_POLICY")?.to_ascii_lowercase().as_str() {
             "modern" | "nist" | "asvs" => PasswordPolicy::Modern,
             "classic" => PasswordPolicy::Classic,
@@ -646,6 +651,15 @@ impl Layered {
             lockout_threshold: self.number::<i32>("LOCKOUT_THRESHOLD")?.max(1),
             lockout_base: Duration::from_secs(self.number("LOCKOUT_BASE_SECONDS")?),
             lockout_max: Duration::from_secs(self.number("LOCKOUT_MAX_SECONDS")?),
+            step_up_max_age: Duration::from_secs(
+                self.number::<u64>("STEP_UP_MAX_AGE_MINUTES")?
+                    .clamp(1, 24 * 60)
+                    * 60,
+            ),
+            mfa_required_for_admins: self.boolean_or(
+                "MFA_REQUIRED_FOR_ADMINS",
+                environment == Environment::Production,
+            )?,
         })
     }
 

@@ -681,6 +681,20 @@ pub const SETTINGS: &[SettingSpec] = &[
         s.auth.lockout_max.as_secs().to_string()
     }),
     setting(
+        "STEP_UP_MAX_AGE_MINUTES",
+        I,
+        Int(10),
+        "recent sign-in needed for sensitive actions",
+        |s| (s.auth.step_up_max_age.as_secs() / 60).to_string(),
+    ),
+    setting(
+        "MFA_REQUIRED_FOR_ADMINS",
+        B,
+        Computed("on in production only"),
+        "admins need a second factor",
+        |s| s.auth.mfa_required_for_admins.to_string(),
+    ),
+    setting(
         "API_KEY_MAX_PER_USER",
         I,
         Int(25),

@@ -18,6 +18,7 @@ pub mod export;
 pub mod pages;
 pub mod routes;
 pub mod session;
+pub mod step_up;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
@@ -30,6 +31,8 @@ use crate::error::AppError;
 pub enum ConsoleError {
     /// Not signed in (or the session is over): to the sign-in page.
     SignIn,
+    /// Signed in with one factor while admins need two: to the enrolment page.
+    EnrolMfa,
     /// Refused, with a sentence for the person (CSRF, another origin, a rule).
     Forbidden(&'static str),
     NotFound,
@@ -42,6 +45,7 @@ impl std::fmt::Display for ConsoleError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ConsoleError::SignIn => f.write_str("sign-in required"),
+            ConsoleError::EnrolMfa => f.write_str("second factor enrolment required"),
             ConsoleError::Forbidden(why) => write!(f, "forbidden: {why}"),
             ConsoleError::NotFound => f.write_str("not found"),
             ConsoleError::Conflict(why) => write!(f, "conflict: {why}"),
@@ -62,7 +66,7 @@ impl From<AppError> for ConsoleError {
 impl ResponseError for ConsoleError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ConsoleError::SignIn => StatusCode::SEE_OTHER,
+            ConsoleError::SignIn | ConsoleError::EnrolMfa => StatusCode::SEE_OTHER,
             ConsoleError::Forbidden(_) => StatusCode::FORBIDDEN,
             ConsoleError::NotFound => StatusCode::NOT_FOUND,
             ConsoleError::Conflict(_) => StatusCode::CONFLICT,
@@ -74,6 +78,9 @@ impl ResponseError for ConsoleError {
         match self {
             ConsoleError::SignIn => HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, "/admin/login"))
+                .finish(),
+            ConsoleError::EnrolMfa => HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, "/admin/mfa"))
                 .finish(),
             ConsoleError::Forbidden(why) => {
                 crate::http::error::html_page(StatusCode::FORBIDDEN, why, None)

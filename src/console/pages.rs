@@ -2,6 +2,7 @@
 //! types they show. Everything here is already formatted text: templates escape it and decide
 //! nothing.
 
+use super::routes::MfaView;
 use askama::Template;
 use time::OffsetDateTime;
 
@@ -77,6 +78,40 @@ pub struct LoginPage {
     pub chrome: Chrome,
     pub login: String,
     pub nonce: String,
+    pub error: Option<&'static str>,
+}
+
+/// The admin's own second factor (`/admin/mfa`).
+#[derive(Template)]
+#[template(path = "console/mfa.html")]
+pub struct MfaPage {
+    pub chrome: Chrome,
+    /// Admins need a factor and this session has one only: everything else waits.
+    pub must_enrol: bool,
+    pub view: MfaView,
+}
+
+/// Re-authentication before a pending console action (step-up).
+#[derive(Template)]
+#[template(path = "console/step_up.html")]
+pub struct StepUpPage {
+    pub chrome: Chrome,
+    /// Where the pending form was posted (it is posted there again).
+    pub action: String,
+    /// The pending form's fields, carried as hidden inputs (its CSRF token among them).
+    pub fields: Vec<(String, String)>,
+    pub has_factor: bool,
+    pub minutes: u64,
+    pub error: Option<&'static str>,
+}
+
+/// The second step of a console sign-in.
+#[derive(Template)]
+#[template(path = "console/login_code.html")]
+pub struct LoginCodePage {
+    pub chrome: Chrome,
+    pub nonce: String,
+    pub mfa_token: String,
     pub error: Option<&'static str>,
 }
 
@@ -261,6 +296,8 @@ pub struct Stats {
     pub refresh_reuse: i64,
     /// Webhook deliveries received in the last 24 hours whose processing failed.
     pub webhooks_failed: i64,
+    /// Active admins without a second factor.
+    pub admins_without_mfa: i64,
 }
 
 #[derive(Template)]
@@ -287,6 +324,8 @@ pub struct UserRow {
     pub created: String,
     pub super_admin: bool,
     pub erased: bool,
+    /// Has a second factor.
+    pub mfa: bool,
 }
 
 impl UserRow {
@@ -303,6 +342,7 @@ impl UserRow {
             created: when(u.created_at),
             super_admin: u.super_admin,
             erased: u.erased_at.is_some(),
+            mfa: u.mfa,
         }
     }
 }

@@ -36,6 +36,14 @@ use crate::sessions::{self, NewAdminSession};
 use crate::state::AppState;
 use crate::users::User;
 
+/// What an admin who must enrol a second factor may reach.
+pub const ENROLMENT_PATHS: &[&str] = &[
+    "/admin/mfa",
+    "/admin/mfa/start",
+    "/admin/mfa/confirm",
+    "/admin/logout",
+];
+
 /// Last-seen times are written when older than this, not on every request.
 const TOUCH_EVERY: time::Duration = time::Duration::seconds(60);
 
@@ -105,9 +113,39 @@ pub struct Admin {
     pub user: User,
     token_hash: Vec<u8>,
     pub csrf: String,
+    /// 1: password only; 2: with a second factor.
+    pub aal: u8,
+    /// When the admin last proved who they are (sign-in, step-up).
+    pub authenticated_at: time::OffsetDateTime,
 }
 
 impl Admin {
+    /// Whether this session proved who the admin is within `max_age` (step-up).
+    pub fn is_recent(&self, now: time::OffsetDateTime, max_age: std::time::Duration) -> bool {
+        clock::after(self.authenticated_at, max_age) > now
+    }
+
+    /// Whether the admin must enrol a second factor before anything else (MFA_REQUIRED_FOR_ADMINS
+    /// and a one-factor session).
+    pub fn must_enrol(&self, settings: &Settings) -> bool {
+        settings.auth.mfa_required_for_admins && self.aal < 2
+    }
+
+    /// Whether `presented` is this session's CSRF token and the request same-origin.
+    pub fn form_is_ours(&self, state: &AppState, req: &HttpRequest, presented: &str) -> bool {
+        same_origin(req) && check_csrf(&state.csrf_key, &self.token_hash, presented)
+    }
+
+    /// Records a step-up on this console session (inside the caller's transaction).
+    pub fn reauthenticated_in_tx(
+        &self,
+        conn: &mut diesel::PgConnection,
+        aal: u8,
+        now: time::OffsetDateTime,
+    ) -> Result<bool, AppError> {
+        sessions::console_reauthenticated_in_tx(conn, &self.token_hash, aal, now)
+    }
+
     /// Refuses a state-changing request whose CSRF token is missing or not this session's, or
     /// that a browser says came from another origin. Nothing has been changed when this fails.
     pub fn check_form(
@@ -196,6 +234,8 @@ pub async fn resolve(state: &AppState, token: String) -> Result<Option<Admin>, A
                 csrf: csrf_token(&key, &hash),
                 token_hash: hash,
                 user,
+                aal: u8::try_from(session.aal).unwrap_or(1),
+                authenticated_at: session.authenticated_at,
             }))
         })
         .await
@@ -210,8 +250,6 @@ pub async fn sign_in(
     previous: Option<String>,
     meta: RequestMeta,
 ) -> Result<String, AppError> {
-    let token = crate::crypto::random::secret_string().map_err(AppError::internal)?;
-    let hash = hash_token(&token);
     let now = state.clock.now();
     let absolute = state.settings.console.absolute;
     let auditor = state.auditor.clone();
@@ -220,43 +258,75 @@ pub async fn sign_in(
         .run(move |conn| {
             conn.transaction::<_, AppError, _>(|conn| {
                 accounts::record_success(conn, &verified, now)?;
-                if let Some(previous) = previous {
-                    sessions::end_console_session(conn, &hash_token(&previous))?;
-                }
-                let ip = meta.ip.map(|ip| ip.to_string());
-                let user_agent: Option<String> = meta
-                    .user_agent
-                    .as_deref()
-                    .map(|ua| ua.chars().take(512).collect());
-                sessions::insert_console_session(
-                    conn,
-                    &NewAdminSession {
-                        token_hash: &hash,
-                        user_id: verified.user.id,
-                        created_at: now,
-                        last_seen_at: now,
-                        expires_at: clock::after(now, absolute),
-                        ip: ip.as_deref(),
-                        user_agent: user_agent.as_deref(),
-                    },
-                )?;
-                auditor.record(
-                    conn,
-                    &meta,
-                    Event::new(
-                        Action::AdminLoginSucceeded,
-                        Outcome::Success,
-                        Actor::admin(verified.user.id),
-                    )
-                    .target("user", verified.user.id)
-                    .metadata(serde_json::json!({
-                        "hash_upgraded": verified.upgraded_hash.is_some(),
-                    })),
-                )?;
-                Ok(())
+                let started = Started {
+                    user_id: verified.user.id,
+                    aal: 1,
+                    amr: &["pwd"],
+                    hash_upgraded: verified.upgraded_hash.is_some(),
+                };
+                start_in_tx(conn, &auditor, started, previous, &meta, now, absolute)
             })
         })
-        .await?;
+        .await
+}
+
+/// How a console sign-in was proven.
+pub struct Started {
+    pub user_id: uuid::Uuid,
+    pub aal: u8,
+    pub amr: &'static [&'static str],
+    pub hash_upgraded: bool,
+}
+
+/// Stores a new console session (inside the caller's transaction) and audits the sign-in; ends
+/// the session the browser presented before. Returns the cookie token.
+pub fn start_in_tx(
+    conn: &mut diesel::PgConnection,
+    auditor: &crate::audit::Auditor,
+    started: Started,
+    previous: Option<String>,
+    meta: &RequestMeta,
+    now: time::OffsetDateTime,
+    absolute: std::time::Duration,
+) -> Result<String, AppError> {
+    let token = crate::crypto::random::secret_string().map_err(AppError::internal)?;
+    let hash = hash_token(&token);
+    if let Some(previous) = previous {
+        sessions::end_console_session(conn, &hash_token(&previous))?;
+    }
+    let ip = meta.ip.map(|ip| ip.to_string());
+    let user_agent: Option<String> = meta
+        .user_agent
+        .as_deref()
+        .map(|ua| ua.chars().take(512).collect());
+    sessions::insert_console_session(
+        conn,
+        &NewAdminSession {
+            token_hash: &hash,
+            user_id: started.user_id,
+            created_at: now,
+            last_seen_at: now,
+            expires_at: clock::after(now, absolute),
+            ip: ip.as_deref(),
+            user_agent: user_agent.as_deref(),
+            aal: i16::from(started.aal),
+            authenticated_at: now,
+        },
+    )?;
+    auditor.record(
+        conn,
+        meta,
+        Event::new(
+            Action::AdminLoginSucceeded,
+            Outcome::Success,
+            Actor::admin(started.user_id),
+        )
+        .target("user", started.user_id)
+        .metadata(serde_json::json!({
+            "hash_upgraded": started.hash_upgraded,
+            "amr": started.amr,
+        })),
+    )?;
     Ok(token)
 }
 
@@ -305,6 +375,7 @@ impl FromRequest for Admin {
         let token = state
             .as_ref()
             .and_then(|s| presented_token(req, &CookieNames::for_settings(&s.settings)));
+        let pattern = req.match_pattern();
         Box::pin(async move {
             let Some(state) = state else {
                 return Err(ConsoleError::App(AppError::internal(anyhow::anyhow!(
@@ -316,6 +387,14 @@ impl FromRequest for Admin {
                 return Err(ConsoleError::SignIn.into());
             };
             match resolve(&state, token).await {
+                // An admin who must enrol a second factor reaches the enrolment page and sign-out
+                // only.
+                Ok(Some(admin))
+                    if admin.must_enrol(&state.settings)
+                        && !ENROLMENT_PATHS.contains(&pattern.as_deref().unwrap_or_default()) =>
+                {
+                    Err(ConsoleError::EnrolMfa.into())
+                }
                 Ok(Some(admin)) => Ok(admin),
                 Ok(None) => Err(ConsoleError::SignIn.into()),
                 Err(error) => Err(ConsoleError::App(error).into()),

@@ -43,6 +43,38 @@ pub struct Claims {
     pub nbf: i64,
     pub exp: i64,
     pub jti: String,
+    /// How the user authenticated (RFC 8176 values: `pwd`, `otp`, `rec`…).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// The assurance level (`aal1`/`aal2`, NIST 800-63B), as `acr` (OIDC) and `aal` (as Supabase
+    /// names it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aal: Option<String>,
+}
+
+/// How a session was authenticated: its assurance level (1: one factor, 2: two) and the methods
+/// (`amr`) that proved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assurance {
+    pub aal: u8,
+    pub amr: Vec<String>,
+}
+
+impl Assurance {
+    /// A password alone.
+    pub fn password() -> Assurance {
+        Assurance {
+            aal: 1,
+            amr: vec!["pwd".into()],
+        }
+    }
+
+    /// `aal1` / `aal2`.
+    pub fn acr(&self) -> String {
+        format!("aal{}", self.aal.clamp(1, 2))
+    }
 }
 
 /// The signature algorithms rampart issues tokens with. RS256 is deliberately absent (ASVS 5.0).
@@ -325,6 +357,18 @@ impl JwtKeys {
         role: &str,
         now: OffsetDateTime,
     ) -> Result<(String, Claims), JwtError> {
+        self.sign_assured(sub, sid, role, now, &Assurance::password())
+    }
+
+    /// [`JwtKeys::sign`] for a session authenticated as `assurance` says (`amr`, `acr`, `aal`).
+    pub fn sign_assured(
+        &self,
+        sub: Uuid,
+        sid: Uuid,
+        role: &str,
+        now: OffsetDateTime,
+        assurance: &Assurance,
+    ) -> Result<(String, Claims), JwtError> {
         let iat = now.unix_timestamp();
         let exp = iat
             .checked_add(self.ttl_seconds)
@@ -340,6 +384,9 @@ impl JwtKeys {
             nbf: iat,
             exp,
             jti: Uuid::now_v7().to_string(),
+            amr: assurance.amr.clone(),
+            acr: Some(assurance.acr()),
+            aal: Some(assurance.acr()),
         };
         let mut header = Header::new(self.algorithm.jose());
         header.kid = Some(self.signing_kid.clone());

@@ -9,6 +9,8 @@ diesel::table! {
         expires_at -> Timestamptz,
         ip -> Nullable<Text>,
         user_agent -> Nullable<Text>,
+        aal -> Int2,
+        authenticated_at -> Timestamptz,
     }
 }
 
@@ -142,6 +144,40 @@ diesel::table! {
 }
 
 diesel::table! {
+    mfa_challenges (token_hash) {
+        token_hash -> Bytea,
+        user_id -> Uuid,
+        purpose -> Text,
+        ip -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    mfa_recovery_codes (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        lookup -> Text,
+        code_hash -> Text,
+        created_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    mfa_totp (user_id) {
+        user_id -> Uuid,
+        data_key_id -> Uuid,
+        secret -> Text,
+        created_at -> Timestamptz,
+        confirmed_at -> Nullable<Timestamptz>,
+        last_step -> Int8,
+    }
+}
+
+diesel::table! {
     messages (id) {
         id -> Uuid,
         conversation_id -> Uuid,
@@ -185,6 +221,9 @@ diesel::table! {
         revoked_reason -> Nullable<Text>,
         ip -> Nullable<Text>,
         user_agent -> Nullable<Text>,
+        aal -> Int2,
+        amr -> Array<Text>,
+        authenticated_at -> Timestamptz,
     }
 }
 
@@ -303,6 +342,9 @@ diesel::joinable!(conversation_members -> users (user_id));
 diesel::joinable!(conversations -> data_keys (data_key_id));
 diesel::joinable!(conversations -> users (creator_id));
 diesel::joinable!(data_keys -> users (user_id));
+diesel::joinable!(mfa_challenges -> users (user_id));
+diesel::joinable!(mfa_recovery_codes -> users (user_id));
+diesel::joinable!(mfa_totp -> users (user_id));
 diesel::joinable!(messages -> conversations (conversation_id));
 diesel::joinable!(messages -> data_keys (data_key_id));
 diesel::joinable!(messages -> users (author_id));
@@ -326,6 +368,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     conversations,
     data_keys,
     messages,
+    mfa_challenges,
+    mfa_recovery_codes,
+    mfa_totp,
     quota_usage,
     refresh_tokens,
     sessions,

@@ -35,6 +35,18 @@ impl AppError {
                 "Valid credentials are required.".to_string(),
             ),
             AppError::IdentityUnknown(detail) => ("identity-unknown", detail.clone()),
+            AppError::StepUpRequired => (
+                "step-up-required",
+                "This operation needs a recent authentication: confirm your password (or a code \
+                 from your authenticator) at POST /api/v1/auth/step-up, then send it again."
+                    .to_string(),
+            ),
+            AppError::MfaRequired => (
+                "mfa-required",
+                "Admin operations need a session signed in with a second factor: enrol one at \
+                 POST /api/v1/me/mfa/totp and sign in again with it."
+                    .to_string(),
+            ),
             AppError::Forbidden => (
                 "forbidden",
                 "You do not have permission for this action.".to_string(),
@@ -118,8 +130,10 @@ impl ResponseError for AppError {
         match self {
             AppError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AppError::Unauthorized | AppError::IdentityUnknown(_) => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden => StatusCode::FORBIDDEN,
+            AppError::Unauthorized | AppError::IdentityUnknown(_) | AppError::StepUpRequired => {
+                StatusCode::UNAUTHORIZED
+            }
+            AppError::Forbidden | AppError::MfaRequired => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge { .. } | AppError::TooManyFiles { .. } => {

@@ -276,12 +276,13 @@ pub async fn authenticate(
     token: &str,
     meta: crate::audit::RequestMeta,
 ) -> Result<crate::auth::Principal, AppError> {
-    let (user, identity_id) = verify_and_resolve(state, providers, token, meta).await?;
+    let (user, identity_id, assurance) = verify_and_resolve(state, providers, token, meta).await?;
     Ok(crate::auth::Principal {
         user_id: user.id,
         role: user.role(),
         credential: crate::auth::Credential::Provider { identity_id },
         user: Some(std::sync::Arc::new(user)),
+        authentication: assurance,
     })
 }
 
@@ -291,22 +292,24 @@ pub async fn verify_and_resolve(
     providers: &Providers,
     token: &str,
     meta: crate::audit::RequestMeta,
-) -> Result<(crate::users::User, Uuid), AppError> {
+) -> Result<(crate::users::User, Uuid, crate::auth::Authentication), AppError> {
     let now = state.clock.now();
     let claims = providers
         .verify(token, now)
         .await
         .map_err(|_| AppError::Unauthorized)?;
+    let authentication = claims.authentication();
     let auditor = state.auditor.clone();
     let policy = resolve::Policy {
         auto_provision: state.settings.identity.auto_provision,
         admin_emails: state.settings.admin_emails.clone(),
         admin_by_email: state.settings.identity_admin_by_email,
     };
-    state
+    let (user, identity_id) = state
         .pool
         .run(move |conn| resolve::resolve(conn, &auditor, &policy, &claims, &meta, now))
-        .await
+        .await?;
+    Ok((user, identity_id, authentication))
 }
 
 /// How recently a provider token used to re-authenticate must have been issued.
@@ -352,7 +355,18 @@ pub async fn exchange(
     if !providers.is_provider_token(token) {
         return Err(AppError::Unauthorized);
     }
-    let (user, identity_id) = verify_and_resolve(state, providers, token, meta.clone()).await?;
+    let (user, identity_id, authentication) =
+        verify_and_resolve(state, providers, token, meta.clone()).await?;
+    // The session is as strong as the provider says the sign-in was; its authentication time is
+    // now (the exchange is a sign-in to rampart).
+    let assurance = crate::sessions::Assurance {
+        aal: authentication.aal,
+        amr: if authentication.aal >= 2 {
+            vec!["fed".into(), "mfa".into()]
+        } else {
+            vec!["fed".into()]
+        },
+    };
     let now = state.clock.now();
     let tx_state = crate::sessions::AppStateRef::from(state);
     let ttl = state.settings.auth.refresh_token_ttl;
@@ -360,7 +374,8 @@ pub async fn exchange(
         .pool
         .run(move |conn| {
             conn.transaction::<_, AppError, _>(|conn| {
-                let (session, refresh) = crate::sessions::start(conn, user.id, &meta, now, ttl)?;
+                let (session, refresh) =
+                    crate::sessions::start(conn, user.id, &meta, now, ttl, &assurance)?;
                 let provider = store::provider_of(conn, identity_id)?;
                 tx_state.auditor.record(
                     conn,
@@ -376,7 +391,7 @@ pub async fn exchange(
                         "identity_id": identity_id,
                     })),
                 )?;
-                tx_state.token_pair(user.id, session.id, user.role(), refresh, now)
+                tx_state.token_pair(user.id, session.id, user.role(), refresh, now, &assurance)
             })
         })
         .await

@@ -72,6 +72,23 @@ pub struct ProviderClaims {
     pub expires_at: i64,
     /// `iat` of the token (Unix seconds): how recently the person signed in at the provider.
     pub issued_at: i64,
+    /// The assurance level the provider asserts: 2 for Supabase `aal: "aal2"` or a Clerk token
+    /// whose `fva` shows a verified second factor; 1 otherwise.
+    pub aal: u8,
+    /// When the person last proved who they are at the provider (Unix seconds): the newest
+    /// Supabase `amr` timestamp, or `iat` less the newest Clerk `fva` age; `iat` when the token
+    /// says nothing more.
+    pub authenticated_at: i64,
+}
+
+impl ProviderClaims {
+    /// The provider's assertion as rampart's [`crate::auth::Authentication`].
+    pub fn authentication(&self) -> crate::auth::Authentication {
+        crate::auth::Authentication {
+            aal: self.aal,
+            at: OffsetDateTime::from_unix_timestamp(self.authenticated_at).ok(),
+        }
+    }
 }
 
 enum KeySource {
@@ -445,6 +462,33 @@ struct RawClaims {
     name: Option<String>,
     username: Option<String>,
     user_metadata: Option<serde_json::Value>,
+    /// Supabase: `aal1` / `aal2`.
+    aal: Option<String>,
+    /// Supabase: `[{"method": "password", "timestamp": 1700000000}, …]`.
+    amr: Option<serde_json::Value>,
+    /// Clerk: factor verification ages in minutes, `[first, second]`, -1 for never.
+    fva: Option<Vec<i64>>,
+}
+
+/// The newest `timestamp` of Supabase's `amr` entries.
+fn supabase_authenticated_at(claims: &RawClaims) -> Option<i64> {
+    claims
+        .amr
+        .as_ref()?
+        .as_array()?
+        .iter()
+        .filter_map(|entry| entry.get("timestamp")?.as_i64())
+        .max()
+}
+
+/// Clerk's `fva`: (aal, minutes since the newest factor verification).
+fn clerk_fva(claims: &RawClaims) -> (u8, Option<i64>) {
+    let Some(fva) = claims.fva.as_deref() else {
+        return (1, None);
+    };
+    let second = fva.get(1).copied().unwrap_or(-1);
+    let aal = if second >= 0 { 2 } else { 1 };
+    (aal, fva.iter().copied().filter(|age| *age >= 0).min())
 }
 
 /// Signature (with `key`, whose algorithm the header must name) and exact `iss`; the claims.
@@ -565,6 +609,13 @@ async fn verify_supabase(
         username: metadata_str(&claims, &["user_name", "preferred_username"]),
         expires_at,
         issued_at: claims.iat.unwrap_or_default(),
+        aal: if claims.aal.as_deref() == Some("aal2") {
+            2
+        } else {
+            1
+        },
+        authenticated_at: supabase_authenticated_at(&claims)
+            .unwrap_or(claims.iat.unwrap_or_default()),
     })
 }
 
@@ -608,6 +659,13 @@ async fn verify_clerk(
         username: nonempty(claims.username.as_ref()),
         expires_at,
         issued_at: claims.iat.unwrap_or_default(),
+        aal: clerk_fva(&claims).0,
+        authenticated_at: {
+            let iat = claims.iat.unwrap_or_default();
+            clerk_fva(&claims).1.map_or(iat, |minutes| {
+                iat.saturating_sub(minutes.saturating_mul(60))
+            })
+        },
     })
 }
 
@@ -627,6 +685,8 @@ mod tests {
             username: None,
             expires_at: exp,
             issued_at: exp - 60,
+            aal: 1,
+            authenticated_at: exp - 60,
         };
         let mut cache = VerifiedCache::default();
         cache.put([1; 32], claims(now.unix_timestamp() + 3600), now);

@@ -20,7 +20,7 @@ pub fn routes(r: &mut ApiRoutes) {
     )
     .query::<ExportParams>()
     .ok_or_download::<ExportDocument>(&["application/zip"]);
-    r.add(
+    r.add_sensitive(
         Method::DELETE,
         "/api/v1/me",
         Access::Permission(Permission::ProfileWrite),

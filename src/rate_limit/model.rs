@@ -40,19 +40,22 @@ impl RouteClass {
 
     /// The class of a request, from its method and the route pattern it resolves to
     /// ([`crate::http::routed_pattern`]: the pattern the router will match, whatever spelling of
-    /// the path reached it — `%6cogin` is `login`). The console's sign-in form shares the API
-    /// login's limit.
+    /// the path reached it — `%6cogin` is `login`). The console's sign-in form and both second
+    /// steps share the API login's limit; step-up shares the password change's.
     pub fn of(method: &Method, pattern: Option<&str>) -> Option<RouteClass> {
         if method != Method::POST {
             return None;
         }
         match pattern? {
-            "/api/v1/auth/login" | "/admin/login" | "/api/v1/auth/exchange" => {
-                Some(RouteClass::Login)
-            }
+            // The second step of a sign-in is a sign-in attempt too (codes are guessed there).
+            "/api/v1/auth/login"
+            | "/admin/login"
+            | "/api/v1/auth/exchange"
+            | "/api/v1/auth/mfa"
+            | "/admin/login/mfa" => Some(RouteClass::Login),
             "/api/v1/auth/register" => Some(RouteClass::Register),
             "/api/v1/auth/refresh" => Some(RouteClass::Refresh),
-            "/api/v1/me/password" => Some(RouteClass::Password),
+            "/api/v1/me/password" | "/api/v1/auth/step-up" => Some(RouteClass::Password),
             "/api/v1/webhooks/stripe" | "/api/v1/webhooks/clerk" => Some(RouteClass::Webhook),
             _ => None,
         }

@@ -16,9 +16,10 @@ use uuid::Uuid;
 
 use self::model::{NewSession, Session};
 use crate::audit::{Action, Actor, Event, Outcome, RequestMeta};
-use crate::auth::{Principal, Role};
+use crate::auth::{Authentication, Principal, Role};
 use crate::clock;
 use crate::crypto::hmac::hash_token;
+pub use crate::crypto::jwt::Assurance;
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -34,6 +35,9 @@ pub struct TokenPair {
     pub expires_in: u64,
     pub refresh_token: String,
     pub session_id: Uuid,
+    /// After a sign-in completed with a recovery code: how many unused codes are left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_codes_left: Option<i64>,
 }
 
 /// A fresh refresh token and the SHA-256 that is stored.
@@ -52,6 +56,7 @@ pub fn start(
     meta: &RequestMeta,
     now: OffsetDateTime,
     ttl: std::time::Duration,
+    assurance: &Assurance,
 ) -> Result<(Session, String), AppError> {
     let ip = meta.ip.map(|ip| ip.to_string());
     let session = store::insert(
@@ -64,6 +69,9 @@ pub fn start(
             expires_at: clock::after(now, ttl),
             ip: ip.as_deref(),
             user_agent: meta.user_agent.as_deref(),
+            aal: i16::from(assurance.aal),
+            amr: assurance.amr.clone(),
+            authenticated_at: now,
         },
     )?;
     let (token, hash) = new_refresh_token()?;
@@ -72,12 +80,12 @@ pub fn start(
 }
 
 /// Whether the session is live (not revoked, within its absolute and idle limits) and its user
-/// active; the user's current row if so. One query, by primary keys.
+/// active; the user's current row and the session's assurance if so. One query, by primary keys.
 pub async fn live_session(
     state: &AppState,
     user_id: Uuid,
     session_id: Uuid,
-) -> Result<Option<crate::users::User>, AppError> {
+) -> Result<Option<(crate::users::User, Authentication)>, AppError> {
     let now = state.clock.now();
     let idle = state.settings.auth.refresh_token_idle;
     let row = state
@@ -89,7 +97,11 @@ pub async fn live_session(
             && row.expires_at > now
             && clock::after(row.last_used_at, idle) > now
             && row.user.active;
-        live.then_some(row.user)
+        let authentication = Authentication {
+            aal: u8::try_from(row.aal).unwrap_or(1),
+            at: Some(row.authenticated_at),
+        };
+        live.then_some((row.user, authentication))
     }))
 }
 
@@ -158,8 +170,14 @@ pub async fn refresh(
                         metadata: serde_json::json!({}),
                     },
                 )?;
-                let pair =
-                    state_for_tx.token_pair(user.id, session.id, user.role(), new_token, now)?;
+                let pair = state_for_tx.token_pair(
+                    user.id,
+                    session.id,
+                    user.role(),
+                    new_token,
+                    now,
+                    &session.assurance(),
+                )?;
                 Ok(RefreshOutcome::Rotated(pair))
             })
         })
@@ -194,10 +212,11 @@ impl AppStateRef {
         role: Role,
         refresh_token: String,
         now: OffsetDateTime,
+        assurance: &Assurance,
     ) -> Result<TokenPair, AppError> {
         let (access_token, _) = self
             .jwt
-            .sign(user_id, session_id, role.as_str(), now)
+            .sign_assured(user_id, session_id, role.as_str(), now, assurance)
             .map_err(|e| {
                 AppError::internal(anyhow::anyhow!("signing an access token failed: {e}"))
             })?;
@@ -207,6 +226,7 @@ impl AppStateRef {
             expires_in: self.jwt.ttl().as_secs(),
             refresh_token,
             session_id,
+            recovery_codes_left: None,
         })
     }
 }
@@ -561,6 +581,32 @@ pub fn touch_console_session(
 ) -> Result<(), AppError> {
     store::touch_console(conn, token_hash, now)?;
     Ok(())
+}
+
+/// Step-up: records that the user re-authenticated on their API session `session_id` at `now`
+/// (`aal` 2 when a second factor was used); the session's level now. `None` when the session is
+/// gone or not theirs.
+pub fn reauthenticated_in_tx(
+    conn: &mut PgConnection,
+    session_id: Uuid,
+    user_id: Uuid,
+    aal: u8,
+    now: OffsetDateTime,
+) -> Result<Option<u8>, AppError> {
+    Ok(
+        store::reauthenticated(conn, session_id, user_id, i16::from(aal), now)?
+            .map(|level| u8::try_from(level).unwrap_or(1)),
+    )
+}
+
+/// Step-up for a console session.
+pub fn console_reauthenticated_in_tx(
+    conn: &mut PgConnection,
+    token_hash: &[u8],
+    aal: u8,
+    now: OffsetDateTime,
+) -> Result<bool, AppError> {
+    Ok(store::console_reauthenticated(conn, token_hash, i16::from(aal), now)? == 1)
 }
 
 /// Ends one console session (sign-out, expiry, a replaced cookie).

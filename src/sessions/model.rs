@@ -19,6 +19,12 @@ pub struct Session {
     pub revoked_reason: Option<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// 1: one factor; 2: two (NIST AAL).
+    pub aal: i16,
+    /// How it was authenticated (RFC 8176: `pwd`, `otp`, `rec`, or a provider's).
+    pub amr: Vec<String>,
+    /// The last time the user proved who they are on this session (sign-in, step-up).
+    pub authenticated_at: OffsetDateTime,
 }
 
 #[derive(Debug, Insertable)]
@@ -31,6 +37,9 @@ pub struct NewSession<'a> {
     pub expires_at: OffsetDateTime,
     pub ip: Option<&'a str>,
     pub user_agent: Option<&'a str>,
+    pub aal: i16,
+    pub amr: Vec<String>,
+    pub authenticated_at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -40,6 +49,16 @@ pub struct RefreshToken {
     pub session_id: Uuid,
     pub created_at: OffsetDateTime,
     pub spent_at: Option<OffsetDateTime>,
+}
+
+impl Session {
+    /// How this session was authenticated, for the tokens it issues.
+    pub fn assurance(&self) -> crate::crypto::jwt::Assurance {
+        crate::crypto::jwt::Assurance {
+            aal: u8::try_from(self.aal).unwrap_or(1),
+            amr: self.amr.clone(),
+        }
+    }
 }
 
 /// What a user sees of their sessions.
@@ -92,6 +111,8 @@ pub struct AdminSessionRow {
     pub expires_at: OffsetDateTime,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    pub aal: i16,
+    pub authenticated_at: OffsetDateTime,
 }
 
 #[derive(Debug, Insertable)]
@@ -104,4 +125,6 @@ pub struct NewAdminSession<'a> {
     pub expires_at: OffsetDateTime,
     pub ip: Option<&'a str>,
     pub user_agent: Option<&'a str>,
+    pub aal: i16,
+    pub authenticated_at: OffsetDateTime,
 }

@@ -1,5 +1,6 @@
 //! Diesel queries on `sessions` and `refresh_tokens`.
 
+use diesel::dsl::sql;
 use diesel::prelude::*;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -66,6 +67,8 @@ pub struct LiveCheck {
     pub revoked_at: Option<OffsetDateTime>,
     pub expires_at: OffsetDateTime,
     pub last_used_at: OffsetDateTime,
+    pub aal: i16,
+    pub authenticated_at: OffsetDateTime,
     pub user: User,
 }
 
@@ -83,6 +86,8 @@ pub fn live_check(
             sessions::revoked_at,
             sessions::expires_at,
             sessions::last_used_at,
+            sessions::aal,
+            sessions::authenticated_at,
             User::as_select(),
         ))
         .first(conn)
@@ -316,6 +321,50 @@ pub fn touch_console(
 ) -> QueryResult<usize> {
     diesel::update(admin_sessions::table.find(token_hash))
         .set(admin_sessions::last_seen_at.eq(now))
+        .execute(conn)
+}
+
+/// Step-up on a live API session: the user proved who they are again at `now`; a second factor
+/// (`aal` 2) raises the session's level, a password never lowers it. The level now; `None` when
+/// the session is not the user's or was revoked.
+pub fn reauthenticated(
+    conn: &mut PgConnection,
+    id: Uuid,
+    user_id: Uuid,
+    aal: i16,
+    now: OffsetDateTime,
+) -> QueryResult<Option<i16>> {
+    diesel::update(
+        sessions::table
+            .filter(sessions::id.eq(id))
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set((
+        sessions::authenticated_at.eq(now),
+        sessions::aal.eq(sql::<diesel::sql_types::SmallInt>("greatest(aal, ")
+            .bind::<diesel::sql_types::SmallInt, _>(aal)
+            .sql(")")),
+    ))
+    .returning(sessions::aal)
+    .get_result(conn)
+    .optional()
+}
+
+/// As [`reauthenticated`], for a console session.
+pub fn console_reauthenticated(
+    conn: &mut PgConnection,
+    token_hash: &[u8],
+    aal: i16,
+    now: OffsetDateTime,
+) -> QueryResult<usize> {
+    diesel::update(admin_sessions::table.find(token_hash))
+        .set((
+            admin_sessions::authenticated_at.eq(now),
+            admin_sessions::aal.eq(sql::<diesel::sql_types::SmallInt>("greatest(aal, ")
+                .bind::<diesel::sql_types::SmallInt, _>(aal)
+                .sql(")")),
+        ))
         .execute(conn)
 }
 

@@ -158,6 +158,19 @@ pub fn record_success(
 /// Replaces the password hash only if it is still `expected` (compare-and-set: of two changes
 /// racing with the same current password, the second finds the hash changed and updates nothing).
 /// Clears the lockout state too: the current password was just proven. Returns the rows updated.
+/// Stores a stronger hash of the password that was just verified (bcrypt or weak argon2 → the
+/// configured argon2id) without touching the lockout state.
+pub fn upgrade_password_hash(
+    conn: &mut PgConnection,
+    id: Uuid,
+    hash: &str,
+    now: OffsetDateTime,
+) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((users::password_hash.eq(hash), users::updated_at.eq(now)))
+        .execute(conn)
+}
+
 pub fn replace_password_hash(
     conn: &mut PgConnection,
     id: Uuid,

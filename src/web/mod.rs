@@ -27,6 +27,7 @@ pub fn api_routes() -> ApiRoutes {
     crate::identity::routes::routes(&mut routes);
     crate::conversations::routes::routes(&mut routes);
     crate::privacy::routes::routes(&mut routes);
+    crate::mfa::routes::routes(&mut routes);
     crate::live::routes::routes(&mut routes);
     routes
 }
@@ -122,7 +123,7 @@ pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Princip
     let user_id = Uuid::parse_str(&claims.sub).map_err(|_| AppError::Unauthorized)?;
     let session_id = Uuid::parse_str(&claims.sid).map_err(|_| AppError::Unauthorized)?;
     let live = crate::sessions::live_session(state, user_id, session_id).await?;
-    let Some(user) = live else {
+    let Some((user, authentication)) = live else {
         return Err(AppError::Unauthorized);
     };
     Ok(Principal {
@@ -130,6 +131,7 @@ pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Princip
         role: user.role(),
         credential: Credential::Session { session_id },
         user: Some(std::sync::Arc::new(user)),
+        authentication,
     })
 }
 

@@ -132,6 +132,16 @@ pub fn supabase_app() -> crate::support::AppBuilder {
 }
 
 pub fn supabase_token(app: &TestApp, sub: &str, email: Option<&str>) -> String {
+    supabase_token_with(app, sub, email, serde_json::json!({}))
+}
+
+/// [`supabase_token`] with extra claims (`aal`, `amr` …) merged in.
+pub fn supabase_token_with(
+    app: &TestApp,
+    sub: &str,
+    email: Option<&str>,
+    extra: serde_json::Value,
+) -> String {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let now = app.clock.now().unix_timestamp();
@@ -141,6 +151,9 @@ pub fn supabase_token(app: &TestApp, sub: &str, email: Option<&str>) -> String {
     });
     if let Some(email) = email {
         claims["email"] = serde_json::json!(email);
+    }
+    if let (Some(claims), Some(extra)) = (claims.as_object_mut(), extra.as_object()) {
+        claims.extend(extra.clone());
     }
     let input = format!(
         "{}.{}",

@@ -17,6 +17,7 @@ mod http_hardening;
 mod identities;
 mod identity;
 mod live;
+mod mfa;
 mod openapi;
 mod permissions;
 mod privacy;

@@ -740,7 +740,7 @@ async fn clerk_users_are_created_updated_and_deleted_and_their_credentials_end()
     let key = app.api_key(&tokens.access, "k", &["profile:read"]).await;
     let key = key["key"].as_str().unwrap().to_string();
     app.sql(&format!(
-        "INSERT INTO admin_sessions (token_hash, user_id, created_at, last_seen_at, expires_at) VALUES (sha256('console-token'::bytea), '{id}', now(), now(), now() + interval '1 hour')"
+        "INSERT INTO admin_sessions (token_hash, user_id, created_at, last_seen_at, expires_at, authenticated_at) VALUES (sha256('console-token'::bytea), '{id}', now(), now(), now() + interval '1 hour', now())"
     ));
     assert_eq!(
         app.get_auth("/api/v1/me", &tokens.access).await.status(),

@@ -11,6 +11,7 @@ mod client;
 mod control_chars;
 mod conversations;
 mod identities;
+mod mfa;
 mod pages;
 mod pagination;
 mod privacy;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod totp;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -61,6 +61,7 @@ async fn dashboard(
                 rate_limited: of(&[Action::RateLimitExceeded]),
                 refresh_reuse: of(&[Action::AuthRefreshReuseDetected]),
                 webhooks_failed: crate::webhooks::failed_since(conn, webhooks_since)?,
+                admins_without_mfa: crate::mfa::admins_without_factor(conn)?,
             };
             let hourly = crate::audit::hourly_since(conn, &chart::actions(), chart_since)?;
             Ok((stats, hourly))

@@ -7,6 +7,8 @@ mod audit;
 mod dashboard;
 mod identities;
 mod keys;
+mod mfa;
+pub use mfa::MfaView;
 mod sessions;
 mod sign_in;
 mod users;
@@ -40,12 +42,32 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     audit::routes(cfg);
     users::routes(cfg);
     keys::routes(cfg);
+    mfa::routes(cfg);
     sessions::routes(cfg);
     webhooks::routes(cfg);
     identities::routes(cfg);
 }
 
 // --- plumbing -------------------------------------------------------------------------------------
+
+/// [`page`] for the console's middleware (step-up).
+pub(crate) fn render_page(
+    status: StatusCode,
+    template: &impl Template,
+    clear_flash: Option<Cookie<'static>>,
+) -> Result<HttpResponse, ConsoleError> {
+    page(status, template, clear_flash)
+}
+
+/// [`chrome`] for the console's middleware (step-up).
+pub(crate) fn chrome_for(
+    state: &AppState,
+    req: &HttpRequest,
+    admin: &Admin,
+    title: &str,
+) -> (Chrome, Option<Cookie<'static>>) {
+    chrome(state, req, Some(admin), title.to_string(), "")
+}
 
 /// A rendered page, clearing the flash cookie if the page showed it.
 fn page(
