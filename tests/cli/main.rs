@@ -12,5 +12,6 @@ mod conversations;
 mod keys;
 mod live;
 mod logs;
+mod mfa;
 mod privacy;
 mod webhooks;

@@ -420,3 +420,97 @@ async fn an_admin_works_through_the_console_in_chromium() {
     wait_for_heading(&browser, "Sign in").await;
     browser.close().await.unwrap();
 }
+
+/// Two factors in a real browser: with MFA_REQUIRED_FOR_ADMINS an admin's first sign-in lands on
+/// the enrolment page; the test reads the secret off the page (as a person would type it into an
+/// app), computes the code, enables TOTP, sees the recovery codes once, signs out, signs in again
+/// with password then code, and — eleven minutes later — confirms a state change with a fresh
+/// code on the re-authentication page, after which the pending action completes.
+#[actix_web::test]
+async fn an_admin_enrols_totp_signs_in_with_a_code_and_steps_up_in_chromium() {
+    use crate::support::totp::{code_now, next_step, secret_from_base32};
+
+    let app: TestApp = admin_app()
+        .env("MFA_REQUIRED_FOR_ADMINS", "true")
+        .spawn()
+        .await;
+    app.register_admin("root").await;
+    app.user("mallory").await;
+    let mallory_id = user_id(&app, "mallory");
+
+    let driver = Driver::start();
+    let browser = driver.browser().await;
+    browser.set_window_size(1280, 800).await.unwrap();
+    browser.goto(&app.url("/admin/login")).await.unwrap();
+    wait_for_heading(&browser, "Sign in").await;
+    type_into(&browser, "#login", "root").await;
+    type_into(&browser, "#password", PASSWORD).await;
+    click(&browser, "form.stack button[type=submit]").await;
+    // No second factor yet: only the enrolment page opens.
+    wait_for_heading(&browser, "Two-factor sign-in").await;
+    shot(&browser, "mfa-01-must-enrol").await;
+    browser.goto(&app.url("/admin/users")).await.unwrap();
+    wait_for_heading(&browser, "Two-factor sign-in").await;
+    click(&browser, "form[action='/admin/mfa/start'] button").await;
+    let secret = browser
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#totp-secret"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let qr = browser.find(Locator::Css("figure.qr svg")).await.unwrap();
+    let size = qr.rectangle().await.unwrap();
+    assert!(
+        size.2 >= 150.0 && size.3 >= 150.0,
+        "a scannable QR code: {size:?}"
+    );
+    shot(&browser, "mfa-02-scan").await;
+    let secret = secret_from_base32(&secret);
+    type_into(&browser, "#code", &code_now(&app, &secret)).await;
+    click(&browser, "form[action='/admin/mfa/confirm'] button").await;
+    wait_for_heading(&browser, "Two-factor sign-in").await;
+    let codes = browser
+        .find_all(Locator::Css("#recovery-codes li"))
+        .await
+        .unwrap();
+    assert_eq!(codes.len(), 10);
+    shot(&browser, "mfa-03-recovery-codes").await;
+    click(&browser, "a.button.primary[href='/admin']").await;
+    wait_for_heading(&browser, "Dashboard").await;
+
+    // Sign out and in again: password, then the code.
+    click(&browser, "form.signout button").await;
+    wait_for_heading(&browser, "Sign in").await;
+    type_into(&browser, "#login", "root").await;
+    type_into(&browser, "#password", PASSWORD).await;
+    click(&browser, "form.stack button[type=submit]").await;
+    wait_for_heading(&browser, "Enter your code").await;
+    shot(&browser, "mfa-04-code").await;
+    next_step(&app);
+    type_into(&browser, "#code", &code_now(&app, &secret)).await;
+    click(&browser, "form.stack button[type=submit]").await;
+    wait_for_heading(&browser, "Dashboard").await;
+
+    // Eleven minutes on, disabling a user asks who you are first, then completes.
+    app.clock.advance(Duration::from_secs(11 * 60));
+    browser
+        .goto(&app.url(&format!("/admin/users/{mallory_id}/disable")))
+        .await
+        .unwrap();
+    wait_for_heading(&browser, "Disable this account?").await;
+    type_into(&browser, "#reason", "browser step-up test").await;
+    click(&browser, "form.stack button[type=submit]").await;
+    wait_for_heading(&browser, "Confirm it is you").await;
+    shot(&browser, "mfa-05-step-up").await;
+    assert!(crate::client::user_state(&app, "mallory").0, "not yet");
+    type_into(&browser, "#reauth_code", &code_now(&app, &secret)).await;
+    click(&browser, "form.stack button[type=submit]").await;
+    wait_for_heading(&browser, "mallory").await;
+    assert!(browser.source().await.unwrap().contains("Account disabled"));
+    assert!(!crate::client::user_state(&app, "mallory").0);
+    shot(&browser, "mfa-06-done").await;
+    browser.close().await.unwrap();
+}
