@@ -81,10 +81,8 @@ fn seed(
 
 fn code_now() -> String {
     let totp = rampart::mfa::model::totp(&SECRET, "rampart", "bench").unwrap();
-    totp.generate(
-        u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap(),
-    )
-    .to_string()
+    totp.generate(u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap())
+        .to_string()
 }
 
 /// One complete login of user `{prefix}{n}`: password, then (with `mfa`) the code. Ok when the
@@ -132,8 +130,12 @@ async fn round(base: &str, prefix: &'static str, mfa: bool, next: Arc<AtomicU64>
     let started = Instant::now();
     let tasks: Vec<_> = (0..connections)
         .map(|_| {
-            let (client, next, errors, base) =
-                (client.clone(), next.clone(), errors.clone(), base.to_string());
+            let (client, next, errors, base) = (
+                client.clone(),
+                next.clone(),
+                errors.clone(),
+                base.to_string(),
+            );
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 while Instant::now() < deadline {
@@ -179,7 +181,10 @@ fn main() {
     // Production argon2id parameters (the defaults); lockout and limits as shipped except the
     // per-IP limiter, which a load generator on one address would trip.
     let settings = common::settings(&url, &[]);
-    assert_eq!(settings.auth.argon2_memory_kib, 19_456, "production argon2id");
+    assert_eq!(
+        settings.auth.argon2_memory_kib, 19_456,
+        "production argon2id"
+    );
     let ring = rampart::state::key_ring(&settings).unwrap();
     let port = common::start(settings, rampart::app::no_extra_routes());
     let base = format!("http://127.0.0.1:{port}");
@@ -187,7 +192,9 @@ fn main() {
     runtime.block_on(async {
         let res = reqwest::Client::new()
             .post(format!("{base}/api/v1/auth/register"))
-            .json(&json!({ "username": "template", "email": "t@example.org", "password": PASSWORD }))
+            .json(
+                &json!({ "username": "template", "email": "t@example.org", "password": PASSWORD }),
+            )
             .send()
             .await
             .unwrap();

@@ -791,3 +791,22 @@ async fn provider_tokens_count_as_the_provider_asserts() {
     assert_eq!(res.status(), 401);
     assert_eq!(problem_type(&res.json().await.unwrap()), "step-up-required");
 }
+
+#[actix_web::test]
+async fn erasure_removes_the_factor_and_its_recovery_codes() {
+    let app = spawn_app().await;
+    let (tokens, _, _) = enrolled(&app, "alice").await;
+    assert_eq!(count(&app, "mfa_totp"), 1);
+    let res = send(
+        &app,
+        reqwest::Method::DELETE,
+        "/api/v1/me",
+        &tokens.access,
+        Some(&json!({ "current_password": PASSWORD })),
+    )
+    .await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(count(&app, "mfa_totp"), 0);
+    assert_eq!(count(&app, "mfa_recovery_codes"), 0);
+    assert_eq!(count(&app, "mfa_challenges"), 0);
+}
