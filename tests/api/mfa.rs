@@ -350,7 +350,10 @@ async fn the_mfa_token_is_single_use_even_when_raced() {
         1,
         "{statuses:?}"
     );
-    assert_eq!(count(&app, "mfa_recovery_codes WHERE used_at IS NOT NULL"), 1);
+    assert_eq!(
+        count(&app, "mfa_recovery_codes WHERE used_at IS NOT NULL"),
+        1
+    );
     // Spent: a valid code a minute later (within the token's five) does not revive it.
     app.clock.advance(Duration::from_secs(61));
     let again = second_step(&app, &token, json!({ "code": code_now(&app, &secret) })).await;
