@@ -155,20 +155,7 @@ async fn round(base: &str, prefix: &'static str, mfa: bool, next: Arc<AtomicU64>
     for task in tasks {
         all.extend(task.await.unwrap());
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.sort_unstable();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0)
-    };
-    Round {
-        ok: all.len(),
-        rps: all.len() as f64 / elapsed,
-        p50_us: pct(0.50),
-        p99_us: pct(0.99),
-        errors: errors.load(Ordering::Relaxed),
-    }
+    common::summarize(all, started.elapsed(), errors.load(Ordering::Relaxed))
 }
 
 fn main() {

@@ -169,19 +169,24 @@ pub async fn load(
     for task in tasks {
         all.extend(task.await.unwrap());
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.sort_unstable();
+    summarize(all, started.elapsed(), errors.load(Ordering::Relaxed))
+}
+
+/// A round from its successes' latencies (µs), its duration and its error count.
+pub fn summarize(mut latencies: Vec<u64>, elapsed: Duration, errors: u64) -> Round {
+    latencies.sort_unstable();
     let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
             .copied()
             .unwrap_or(0)
     };
     Round {
-        ok: all.len(),
-        rps: all.len() as f64 / elapsed,
+        ok: latencies.len(),
+        rps: latencies.len() as f64 / elapsed.as_secs_f64(),
         p50_us: pct(0.50),
         p99_us: pct(0.99),
-        errors: errors.load(Ordering::Relaxed),
+        errors,
     }
 }
 

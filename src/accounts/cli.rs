@@ -354,18 +354,9 @@ pub fn cli_reset_mfa(
             return ExitCode::FAILURE;
         }
     };
-    let os_user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_default();
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default();
-    let metadata = serde_json::json!({
-        "reason": reason,
-        "via": "cli",
-        "os_user": os_user,
-        "host": host,
-    });
+    let mut metadata = crate::audit::operator_origin();
+    metadata["reason"] = serde_json::json!(reason);
+    metadata["via"] = serde_json::json!("cli");
     let now = time::OffsetDateTime::now_utc();
     let meta = system_meta();
     let outcome = conn.transaction::<_, AppError, _>(|conn| {

@@ -329,6 +329,26 @@ pub async fn complete_login(
     .await
 }
 
+/// The caller's user row (usually loaded by the request's authentication already) and whether
+/// they have a second factor.
+async fn user_and_factor(
+    state: &AppState,
+    principal: &Principal,
+) -> Result<(User, bool), AppError> {
+    let user_id = principal.user_id;
+    let known = principal.user.clone();
+    state
+        .pool
+        .run(move |conn| {
+            let user = match known {
+                Some(user) => user.as_ref().clone(),
+                None => store::find(conn, user_id)?.ok_or(AppError::Unauthorized)?,
+            };
+            Ok((user, mfa::has_factor(conn, user_id)?))
+        })
+        .await
+}
+
 /// `POST /api/v1/auth/step-up`'s answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StepUp {
@@ -361,18 +381,7 @@ pub async fn step_up(
                 .into(),
         ));
     };
-    let user_id = principal.user_id;
-    let known = principal.user.clone();
-    let (user, has_factor) = state
-        .pool
-        .run(move |conn| {
-            let user = match known {
-                Some(user) => user.as_ref().clone(),
-                None => store::find(conn, user_id)?.ok_or(AppError::Unauthorized)?,
-            };
-            Ok((user, mfa::has_factor(conn, user_id)?))
-        })
-        .await?;
+    let (user, has_factor) = user_and_factor(state, principal).await?;
     if has_factor && proof.factor.is_none() {
         return Err(AppError::Validation(vec![FieldError::new(
             "code",
@@ -449,18 +458,7 @@ pub async fn disable_mfa(
     factor: SecondFactor,
     meta: RequestMeta,
 ) -> Result<(), AppError> {
-    let user_id = principal.user_id;
-    let known = principal.user.clone();
-    let (user, has_factor) = state
-        .pool
-        .run(move |conn| {
-            let user = match known {
-                Some(user) => user.as_ref().clone(),
-                None => store::find(conn, user_id)?.ok_or(AppError::Unauthorized)?,
-            };
-            Ok((user, mfa::has_factor(conn, user_id)?))
-        })
-        .await?;
+    let (user, has_factor) = user_and_factor(state, principal).await?;
     if !has_factor {
         return Err(mfa::MfaError::NotEnabled.into());
     }

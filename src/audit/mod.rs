@@ -613,6 +613,18 @@ pub fn hourly_since(
         .collect())
 }
 
+/// Who ran an operator command: the OS user and the host, recorded with the audit rows of the
+/// CLI's destructive commands (`{"os_user", "host"}`; empty strings when unknown).
+pub fn operator_origin() -> serde_json::Value {
+    let os_user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_default();
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    serde_json::json!({ "os_user": os_user, "host": host })
+}
+
 /// An admin's reason from a request, optional unless `required`; a blank one is no reason. The
 /// text is checked by [`parse_reason`].
 pub fn admin_reason(

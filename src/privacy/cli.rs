@@ -5,7 +5,6 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use diesel::{Connection, PgConnection};
-use serde_json::json;
 use uuid::Uuid;
 
 use super::{Erasure, PrivacyError};
@@ -82,12 +81,6 @@ pub fn cli_erase(
             return ExitCode::FAILURE;
         }
     }
-    let os_user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_default();
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default();
     let now = time::OffsetDateTime::now_utc();
     let meta = cli_meta();
     let outcome = conn.transaction::<_, PrivacyError, _>(|conn| {
@@ -101,7 +94,7 @@ pub fn cli_erase(
                 by: None,
                 reason: Some(reason.clone()),
                 via: "cli",
-                extra: json!({ "os_user": os_user, "host": host }),
+                extra: crate::audit::operator_origin(),
             },
             settings.super_admin_email.as_deref(),
             now,

@@ -164,20 +164,6 @@ pub fn supabase_token_with(
     format!("{input}.{}", b64.encode(key.mac(&[input.as_bytes()])))
 }
 
-fn count(app: &TestApp, from_where: &str) -> i64 {
-    use diesel::prelude::*;
-    #[derive(QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut conn = app.db.as_ref().unwrap().connect();
-    diesel::sql_query(format!("SELECT count(*) AS n FROM {from_where}"))
-        .get_result::<N>(&mut conn)
-        .unwrap()
-        .n
-}
-
 #[actix_web::test]
 async fn a_provider_token_authenticates_as_its_linked_user_provisioned_once_at_first_sight() {
     let app = supabase_app().spawn().await;
@@ -196,15 +182,9 @@ async fn a_provider_token_authenticates_as_its_linked_user_provisioned_once_at_f
     }
     ids.dedup();
     assert_eq!(ids.len(), 1, "one account for twenty first requests");
-    assert_eq!(count(&app, "users WHERE password_hash IS NULL"), 1);
-    assert_eq!(
-        count(&app, "user_identities WHERE subject = 'sb-user-1'"),
-        1
-    );
-    assert_eq!(
-        count(&app, "audit_logs WHERE action = 'user.registered'"),
-        1
-    );
+    assert_eq!(app.count("users WHERE password_hash IS NULL"), 1);
+    assert_eq!(app.count("user_identities WHERE subject = 'sb-user-1'"), 1);
+    assert_eq!(app.count("audit_logs WHERE action = 'user.registered'"), 1);
     // Permissions are rampart's: a team member is not an admin whatever the token says.
     assert_eq!(
         app.get_auth("/api/v1/admin/users", &token).await.status(),
@@ -234,8 +214,8 @@ async fn provider_tokens_are_never_merged_by_email_and_unknown_or_disabled_ident
             .ends_with("/identity-unknown"),
         "{problem}"
     );
-    assert_eq!(count(&app, "user_identities"), 0);
-    assert_eq!(count(&app, "users"), 1);
+    assert_eq!(app.count("user_identities"), 0);
+    assert_eq!(app.count("users"), 1);
     // No email to provision with.
     let res = app
         .get_auth("/api/v1/me", &supabase_token(&app, "sb-noemail", None))
@@ -276,7 +256,7 @@ async fn provider_tokens_are_never_merged_by_email_and_unknown_or_disabled_ident
         )
         .await;
     assert_eq!(res.status(), 401);
-    assert_eq!(count(&app, "users"), 0);
+    assert_eq!(app.count("users"), 0);
 }
 
 #[actix_web::test]
@@ -317,9 +297,7 @@ async fn exchange_gives_a_working_rampart_session_and_the_provider_token_is_no_r
         .await;
     assert_eq!(res.status(), 401);
     assert_eq!(
-        count(
-            &app,
-            "audit_logs WHERE action = 'auth.exchange.succeeded' AND metadata->>'provider' = 'supabase'"
+        app.count("audit_logs WHERE action = 'auth.exchange.succeeded' AND metadata->>'provider' = 'supabase'"
         ),
         1
     );
@@ -371,11 +349,8 @@ async fn a_signed_in_user_links_a_provider_identity_which_then_signs_them_in() {
         .await
         .unwrap();
     assert_eq!(me["username"], "local");
-    assert_eq!(count(&app, "users"), 1, "no second account");
-    assert_eq!(
-        count(&app, "audit_logs WHERE action = 'identity.linked'"),
-        1
-    );
+    assert_eq!(app.count("users"), 1, "no second account");
+    assert_eq!(app.count("audit_logs WHERE action = 'identity.linked'"), 1);
     // Someone else cannot take the identity over, and a bad token is a field error.
     let other = app.user("other").await;
     assert_eq!(

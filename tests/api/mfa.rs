@@ -89,20 +89,6 @@ fn problem_type(body: &Value) -> &str {
         .unwrap_or_default()
 }
 
-fn count(app: &TestApp, sql: &str) -> i64 {
-    use diesel::prelude::*;
-    #[derive(QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut conn = app.db.as_ref().unwrap().connect();
-    diesel::sql_query(format!("SELECT count(*) AS n FROM {sql}"))
-        .get_result::<N>(&mut conn)
-        .unwrap()
-        .n
-}
-
 #[actix_web::test]
 async fn enrolment_then_login_needs_the_code_and_works_with_it() {
     let app = spawn_app().await;
@@ -126,7 +112,7 @@ async fn enrolment_then_login_needs_the_code_and_works_with_it() {
     // The secret is stored encrypted, never as the base32 the client saw.
     let b32 = enrolment["secret"].as_str().unwrap();
     assert_eq!(
-        count(&app, &format!("mfa_totp WHERE secret LIKE '%{b32}%'")),
+        app.count(&format!("mfa_totp WHERE secret LIKE '%{b32}%'")),
         0
     );
     // Pending: a login still needs only the password.
@@ -158,18 +144,15 @@ async fn enrolment_then_login_needs_the_code_and_works_with_it() {
         assert_eq!(plain.len(), 20, "{code}");
     }
     assert_eq!(
-        count(
-            &app,
-            "mfa_recovery_codes WHERE code_hash LIKE '$argon2id$%'"
-        ),
+        app.count("mfa_recovery_codes WHERE code_hash LIKE '$argon2id$%'"),
         10,
         "stored as argon2id hashes"
     );
 
     // From now on a right password alone gives no token and no session.
-    let sessions_before = count(&app, "sessions");
+    let sessions_before = app.count("sessions");
     let token = challenge(&app, "alice").await;
-    assert_eq!(count(&app, "sessions"), sessions_before, "no session yet");
+    assert_eq!(app.count("sessions"), sessions_before, "no session yet");
     next_step(&app);
     let res = second_step(&app, &token, json!({ "code": code_now(&app, &secret) })).await;
     assert_eq!(res.status(), 200);
@@ -263,7 +246,7 @@ async fn a_recovery_code_works_once_and_says_how_many_are_left() {
         json!(["pwd", "rec"])
     );
     assert_eq!(
-        count(&app, "audit_logs WHERE action = 'mfa.recovery_code_used'"),
+        app.count("audit_logs WHERE action = 'mfa.recovery_code_used'"),
         1
     );
     let token = challenge(&app, "alice").await;
@@ -288,7 +271,7 @@ async fn wrong_codes_count_towards_the_lockout_and_a_right_password_does_not_res
     let res = second_step(&app, &token, json!({ "code": "654321" })).await;
     assert_eq!(res.status(), 401);
     assert_eq!(
-        count(&app, "audit_logs WHERE action = 'auth.lockout'"),
+        app.count("audit_logs WHERE action = 'auth.lockout'"),
         1,
         "the fifth wrong code locked the account"
     );
@@ -302,7 +285,7 @@ async fn wrong_codes_count_towards_the_lockout_and_a_right_password_does_not_res
     app.clock.advance(Duration::from_secs(61));
     let right = second_step(&app, &token, json!({ "code": code_now(&app, &secret) })).await;
     assert_eq!(right.status(), 200);
-    assert_eq!(count(&app, "users WHERE failed_logins = 0"), 1, "reset");
+    assert_eq!(app.count("users WHERE failed_logins = 0"), 1, "reset");
 }
 
 #[actix_web::test]
@@ -322,8 +305,7 @@ async fn parallel_wrong_codes_cannot_exceed_the_lockout_budget() {
     let statuses = futures_util::future::join_all(attempts).await;
     assert!(statuses.iter().all(|s| *s == 401));
     // Only LOCKOUT_THRESHOLD of them were checked; the rest found the account locked.
-    let checked = count(
-        &app,
+    let checked = app.count(
         "audit_logs WHERE action = 'auth.mfa.failed' AND metadata->>'reason' = 'bad_second_factor'",
     );
     assert!(checked <= 5, "{checked} codes checked");
@@ -350,10 +332,7 @@ async fn the_mfa_token_is_single_use_even_when_raced() {
         1,
         "{statuses:?}"
     );
-    assert_eq!(
-        count(&app, "mfa_recovery_codes WHERE used_at IS NOT NULL"),
-        1
-    );
+    assert_eq!(app.count("mfa_recovery_codes WHERE used_at IS NOT NULL"), 1);
     // Spent: a valid code a minute later (within the token's five) does not revive it.
     app.clock.advance(Duration::from_secs(61));
     let again = second_step(&app, &token, json!({ "code": code_now(&app, &secret) })).await;
@@ -664,7 +643,7 @@ async fn step_up_for_an_mfa_user_needs_the_code_and_counts_failures() {
     )
     .await;
     assert_eq!(wrong.status(), 401);
-    assert_eq!(count(&app, "users WHERE failed_logins = 1"), 1);
+    assert_eq!(app.count("users WHERE failed_logins = 1"), 1);
     let res = post(
         &app,
         "/api/v1/auth/step-up",
@@ -675,7 +654,7 @@ async fn step_up_for_an_mfa_user_needs_the_code_and_counts_failures() {
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["aal"], "aal2", "the session is now two-factor");
-    assert_eq!(count(&app, "users WHERE failed_logins = 0"), 1);
+    assert_eq!(app.count("users WHERE failed_logins = 0"), 1);
     let regen = post(
         &app,
         "/api/v1/me/mfa/recovery-codes",
@@ -720,8 +699,8 @@ async fn disabling_needs_the_password_and_a_code() {
     )
     .await;
     assert_eq!(res.status(), 204);
-    assert_eq!(count(&app, "mfa_recovery_codes"), 0);
-    assert_eq!(count(&app, "audit_logs WHERE action = 'mfa.disabled'"), 1);
+    assert_eq!(app.count("mfa_recovery_codes"), 0);
+    assert_eq!(app.count("audit_logs WHERE action = 'mfa.disabled'"), 1);
     let res = app.login_as("alice", PASSWORD).await;
     assert!(res.json::<Value>().await.unwrap()["access_token"].is_string());
 }
@@ -803,7 +782,7 @@ async fn provider_tokens_count_as_the_provider_asserts() {
 async fn erasure_removes_the_factor_and_its_recovery_codes() {
     let app = spawn_app().await;
     let (tokens, _, _) = enrolled(&app, "alice").await;
-    assert_eq!(count(&app, "mfa_totp"), 1);
+    assert_eq!(app.count("mfa_totp"), 1);
     let res = send(
         &app,
         reqwest::Method::DELETE,
@@ -813,7 +792,7 @@ async fn erasure_removes_the_factor_and_its_recovery_codes() {
     )
     .await;
     assert_eq!(res.status(), 204);
-    assert_eq!(count(&app, "mfa_totp"), 0);
-    assert_eq!(count(&app, "mfa_recovery_codes"), 0);
-    assert_eq!(count(&app, "mfa_challenges"), 0);
+    assert_eq!(app.count("mfa_totp"), 0);
+    assert_eq!(app.count("mfa_recovery_codes"), 0);
+    assert_eq!(app.count("mfa_challenges"), 0);
 }

@@ -154,19 +154,6 @@ fn rows(app: &TestApp) -> Vec<Row> {
         .collect()
 }
 
-fn count(app: &TestApp, sql_table_filter: &str) -> i64 {
-    #[derive(QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut conn = app.db.as_ref().unwrap().connect();
-    diesel::sql_query(format!("SELECT count(*) AS n FROM {sql_table_filter}"))
-        .get_result::<N>(&mut conn)
-        .unwrap()
-        .n
-}
-
 /// The problem body without its request id (which differs per request).
 async fn refusal(res: reqwest::Response) -> Value {
     assert_eq!(res.status(), 400);
@@ -670,13 +657,10 @@ async fn twenty_identical_deliveries_at_once_are_processed_exactly_once() {
     let stored = rows(&app);
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].deliveries, 20);
-    assert_eq!(count(&app, "users WHERE email = 'race@example.org'"), 1);
+    assert_eq!(app.count("users WHERE email = 'race@example.org'"), 1);
+    assert_eq!(app.count("user_identities WHERE subject = 'user_race'"), 1);
     assert_eq!(
-        count(&app, "user_identities WHERE subject = 'user_race'"),
-        1
-    );
-    assert_eq!(
-        count(&app, "audit_logs WHERE action = 'user.registered'"),
+        app.count("audit_logs WHERE action = 'user.registered'"),
         1,
         "one account, audited once"
     );
@@ -695,9 +679,7 @@ async fn clerk_users_are_created_updated_and_deleted_and_their_credentials_end()
     assert_eq!(res.json::<Value>().await.unwrap()["outcome"], "processed");
     let id = app.user_id("sam_c");
     assert_eq!(
-        count(
-            &app,
-            &format!(
+        app.count(&format!(
                 "users WHERE id = '{id}' AND password_hash IS NULL AND role = 'team_member' AND email = 'sam@example.org'"
             )
         ),
@@ -721,12 +703,9 @@ async fn clerk_users_are_created_updated_and_deleted_and_their_credentials_end()
     .await;
     assert_eq!(res.status(), 200);
     assert_eq!(
-        count(
-            &app,
-            &format!(
-                "users WHERE id = '{id}' AND email = 'sam.new@example.org' AND username = 'sam_new'"
-            )
-        ),
+        app.count(&format!(
+            "users WHERE id = '{id}' AND email = 'sam.new@example.org' AND username = 'sam_new'"
+        )),
         1
     );
 
@@ -765,23 +744,20 @@ async fn clerk_users_are_created_updated_and_deleted_and_their_credentials_end()
         .await;
     assert_eq!(refresh.status(), 401);
     assert_eq!(
-        count(&app, &format!("admin_sessions WHERE user_id = '{id}'")),
+        app.count(&format!("admin_sessions WHERE user_id = '{id}'")),
         0
     );
     assert_eq!(
-        count(&app, &format!("users WHERE id = '{id}' AND NOT active")),
+        app.count(&format!("users WHERE id = '{id}' AND NOT active")),
         1,
         "disabled, never deleted"
     );
     assert!(
-        count(&app, &format!("audit_logs WHERE target_id = '{id}'")) >= 3,
+        app.count(&format!("audit_logs WHERE target_id = '{id}'")) >= 3,
         "history kept"
     );
     assert_eq!(
-        count(
-            &app,
-            "audit_logs WHERE action = 'user.disabled' AND actor_type = 'system'"
-        ),
+        app.count("audit_logs WHERE action = 'user.disabled' AND actor_type = 'system'"),
         1
     );
 }
@@ -818,13 +794,10 @@ async fn an_email_already_used_locally_is_a_stored_failure_not_a_merge() {
         "{:?}",
         stored[0].error
     );
-    assert_eq!(count(&app, "user_identities"), 0, "not linked");
-    assert_eq!(count(&app, "users"), 1, "no second account");
+    assert_eq!(app.count("user_identities"), 0, "not linked");
+    assert_eq!(app.count("users"), 1, "no second account");
     assert_eq!(
-        count(
-            &app,
-            "audit_logs WHERE action = 'webhook.received' AND outcome = 'failure'"
-        ),
+        app.count("audit_logs WHERE action = 'webhook.received' AND outcome = 'failure'"),
         1
     );
     // An update naming a Clerk user never seen, with the same email: still no merge.
@@ -835,7 +808,7 @@ async fn an_email_already_used_locally_is_a_stored_failure_not_a_merge() {
     )
     .await;
     assert_eq!(res.json::<Value>().await.unwrap()["outcome"], "failed");
-    assert_eq!(count(&app, "user_identities"), 0);
+    assert_eq!(app.count("user_identities"), 0);
 }
 
 #[actix_web::test]
@@ -852,9 +825,7 @@ async fn admin_emails_make_synced_users_admins_only_when_verified_and_allowed() 
     )
     .await;
     assert_eq!(
-        count(
-            &app,
-            "users WHERE username = 'boss' AND role = 'admin' AND admin_granted_by = 'verified_email'"
+        app.count("users WHERE username = 'boss' AND role = 'admin' AND admin_granted_by = 'verified_email'"
         ),
         1
     );
@@ -867,17 +838,11 @@ async fn admin_emails_make_synced_users_admins_only_when_verified_and_allowed() 
     .replace("\"verified\"", "\"unverified\"");
     clerk(&app, "msg_a2", &unverified).await;
     assert_eq!(
-        count(
-            &app,
-            "users WHERE username = 'boss2' AND role = 'team_member'"
-        ),
+        app.count("users WHERE username = 'boss2' AND role = 'team_member'"),
         1
     );
     assert_eq!(
-        count(
-            &app,
-            "audit_logs WHERE action = 'user.admin_email_unverified'"
-        ),
+        app.count("audit_logs WHERE action = 'user.admin_email_unverified'"),
         1
     );
 
@@ -892,10 +857,7 @@ async fn admin_emails_make_synced_users_admins_only_when_verified_and_allowed() 
     )
     .await;
     assert_eq!(
-        count(
-            &app,
-            "users WHERE username = 'boss' AND role = 'team_member'"
-        ),
+        app.count("users WHERE username = 'boss' AND role = 'team_member'"),
         1,
         "off by default"
     );
@@ -1039,7 +1001,7 @@ async fn subscriptions_follow_stripe_matched_by_the_checkout_customer_never_by_e
         "failed"
     );
     assert_eq!(
-        count(&app, "audit_logs WHERE action = 'subscription.updated'"),
+        app.count("audit_logs WHERE action = 'subscription.updated'"),
         5
     );
 }

@@ -256,6 +256,22 @@ impl TestApp {
         res.json().await.unwrap()
     }
 
+    /// `SELECT count(*) FROM {from_where}` on the app's database (e.g.
+    /// `"audit_logs WHERE action = 'mfa.reset'"`).
+    pub fn count(&self, from_where: &str) -> i64 {
+        use diesel::prelude::*;
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.db.as_ref().unwrap().connect();
+        diesel::sql_query(format!("SELECT count(*) AS n FROM {from_where}"))
+            .get_result::<N>(&mut conn)
+            .unwrap()
+            .n
+    }
+
     /// Runs SQL (one or more statements) on the app's database, as the superuser the tests
     /// connect with.
     pub fn sql(&self, statements: &str) {
