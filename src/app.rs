@@ -94,6 +94,7 @@ impl Application {
             state.auditor.clone(),
             state.settings.conversations.clone(),
         );
+        crate::email::sender::spawn(&state);
         let live = web::Data::new(crate::live::Live::start(&state));
         let server = run(
             listener,
@@ -178,6 +179,7 @@ fn run(
     let assurance = crate::auth::AssurancePolicy {
         step_up_max_age: settings.auth.step_up_max_age,
         mfa_required_for_admins: settings.auth.mfa_required_for_admins,
+        email_verification_required: settings.email.verification_required,
         clock: state.clock.clone(),
     };
     let app = move || {

@@ -293,7 +293,7 @@ pub fn run() -> ExitCode {
             let (Some(mut conn), Some(auditor)) = (connect(&settings), auditor(&settings)) else {
                 return ExitCode::FAILURE;
             };
-            crate::accounts::cli::cli_reset_mfa(&auditor, &mut conn, &id, &reason)
+            crate::accounts::cli::cli_reset_mfa(&settings, &auditor, &mut conn, &id, &reason)
         }),
         Command::Users {
             command: UsersCommand::ErasureReport { id, json },

@@ -46,6 +46,10 @@ pub enum AppError {
     /// `mfa-required`).
     #[error("second factor required")]
     MfaRequired,
+    /// EMAIL_VERIFICATION_REQUIRED and the account's address is not verified yet (403
+    /// `email-unverified`).
+    #[error("email address not verified")]
+    EmailUnverified,
     #[error("forbidden")]
     Forbidden,
     #[error("not found")]

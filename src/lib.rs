@@ -13,6 +13,7 @@ pub mod console;
 pub mod conversations;
 pub mod crypto;
 pub mod db;
+pub mod email;
 pub mod error;
 pub mod http;
 pub mod identity;

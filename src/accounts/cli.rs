@@ -326,6 +326,7 @@ pub fn read_password_stdin() -> Result<SecretString, AppError> {
 /// `rampart users reset-mfa ID --reason R`: exit 0 when the factor was removed, 1 when the user
 /// does not exist or has no factor (nothing changed), 2 for a bad invocation.
 pub fn cli_reset_mfa(
+    settings: &Settings,
     auditor: &Auditor,
     conn: &mut PgConnection,
     id: &str,
@@ -363,6 +364,7 @@ pub fn cli_reset_mfa(
         super::reset_mfa_in_tx(
             conn,
             auditor,
+            &settings.email,
             &meta,
             user.id,
             Actor::system(),

@@ -95,6 +95,7 @@ where
         Some(prepared) => {
             let ring = state.keyring.clone();
             let auditor = state.auditor.clone();
+            let email = state.settings.email.clone();
             let tx_meta = meta.clone();
             let done = state
                 .pool
@@ -104,7 +105,8 @@ where
                             None => None,
                             Some(prepared) => {
                                 match mfa::accept_in_tx(
-                                    conn, &ring, &auditor, &tx_meta, user_id, prepared, now,
+                                    conn, &ring, &auditor, &email, &tx_meta, user_id, prepared,
+                                    now,
                                 )? {
                                     Some(accepted) => Some(accepted),
                                     None => return Ok(None),
@@ -295,6 +297,7 @@ pub async fn complete_login(
     let now = state.clock.now();
     let tx_state = AppStateRef::from(state);
     let ttl = state.settings.auth.refresh_token_ttl;
+    let email_settings = state.settings.email.clone();
     let tx_meta = meta.clone();
     second_step(
         state,
@@ -309,6 +312,7 @@ pub async fn complete_login(
             };
             let (session, refresh) =
                 sessions::start(conn, user.id, &tx_meta, now, ttl, &assurance)?;
+            crate::email::device_seen_in_tx(conn, &email_settings, user.id, &tx_meta, now)?;
             tx_state.auditor.record(
                 conn,
                 &tx_meta,
@@ -464,6 +468,7 @@ pub async fn disable_mfa(
     }
     let now = state.clock.now();
     let auditor = state.auditor.clone();
+    let email_settings = state.settings.email.clone();
     let tx_meta = meta.clone();
     let actor = principal.actor();
     let proof = Proof {
@@ -488,6 +493,13 @@ pub async fn disable_mfa(
                         "proved_with": accepted.map_or("pwd", |a| a.method.amr()),
                     })),
             )?;
+            crate::email::notify_in_tx(
+                conn,
+                &email_settings,
+                user.id,
+                crate::email::Notice::MfaDisabled,
+                now,
+            )?;
             Ok(())
         },
     )
@@ -507,9 +519,11 @@ pub async fn disable_mfa(
 /// were signed in with the factor being reset). Audited as `mfa.reset` with `metadata` (the
 /// reason, the OS user and host). `false` when there was no factor (nothing changed, nothing
 /// audited); `NotFound` for no such user.
+#[allow(clippy::too_many_arguments)]
 pub fn reset_mfa_in_tx(
     conn: &mut diesel::PgConnection,
     auditor: &crate::audit::Auditor,
+    email: &crate::config::settings::EmailSettings,
     meta: &RequestMeta,
     user_id: Uuid,
     actor: Actor,
@@ -542,6 +556,13 @@ pub fn reset_mfa_in_tx(
         Event::new(Action::MfaReset, Outcome::Success, actor)
             .target("user", user_id)
             .metadata(metadata),
+    )?;
+    crate::email::notify_in_tx(
+        conn,
+        email,
+        user_id,
+        crate::email::Notice::MfaDisabled,
+        now,
     )?;
     Ok(true)
 }
@@ -662,4 +683,187 @@ pub async fn has_second_factor(state: &AppState, user_id: Uuid) -> Result<bool, 
         .pool
         .run(move |conn| mfa::has_factor(conn, user_id))
         .await
+}
+
+/// `POST /api/v1/auth/password-reset`: queues a reset link when `email` is an active account's
+/// address (and fewer than `EMAIL_LINKS_PER_HOUR` went there in the last hour); otherwise does
+/// nothing. The caller answers the same 202 before this runs, so neither the answer nor its
+/// timing says whether the account exists.
+pub async fn request_password_reset(
+    state: &AppState,
+    email: String,
+    meta: RequestMeta,
+) -> Result<(), AppError> {
+    let Ok(email) = crate::users::Email::parse(&email) else {
+        return Ok(());
+    };
+    let now = state.clock.now();
+    let settings = state.settings.email.clone();
+    let auditor = state.auditor.clone();
+    state
+        .pool
+        .run(move |conn| {
+            conn.transaction::<_, AppError, _>(|conn| {
+                let Some(user) = store::find_by_login(conn, email.as_str())?
+                    .filter(|u| u.active && u.erased_at.is_none())
+                    .filter(|u| u.email.eq_ignore_ascii_case(email.as_str()))
+                else {
+                    return Ok(());
+                };
+                let sent = crate::email::request_password_reset_in_tx(conn, &settings, &user, now)?;
+                auditor.record(
+                    conn,
+                    &meta,
+                    Event::new(
+                        Action::AuthPasswordResetRequested,
+                        if sent { Outcome::Success } else { Outcome::Denied },
+                        Actor::anonymous(),
+                    )
+                    .target("user", user.id)
+                    .metadata(serde_json::json!({
+                        "mailed": sent,
+                        "reason": if sent { "link sent" } else { "per-address limit" },
+                    })),
+                )?;
+                Ok(())
+            })
+        })
+        .await
+}
+
+/// `POST /api/v1/auth/password-reset/complete`: the link's token, a new password (the policy
+/// applies) and — when the account has a second factor — a code or recovery code (a reset never
+/// bypasses MFA; wrong codes count towards the lockout). The token is spent, every unused reset
+/// link of the account dies, the password is replaced, the lockout cleared, every API and console
+/// session ends; audited, and the owner is told.
+pub async fn complete_password_reset(
+    state: &AppState,
+    token: String,
+    new_password: SecretString,
+    factor: Option<SecondFactor>,
+    meta: RequestMeta,
+) -> Result<(), AppError> {
+    let now = state.clock.now();
+    let peek = token.clone();
+    let found = state
+        .pool
+        .run(move |conn| {
+            let Some(row) =
+                crate::email::peek_token(conn, &peek, crate::email::Purpose::PasswordReset, now)?
+            else {
+                return Ok(None);
+            };
+            let user = store::find(conn, row.user_id)?
+                .filter(|u| u.active && u.erased_at.is_none());
+            match user {
+                Some(user) => {
+                    let has_factor = mfa::has_factor(conn, user.id)?;
+                    Ok(Some((user, has_factor)))
+                }
+                None => Ok(None),
+            }
+        })
+        .await?;
+    let Some((user, has_factor)) = found else {
+        return Err(invalid_link());
+    };
+    let email = crate::users::Email::parse(&user.email).ok();
+    let new = crate::users::NewPassword::parse(
+        new_password,
+        state.settings.auth.password_policy,
+        Some(&user.username),
+        email.as_ref(),
+        "new_password",
+    )
+    .map_err(AppError::Validation)?;
+    if has_factor && factor.is_none() {
+        return Err(AppError::Validation(vec![FieldError::new(
+            "code",
+            "this account has a second factor: send a current `code` (or a `recovery_code`) \
+             with the new password",
+        )]));
+    }
+    let hash = state.hasher.hash(new.into_secret()).await?;
+    let auditor = state.auditor.clone();
+    let email_settings = state.settings.email.clone();
+    let tx_meta = meta.clone();
+    let apply = move |conn: &mut diesel::PgConnection,
+                      user: &User,
+                      accepted: Option<Accepted>|
+          -> Result<(), AppError> {
+        let Some(row) = crate::email::spend_token_in_tx(
+            conn,
+            &token,
+            crate::email::Purpose::PasswordReset,
+            now,
+        )?
+        else {
+            return Err(invalid_link());
+        };
+        if row.user_id != user.id {
+            return Err(invalid_link());
+        }
+        crate::email::spend_all_in_tx(conn, user.id, crate::email::Purpose::PasswordReset, now)?;
+        store::record_success(conn, user.id, Some(&hash), now)?;
+        let ended = sessions::revoke_all_in_tx(
+            conn,
+            &auditor,
+            &tx_meta,
+            sessions::RevokeAll {
+                user_id: user.id,
+                keep: None,
+                reason: "password_reset",
+                actor: Actor::user(user.id),
+            },
+            now,
+        )?;
+        auditor.record(
+            conn,
+            &tx_meta,
+            Event::new(Action::AuthPasswordReset, Outcome::Success, Actor::user(user.id))
+                .target("user", user.id)
+                .metadata(serde_json::json!({
+                    "sessions_revoked": ended,
+                    "second_factor": accepted.map(|a| a.method.amr()),
+                })),
+        )?;
+        crate::email::notify_in_tx(
+            conn,
+            &email_settings,
+            user.id,
+            crate::email::Notice::PasswordChanged,
+            now,
+        )?;
+        Ok(())
+    };
+    if !has_factor {
+        return state
+            .pool
+            .run(move |conn| {
+                conn.transaction::<_, AppError, _>(|conn| {
+                    let user = store::lock(conn, user.id)?.ok_or_else(invalid_link)?;
+                    apply(conn, &user, None)
+                })
+            })
+            .await;
+    }
+    let proof = Proof {
+        password: None,
+        factor,
+    };
+    let proved = prove(state, user, proof, &meta, Action::AuthMfaFailed, apply).await?;
+    match proved {
+        Proved::Done(()) => Ok(()),
+        Proved::Wrong => Err(AppError::Validation(vec![FieldError::new(
+            "code",
+            "is not a current code of the account's authenticator (nor an unused recovery code)",
+        )])),
+        Proved::Locked(until) => Err(locked(until, now)),
+    }
+}
+
+fn invalid_link() -> AppError {
+    AppError::BadRequest(
+        "This reset link is invalid, has expired or was already used; ask for a new one.".into(),
+    )
 }

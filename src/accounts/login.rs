@@ -282,6 +282,7 @@ pub async fn login(
     let now = state.clock.now();
     let tx_state = AppStateRef::from(state);
     let session_ttl = state.settings.auth.refresh_token_ttl;
+    let email_settings = state.settings.email.clone();
     let attempt = verified.attempt;
     let outcome = state
         .pool
@@ -303,6 +304,7 @@ pub async fn login(
                     return Ok(LoginOutcome::Mfa(challenge));
                 }
                 record_success(conn, &verified, now)?;
+                crate::email::device_seen_in_tx(conn, &email_settings, user.id, &meta, now)?;
                 let assurance = Assurance::password();
                 let (session, refresh) =
                     sessions::start(conn, user.id, &meta, now, session_ttl, &assurance)?;
@@ -351,6 +353,8 @@ pub(super) async fn record_failure(
     action: Action,
 ) -> Result<(), AppError> {
     let auditor = state.auditor.clone();
+    let email_settings = state.settings.email.clone();
+    let now = state.clock.now();
     // The login name is attacker-chosen: bounded, and only recorded for unknown users.
     let attempted: String = login.chars().take(100).collect();
     state
@@ -382,9 +386,16 @@ pub(super) async fn record_failure(
                 if let Some(Attempt {
                     user_id,
                     failures,
-                    lock: Some((_, duration)),
+                    lock: Some((until, duration)),
                 }) = counted
                 {
+                    crate::email::notify_in_tx(
+                        conn,
+                        &email_settings,
+                        user_id,
+                        crate::email::Notice::AccountLocked { until },
+                        now,
+                    )?;
                     auditor.record(
                         conn,
                         &meta,

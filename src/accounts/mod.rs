@@ -11,7 +11,8 @@ pub mod routes;
 
 pub use self::factors::{
     ConsoleSignIn, MfaChallenge, Proof, Reauth, StepUp, begin_console_sign_in, complete_login,
-    disable_mfa, has_second_factor, reauthenticate, reset_mfa_in_tx, second_step, step_up,
+    complete_password_reset, disable_mfa, has_second_factor, reauthenticate,
+    request_password_reset, reset_mfa_in_tx, second_step, step_up,
 };
 use self::login::{FailureReason, record_failure, release, reserve, reset_failures};
 pub use self::login::{
@@ -79,9 +80,9 @@ pub async fn register(
         return Err(AppError::Validation(errors));
     };
     let hash = state.hasher.hash(password.into_secret()).await?;
-    // Registering an ADMIN_EMAILS address proves nothing about owning it (no verification yet):
-    // the account is an ordinary one, and the attempt is put on record for an operator, who
-    // promotes it with `rampart create-admin --promote` once they know whose it is.
+    // Registering an ADMIN_EMAILS address proves nothing about owning it: the account is an
+    // ordinary one, and the attempt is put on record. It becomes admin when the address is
+    // verified (the link mailed to it, `email::verify`) — or an operator promotes it.
     let claims_admin_email = state
         .settings
         .admin_emails
@@ -94,6 +95,7 @@ pub async fn register(
             .is_some_and(|e| e.eq_ignore_ascii_case(email.as_str()));
     let now = state.clock.now();
     let auditor = state.auditor.clone();
+    let email_settings = state.settings.email.clone();
     let user = state
         .pool
         .run(move |conn| {
@@ -107,6 +109,7 @@ pub async fn register(
                     None,
                     now,
                 )?;
+                crate::email::send_verification_in_tx(conn, &email_settings, &user, now)?;
                 auditor.record(
                     conn,
                     &meta,
@@ -132,7 +135,8 @@ pub async fn register(
                             "severity": "high",
                             "role_granted": user.role,
                             "reason": "self-registration with an address listed as an admin \
-                                       address; not verified, so no admin role was granted",
+                                       address; not verified yet, so no admin role was \
+                                       granted (verifying the address grants it)",
                         })),
                     )?;
                 }
@@ -175,6 +179,9 @@ pub fn create_user(
         admin_granted_by: granted
             .filter(|_| role == Role::Admin)
             .map(AdminGrant::as_str),
+        // An operator's account, or one made admin for a verified address: the address is
+        // vouched for (so EMAIL_VERIFICATION_REQUIRED never shuts out the bootstrap admin).
+        email_verified_at: granted.map(|_| now),
     };
     match store::insert(conn, &new) {
         Ok(user) => Ok(user),
@@ -424,6 +431,7 @@ pub async fn change_password(
     let now = state.clock.now();
     let keep = principal.session_id();
     let auditor = state.auditor.clone();
+    let email_settings = state.settings.email.clone();
     state
         .pool
         .run(move |conn| {
@@ -466,6 +474,13 @@ pub async fn change_password(
                         target: Some(("user".into(), id.to_string())),
                         metadata: serde_json::json!({ "sessions_revoked": revoked }),
                     },
+                )?;
+                crate::email::notify_in_tx(
+                    conn,
+                    &email_settings,
+                    id,
+                    crate::email::Notice::PasswordChanged,
+                    now,
                 )?;
                 Ok(())
             })

@@ -71,6 +71,22 @@ pub fn routes(r: &mut ApiRoutes) {
     .link(Method::DELETE, "/api/v1/auth/sessions/{id}", "session_id");
     r.add(
         Method::POST,
+        "/api/v1/auth/password-reset",
+        Access::Public,
+        request_password_reset,
+    )
+    .body::<ResetRequestBody>()
+    .accepted::<crate::email::routes::Accepted>();
+    r.add(
+        Method::POST,
+        "/api/v1/auth/password-reset/complete",
+        Access::Public,
+        complete_password_reset,
+    )
+    .body::<ResetCompleteBody>()
+    .no_content();
+    r.add(
+        Method::POST,
         "/api/v1/auth/step-up",
         Access::Authenticated,
         step_up,
@@ -183,6 +199,77 @@ async fn complete_mfa(
     let factor = crate::mfa::SecondFactor::from_fields(body.code, body.recovery_code)?;
     let pair = super::complete_login(&state, body.mfa_token, factor, request_meta(&req)).await?;
     Ok(HttpResponse::Ok().json(pair))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ResetRequestBody {
+    /// The account's address. The answer is the same whether or not it has one.
+    #[schema(max_length = 254)]
+    email: String,
+}
+
+/// The same answer, at once, whatever the address: the work happens after it is sent.
+async fn request_password_reset(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<ResetRequestBody>,
+) -> Result<HttpResponse, AppError> {
+    let email = body.into_inner().email;
+    if email.len() > 254 {
+        return Err(AppError::Validation(vec![crate::error::FieldError::new(
+            "email",
+            "must be at most 254 characters",
+        )]));
+    }
+    let meta = request_meta(&req);
+    let worker = state.clone();
+    actix_web::rt::spawn(async move {
+        if let Err(error) = super::request_password_reset(&worker, email, meta).await {
+            tracing::warn!(%error, "a password-reset request could not be processed");
+        }
+    });
+    Ok(HttpResponse::Accepted().json(crate::email::routes::Accepted {
+        status: "accepted",
+        detail: "If the address belongs to an account, a reset link is on its way to it.",
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ResetCompleteBody {
+    /// The `token` of the link in the mail.
+    #[schema(max_length = 128)]
+    token: String,
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 128)]
+    new_password: SecretString,
+    /// Required when the account has a second factor: the authenticator's current code…
+    #[schema(min_length = 6, max_length = 6, pattern = "^[0-9]{6}$")]
+    code: Option<String>,
+    /// …or a recovery code.
+    #[schema(value_type = Option<String>, max_length = 64)]
+    recovery_code: Option<SecretString>,
+}
+
+async fn complete_password_reset(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<ResetCompleteBody>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.into_inner();
+    let factor = match (body.code, body.recovery_code) {
+        (None, None) => None,
+        (code, recovery) => Some(crate::mfa::SecondFactor::from_fields(code, recovery)?),
+    };
+    super::complete_password_reset(
+        &state,
+        body.token,
+        body.new_password,
+        factor,
+        request_meta(&req),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -87,6 +87,7 @@ pub async fn create(
     let actor = principal.actor();
     let auditor = state.auditor.clone();
     let quotas = state.settings.quotas.clone();
+    let email_settings = state.settings.email.clone();
     let caller = principal.clone();
     let tx_meta = meta.clone();
     let result = state
@@ -123,6 +124,16 @@ pub async fn create(
                             "scopes": row.scopes,
                             "expires_at": row.expires_at.map(rfc3339),
                         })),
+                )?;
+                crate::email::notify_in_tx(
+                    conn,
+                    &email_settings,
+                    user_id,
+                    crate::email::Notice::ApiKeyCreated {
+                        name: row.name.clone(),
+                        prefix: row.prefix.clone(),
+                    },
+                    now,
                 )?;
                 Ok(row)
             })
@@ -731,6 +742,7 @@ mod tests {
                 updated_at: now,
                 admin_granted_by: None,
                 erased_at: None,
+                email_verified_at: None,
             };
             Some((r, owner))
         };

@@ -46,6 +46,9 @@ actions! {
     AdminEmailUnverified => "user.admin_email_unverified",
     UserDeleted => "user.deleted",
     UserErased => "user.erased",
+    UserEmailVerified => "user.email_verified",
+    UserEmailChangeRequested => "user.email_change_requested",
+    UserEmailChanged => "user.email_changed",
     UserExported => "user.exported",
     AuthLoginSucceeded => "auth.login.succeeded",
     AuthLoginFailed => "auth.login.failed",
@@ -54,6 +57,8 @@ actions! {
     AuthRefreshRotated => "auth.refresh.rotated",
     AuthRefreshReuseDetected => "auth.refresh.reuse_detected",
     AuthPasswordChanged => "auth.password.changed",
+    AuthPasswordResetRequested => "auth.password_reset.requested",
+    AuthPasswordReset => "auth.password_reset.completed",
     AuthMfaChallenged => "auth.mfa.challenged",
     AuthMfaFailed => "auth.mfa.failed",
     AuthStepUp => "auth.step_up.succeeded",
@@ -91,6 +96,7 @@ actions! {
     UserUnblocked => "user.unblocked",
     MessagePruned => "message.pruned",
     EncryptionRotated => "encryption.rotated",
+    EmailRetried => "email.retried",
 }
 
 impl Action {
@@ -661,7 +667,7 @@ mod tests {
             }
             assert_eq!(Action::parse(name), Some(*action));
         }
-        assert_eq!(Action::ALL.len(), 56);
+        assert_eq!(Action::ALL.len(), 62);
         assert_eq!(Action::AuthLoginFailed.as_str(), "auth.login.failed");
         assert_eq!(Action::parse("auth.login"), None);
     }

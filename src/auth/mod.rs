@@ -115,8 +115,18 @@ const LEEWAY: time::Duration = time::Duration::seconds(30);
 pub struct AssurancePolicy {
     pub step_up_max_age: std::time::Duration,
     pub mfa_required_for_admins: bool,
+    /// EMAIL_VERIFICATION_REQUIRED: an unverified account reaches only [`UNVERIFIED_ROUTES`].
+    pub email_verification_required: bool,
     pub clock: crate::clock::Clock,
 }
+
+/// What an account whose address is not verified may reach when verification is required: its
+/// profile, the resend endpoint, and logout.
+pub const UNVERIFIED_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/v1/me"),
+    ("POST", "/api/v1/me/email/verification"),
+    ("POST", "/api/v1/auth/logout"),
+];
 
 impl AssurancePolicy {
     /// `StepUpRequired` unless `principal` authenticated within the step-up window. API keys never
@@ -129,6 +139,31 @@ impl AssurancePolicy {
             Ok(())
         } else {
             Err(AppError::StepUpRequired)
+        }
+    }
+
+    /// `EmailUnverified` when verification is required, the principal's address is not verified,
+    /// and the route (`method`, matched `pattern`) is not one an unverified account may reach.
+    pub fn require_verified(
+        &self,
+        principal: &Principal,
+        method: &Method,
+        pattern: Option<&str>,
+    ) -> Result<(), AppError> {
+        if !self.email_verification_required {
+            return Ok(());
+        }
+        let verified = principal
+            .user
+            .as_ref()
+            .is_some_and(|u| u.email_verified_at.is_some());
+        let allowed = UNVERIFIED_ROUTES
+            .iter()
+            .any(|(m, p)| method.as_str() == *m && pattern == Some(*p));
+        if verified || allowed {
+            Ok(())
+        } else {
+            Err(AppError::EmailUnverified)
         }
     }
 
@@ -343,8 +378,10 @@ async fn guard(
     let Some(policy) = req.app_data::<AssurancePolicy>().cloned() else {
         return Err(AppError::internal(anyhow::anyhow!("no assurance policy mounted")).into());
     };
-    let assured = required
-        .map_or(Ok(()), |p| policy.require_admin_assurance(&principal, p))
+    let pattern = req.match_pattern();
+    let assured = policy
+        .require_verified(&principal, req.method(), pattern.as_deref())
+        .and_then(|()| required.map_or(Ok(()), |p| policy.require_admin_assurance(&principal, p)))
         .and_then(|()| {
             if step_up {
                 policy.require_recent(&principal)

@@ -269,6 +269,68 @@ impl LiveBus {
     }
 }
 
+/// Where mails go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailBackend {
+    /// SMTP_URL (lettre; STARTTLS or implicit TLS).
+    Smtp,
+    /// The log and EMAIL_LOG_DIR (development; refused in production: links would be logged).
+    Log,
+}
+
+impl EmailBackend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmailBackend::Smtp => "smtp",
+            EmailBackend::Log => "log",
+        }
+    }
+}
+
+/// Mail: the outbox's sender and what mails say.
+#[derive(Debug, Clone)]
+pub struct EmailSettings {
+    pub backend: EmailBackend,
+    /// `smtp://host:587?tls=required` (STARTTLS), `smtps://host:465` (implicit TLS), with
+    /// credentials in the URL.
+    pub smtp_url: Option<SecretString>,
+    pub from: String,
+    /// Where the links in mails point: the client app that handles `/verify-email?token=` and
+    /// `/reset-password?token=` by calling the API.
+    pub public_base_url: String,
+    pub product_name: String,
+    pub log_dir: PathBuf,
+    /// Unverified users reach only `GET /api/v1/me`, the resend endpoint and logout.
+    pub verification_required: bool,
+    /// Notification kinds the operator switched off (`password_changed`, `new_device` …).
+    pub notifications_off: Vec<String>,
+    pub max_attempts: u32,
+    pub retry_base: Duration,
+    pub poll_interval: Duration,
+    /// Link mails of one kind to one address per hour (password reset, verification resend).
+    pub links_per_hour: u32,
+}
+
+impl EmailSettings {
+    /// Whether the notification kind `name` was switched off.
+    pub fn is_off(&self, name: &str) -> bool {
+        self.notifications_off.iter().any(|n| n == name)
+    }
+}
+
+/// The notification kinds EMAIL_NOTIFICATIONS_OFF may name.
+pub const NOTIFICATION_KINDS: &[&str] = &[
+    "password_changed",
+    "email_changed",
+    "email_change_requested",
+    "mfa_enabled",
+    "mfa_disabled",
+    "recovery_code_used",
+    "api_key_created",
+    "new_device",
+    "account_locked",
+];
+
 /// Live delivery over WebSocket.
 #[derive(Debug, Clone)]
 pub struct LiveSettings {
@@ -348,6 +410,7 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     pub conversations: ConversationSettings,
     pub live: LiveSettings,
+    pub email: EmailSettings,
     pub admin_emails: Vec<String>,
     pub super_admin_email: Option<String>,
     /// Whether an ADMIN_EMAILS address makes a provider-provisioned user an admin (only when
@@ -547,6 +610,7 @@ impl Layered {
             },
             conversations: self.conversation_settings()?,
             live: self.live_settings()?,
+            email: self.email_settings(environment)?,
             admin_emails: self
                 .list("ADMIN_EMAILS")?
                 .into_iter()
@@ -789,6 +853,90 @@ impl Layered {
             attachment_max_bytes,
             attachment_types,
             retention_days: (retention > 0).then_some(retention),
+        })
+    }
+
+    fn email_settings(&self, environment: Environment) -> Result<EmailSettings, ConfigError> {
+        let backend = match self.nonempty("EMAIL_BACKEND")? {
+            None if environment == Environment::Production => EmailBackend::Smtp,
+            None => EmailBackend::Log,
+            Some(name) => match name.trim().to_ascii_lowercase().as_str() {
+                "smtp" => EmailBackend::Smtp,
+                "log" => EmailBackend::Log,
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "EMAIL_BACKEND",
+                        "must be smtp or log",
+                    ));
+                }
+            },
+        };
+        let smtp_url = self.secret("SMTP_URL")?;
+        if let Some(url) = &smtp_url {
+            let parsed = url::Url::parse(url.expose_secret()).map_err(|_| {
+                ConfigError::invalid("SMTP_URL", "is not a URL (smtp://host:587?tls=required)")
+            })?;
+            if !matches!(parsed.scheme(), "smtp" | "smtps") || parsed.host_str().is_none() {
+                return Err(ConfigError::invalid(
+                    "SMTP_URL",
+                    "must be smtp://host[:port][?tls=required] or smtps://host[:port]",
+                ));
+            }
+        }
+        let public_base_url = match self.nonempty("PUBLIC_BASE_URL")? {
+            Some(url) => url.trim().trim_end_matches('/').to_string(),
+            None => format!(
+                "http://{}:{}",
+                self.text("HOST")?,
+                self.number::<u16>("PORT")?
+            ),
+        };
+        let parsed = url::Url::parse(&public_base_url).map_err(|_| {
+            ConfigError::invalid("PUBLIC_BASE_URL", "is not a URL (https://app.example.com)")
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err(ConfigError::invalid(
+                "PUBLIC_BASE_URL",
+                "must be an http(s) URL",
+            ));
+        }
+        let notifications_off = self.list("EMAIL_NOTIFICATIONS_OFF")?;
+        if let Some(unknown) = notifications_off
+            .iter()
+            .find(|n| !NOTIFICATION_KINDS.contains(&n.as_str()))
+        {
+            return Err(ConfigError::invalid(
+                "EMAIL_NOTIFICATIONS_OFF",
+                format!(
+                    "`{unknown}` is not a notification kind (one of {})",
+                    NOTIFICATION_KINDS.join(", ")
+                ),
+            ));
+        }
+        let from = self.text("SMTP_FROM")?;
+        if from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(ConfigError::invalid(
+                "SMTP_FROM",
+                "is not an address (\"Name <user@host>\" or user@host)",
+            ));
+        }
+        Ok(EmailSettings {
+            backend,
+            smtp_url,
+            from,
+            public_base_url,
+            product_name: self.text("EMAIL_PRODUCT_NAME")?,
+            log_dir: PathBuf::from(self.text("EMAIL_LOG_DIR")?),
+            verification_required: self.boolean("EMAIL_VERIFICATION_REQUIRED")?,
+            notifications_off,
+            max_attempts: self.number::<u32>("EMAIL_MAX_ATTEMPTS")?.clamp(1, 100),
+            retry_base: Duration::from_secs(
+                self.number::<u64>("EMAIL_RETRY_BASE_SECONDS")?.clamp(1, 86_400),
+            ),
+            poll_interval: Duration::from_millis(
+                self.number::<u64>("EMAIL_POLL_INTERVAL_MS")?.clamp(10, 60_000),
+            ),
+            links_per_hour: self.number::<u32>("EMAIL_LINKS_PER_HOUR")?.clamp(1, 1000),
         })
     }
 

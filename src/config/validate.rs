@@ -71,6 +71,15 @@ pub fn check(settings: &Settings) -> Vec<Problem> {
     check_previous_encryption_keys(settings, &mut problems);
     check_tokens(settings, &mut problems);
     check_identity(settings, &mut problems);
+    if settings.email.backend == super::settings::EmailBackend::Smtp
+        && settings.email.smtp_url.is_none()
+    {
+        problems.push(problem(
+            "SMTP_URL",
+            "is not set, but mail is sent over SMTP (EMAIL_BACKEND=smtp, the production default)",
+            "set SMTP_URL (smtps://user:password@host:465 or smtp://host:587?tls=required)",
+        ));
+    }
     if settings.environment == Environment::Production {
         check_production(settings, &mut problems);
     }
@@ -554,7 +563,52 @@ fn check_tokens(settings: &Settings, problems: &mut Vec<Problem>) {
     }
 }
 
+/// Mail in production: an SMTP server configured, never the log (reset links would be logged), never plain SMTP across a
+/// network, links to an https client.
+fn check_production_email(settings: &Settings, problems: &mut Vec<Problem>) {
+    use super::settings::EmailBackend;
+    let email = &settings.email;
+    if email.backend == EmailBackend::Log {
+        problems.push(problem(
+            "EMAIL_BACKEND",
+            "is log in production: one-time links would be written to the log",
+            "set EMAIL_BACKEND=smtp and SMTP_URL",
+        ));
+    }
+    if let Some(url) = email
+        .smtp_url
+        .as_ref()
+        .and_then(|u| url::Url::parse(u.expose_secret()).ok())
+    {
+        let tls_required = url.scheme() == "smtps"
+            || url
+                .query_pairs()
+                .any(|(k, v)| k == "tls" && v == "required");
+        // smtp: is not a "special" scheme, so the URL crate leaves its host as text.
+        let loopback = url.host_str().is_some_and(|host| {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            host.eq_ignore_ascii_case("localhost")
+                || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        });
+        if !tls_required && !loopback {
+            problems.push(problem(
+                "SMTP_URL",
+                "sends mail over plain SMTP to a host that is not this machine",
+                "use smtps://host:465 (implicit TLS) or smtp://host:587?tls=required (STARTTLS)",
+            ));
+        }
+    }
+    if !email.public_base_url.starts_with("https://") {
+        problems.push(problem(
+            "PUBLIC_BASE_URL",
+            "is not an https URL in production (the links in mails point there)",
+            "set PUBLIC_BASE_URL to the https address of your client app",
+        ));
+    }
+}
+
 fn check_production(settings: &Settings, problems: &mut Vec<Problem>) {
+    check_production_email(settings, problems);
     if settings.debug {
         problems.push(problem("DEBUG", "is true in production", "set DEBUG=false"));
     }

@@ -253,6 +253,7 @@ pub async fn sign_in(
     let now = state.clock.now();
     let absolute = state.settings.console.absolute;
     let auditor = state.auditor.clone();
+    let email_settings = state.settings.email.clone();
     state
         .pool
         .run(move |conn| {
@@ -264,7 +265,16 @@ pub async fn sign_in(
                     amr: &["pwd"],
                     hash_upgraded: verified.upgraded_hash.is_some(),
                 };
-                start_in_tx(conn, &auditor, started, previous, &meta, now, absolute)
+                start_in_tx(
+                    conn,
+                    &auditor,
+                    &email_settings,
+                    started,
+                    previous,
+                    &meta,
+                    now,
+                    absolute,
+                )
             })
         })
         .await
@@ -280,9 +290,11 @@ pub struct Started {
 
 /// Stores a new console session (inside the caller's transaction) and audits the sign-in; ends
 /// the session the browser presented before. Returns the cookie token.
+#[allow(clippy::too_many_arguments)]
 pub fn start_in_tx(
     conn: &mut diesel::PgConnection,
     auditor: &crate::audit::Auditor,
+    email: &crate::config::settings::EmailSettings,
     started: Started,
     previous: Option<String>,
     meta: &RequestMeta,
@@ -291,6 +303,7 @@ pub fn start_in_tx(
 ) -> Result<String, AppError> {
     let token = crate::crypto::random::secret_string().map_err(AppError::internal)?;
     let hash = hash_token(&token);
+    crate::email::device_seen_in_tx(conn, email, started.user_id, meta, now)?;
     if let Some(previous) = previous {
         sessions::end_console_session(conn, &hash_token(&previous))?;
     }

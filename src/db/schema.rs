@@ -144,6 +144,46 @@ diesel::table! {
 }
 
 diesel::table! {
+    email_outbox (id) {
+        id -> Uuid,
+        kind -> Text,
+        recipient -> Text,
+        user_id -> Nullable<Uuid>,
+        subject -> Text,
+        text_body -> Text,
+        html_body -> Text,
+        status -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    email_tokens (token_hash) {
+        token_hash -> Bytea,
+        user_id -> Uuid,
+        purpose -> Text,
+        email -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    known_devices (user_id, agent, network) {
+        user_id -> Uuid,
+        agent -> Text,
+        network -> Text,
+        first_seen_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     mfa_challenges (token_hash) {
         token_hash -> Bytea,
         user_id -> Uuid,
@@ -279,6 +319,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         admin_granted_by -> Nullable<Text>,
         erased_at -> Nullable<Timestamptz>,
+        email_verified_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -345,6 +386,9 @@ diesel::joinable!(data_keys -> users (user_id));
 diesel::joinable!(mfa_challenges -> users (user_id));
 diesel::joinable!(mfa_recovery_codes -> users (user_id));
 diesel::joinable!(mfa_totp -> users (user_id));
+diesel::joinable!(email_outbox -> users (user_id));
+diesel::joinable!(email_tokens -> users (user_id));
+diesel::joinable!(known_devices -> users (user_id));
 diesel::joinable!(messages -> conversations (conversation_id));
 diesel::joinable!(messages -> data_keys (data_key_id));
 diesel::joinable!(messages -> users (author_id));
@@ -367,6 +411,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     conversation_members,
     conversations,
     data_keys,
+    email_outbox,
+    email_tokens,
+    known_devices,
     messages,
     mfa_challenges,
     mfa_recovery_codes,

@@ -47,6 +47,12 @@ impl AppError {
                  POST /api/v1/me/mfa/totp and sign in again with it."
                     .to_string(),
             ),
+            AppError::EmailUnverified => (
+                "email-unverified",
+                "Confirm your email address first: use the link mailed to you (or ask for a new \
+                 one at POST /api/v1/me/email/verification)."
+                    .to_string(),
+            ),
             AppError::Forbidden => (
                 "forbidden",
                 "You do not have permission for this action.".to_string(),
@@ -133,7 +139,9 @@ impl ResponseError for AppError {
             AppError::Unauthorized | AppError::IdentityUnknown(_) | AppError::StepUpRequired => {
                 StatusCode::UNAUTHORIZED
             }
-            AppError::Forbidden | AppError::MfaRequired => StatusCode::FORBIDDEN,
+            AppError::Forbidden | AppError::MfaRequired | AppError::EmailUnverified => {
+                StatusCode::FORBIDDEN
+            }
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge { .. } | AppError::TooManyFiles { .. } => {

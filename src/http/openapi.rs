@@ -151,6 +151,11 @@ impl RouteDoc {
         self.respond(201, Some(SchemaDoc::of::<T>()))
     }
 
+    /// 202 with a `T` (accepted: a mail is on its way).
+    pub fn accepted<T: ToSchema>(&mut self) -> &mut Self {
+        self.respond(202, Some(SchemaDoc::of::<T>()))
+    }
+
     /// 200 with a keyset page of `T`.
     pub fn page<T: ToSchema>(&mut self) -> &mut Self {
         self.respond(200, Some(SchemaDoc::page_of::<T>()))

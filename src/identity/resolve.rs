@@ -113,6 +113,10 @@ fn provision(
     let preferred = claims.username.as_deref();
     let username = crate::users::free_username(conn, preferred, email)?;
     let user = crate::accounts::create_user(conn, &username, email, None, role, grant, now)?;
+    // The provider vouches for the address.
+    if claims.email_verified {
+        crate::users::store::set_email_verified(conn, user.id, now)?;
+    }
     let identity = super::link(
         conn,
         claims.provider,

@@ -285,6 +285,7 @@ pub async fn confirm_enrolment(
         .await??;
     let (codes, rows) = new_recovery_codes(state, user_id, now).await?;
     let auditor = state.auditor.clone();
+    let email_settings = state.settings.email.clone();
     state
         .pool
         .run(move |conn| {
@@ -303,6 +304,13 @@ pub async fn confirm_enrolment(
                             "method": "totp",
                             "recovery_codes": rows.len(),
                         })),
+                )?;
+                crate::email::notify_in_tx(
+                    conn,
+                    &email_settings,
+                    user_id,
+                    crate::email::Notice::MfaEnabled,
+                    now,
                 )?;
                 Ok(())
             })
@@ -472,10 +480,12 @@ pub async fn prepare(
 /// Accepts a prepared second factor inside the caller's transaction: a TOTP code of the user's
 /// confirmed factor for a step later than any accepted before, or an unused recovery code (spent
 /// now, and audited). `None` when it is not accepted; nothing changed then.
+#[allow(clippy::too_many_arguments)]
 pub fn accept_in_tx(
     conn: &mut PgConnection,
     ring: &KeyRing,
     auditor: &Auditor,
+    email: &crate::config::settings::EmailSettings,
     meta: &RequestMeta,
     user_id: Uuid,
     prepared: &Prepared,
@@ -521,6 +531,13 @@ pub fn accept_in_tx(
                 )
                 .target("user", user_id)
                 .metadata(serde_json::json!({ "recovery_codes_left": left })),
+            )?;
+            crate::email::notify_in_tx(
+                conn,
+                email,
+                user_id,
+                crate::email::Notice::RecoveryCodeUsed { left },
+                now,
             )?;
             Ok(Some(Accepted {
                 method: Method::Recovery,

@@ -151,6 +151,7 @@ pub fn erase_in_tx(
     let webhooks = crate::webhooks::forget_user_in_tx(conn, id, &needles, now)?;
     let blocks_dropped = crate::conversations::forget_user_in_tx(conn, id)?;
     crate::mfa::remove_in_tx(conn, id)?;
+    crate::email::forget_user_in_tx(conn, id, &user.email)?;
     let data_key_destroyed = crate::users::data_keys::destroy(conn, id, now)?;
     let audit_salt_destroyed = crate::audit::forget_salt(conn, id)?;
     let ended = crate::accounts::disable_in_tx(

@@ -55,7 +55,12 @@ impl RouteClass {
             | "/admin/login/mfa" => Some(RouteClass::Login),
             "/api/v1/auth/register" => Some(RouteClass::Register),
             "/api/v1/auth/refresh" => Some(RouteClass::Refresh),
-            "/api/v1/me/password" | "/api/v1/auth/step-up" => Some(RouteClass::Password),
+            "/api/v1/me/password"
+            | "/api/v1/auth/step-up"
+            | "/api/v1/auth/password-reset"
+            | "/api/v1/auth/password-reset/complete" => Some(RouteClass::Password),
+            // Link tokens are 256-bit: the limit is against floods, not guessing.
+            "/api/v1/auth/verify-email" => Some(RouteClass::Refresh),
             "/api/v1/webhooks/stripe" | "/api/v1/webhooks/clerk" => Some(RouteClass::Webhook),
             _ => None,
         }

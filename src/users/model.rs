@@ -267,6 +267,8 @@ pub struct User {
     pub admin_granted_by: Option<String>,
     /// When the account was erased (its name and email are tombstones since).
     pub erased_at: Option<OffsetDateTime>,
+    /// When the owner of `email` proved it (a verification link used); `None` until then.
+    pub email_verified_at: Option<OffsetDateTime>,
 }
 
 /// How an admin was made one, when that proves who they are (`users.admin_granted_by`).
@@ -298,6 +300,7 @@ pub struct NewUser<'a> {
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub admin_granted_by: Option<&'a str>,
+    pub email_verified_at: Option<OffsetDateTime>,
 }
 
 /// The public shape of a user: never a hash, lockout counter or internal flag.
@@ -311,6 +314,8 @@ pub struct UserView {
     pub display_name: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Whether the owner of `email` proved it (a verification link was used).
+    pub email_verified: bool,
 }
 
 impl From<&User> for UserView {
@@ -323,6 +328,7 @@ impl From<&User> for UserView {
             active: u.active,
             display_name: u.display_name.clone(),
             created_at: u.created_at,
+            email_verified: u.email_verified_at.is_some(),
         }
     }
 }

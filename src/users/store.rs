@@ -218,6 +218,27 @@ pub fn set_email(
         .execute(conn)
 }
 
+/// The owner of the address proved it.
+pub fn set_email_verified(
+    conn: &mut PgConnection,
+    id: Uuid,
+    now: OffsetDateTime,
+) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((users::email_verified_at.eq(now), users::updated_at.eq(now)))
+        .execute(conn)
+}
+
+/// Whether another account than `id` holds `email` (case-insensitively).
+pub fn email_taken_by_other(conn: &mut PgConnection, email: &str, id: Uuid) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        users::table
+            .filter(users::email.eq(email.to_lowercase()))
+            .filter(users::id.ne(id)),
+    ))
+    .get_result(conn)
+}
+
 pub fn set_username(
     conn: &mut PgConnection,
     id: Uuid,

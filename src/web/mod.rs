@@ -28,6 +28,7 @@ pub fn api_routes() -> ApiRoutes {
     crate::conversations::routes::routes(&mut routes);
     crate::privacy::routes::routes(&mut routes);
     crate::mfa::routes::routes(&mut routes);
+    crate::email::routes::routes(&mut routes);
     crate::live::routes::routes(&mut routes);
     routes
 }

@@ -423,6 +423,10 @@ fn sync_clerk_user(
             )),
             other => Failure::App(other),
         })?;
+    // Clerk vouches for the address.
+    if clerk.email_verified {
+        crate::users::store::set_email_verified(conn, user.id, ctx.now).map_err(AppError::from)?;
+    }
     identity::link(
         conn,
         identity::Provider::Clerk,

@@ -9,6 +9,7 @@ mod api_keys;
 mod attachments;
 mod audit;
 mod conversations;
+mod email;
 mod database;
 mod encryption;
 mod errors;

@@ -489,6 +489,11 @@ fn sensitive_routes() -> Vec<(reqwest::Method, &'static str, Value)> {
             "/api/v1/me",
             json!({ "current_password": PASSWORD }),
         ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/me/email",
+            json!({ "email": "changed.address@example.net" }),
+        ),
     ]
 }
 

@@ -115,6 +115,12 @@ fn keygen_output_passes_check_config_in_production() {
         "DATABASE_URL".into(),
         "postgres://rampart@127.0.0.1/rampart".into(),
     );
+    // Mail: an SMTP server reached over TLS, links to an https client.
+    env.insert(
+        "SMTP_URL".into(),
+        "smtp://mailer:pw@smtp.example.org:587?tls=required".into(),
+    );
+    env.insert("PUBLIC_BASE_URL".into(), "https://app.example.org".into());
     let out = rampart(&["check-config"], &env);
     assert_eq!(
         out.status.code(),
@@ -210,6 +216,8 @@ fn production_serve_refuses_to_start_when_its_shared_rate_limit_store_is_down() 
         "postgres://rampart@127.0.0.1:1/rampart".into(),
     );
     env.insert("PORT".into(), "0".into());
+    env.insert("SMTP_URL".into(), "smtp://127.0.0.1:25".into());
+    env.insert("PUBLIC_BASE_URL".into(), "https://app.example.org".into());
     env.insert("REDIS_URL".into(), "redis://127.0.0.1:1/".into());
     let out = rampart(&["serve"], &env);
     assert_eq!(out.status.code(), Some(1));

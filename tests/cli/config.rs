@@ -390,6 +390,11 @@ fn production_needs_cors_origins_and_tls_to_remote_databases() {
     );
 
     env.insert("CORS_ORIGINS".into(), "https://app.example.org".into());
+    env.insert(
+        "SMTP_URL".into(),
+        "smtps://mailer:pw@smtp.example.org:465".into(),
+    );
+    env.insert("PUBLIC_BASE_URL".into(), "https://app.example.org".into());
     // Loopback and sockets need no TLS.
     for url in [
         "postgres://u@127.0.0.1/app",

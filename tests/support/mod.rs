@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod smtp;
 pub mod totp;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,14 @@ pub fn base_env(database_url: &str) -> BTreeMap<String, String> {
     // changing what is tested; the benchmarks measure the real ones.
     env.insert("ARGON2_MEMORY_KIB".into(), "8192".into());
     env.insert("ARGON2_ITERATIONS".into(), "1".into());
+    // EMAIL_BACKEND=log (the test default) writes mails here, not into the checkout.
+    env.insert(
+        "EMAIL_LOG_DIR".into(),
+        std::env::temp_dir()
+            .join("rampart-test-mail")
+            .display()
+            .to_string(),
+    );
     // The limiter stays on in every test (its headers and its middleware are part of what is
     // tested), with budgets no ordinary test reaches; the rate-limit tests set their own.
     for key in [

@@ -238,6 +238,7 @@ async fn login_mfa(
     let names = CookieNames::for_settings(&state.settings);
     let previous = session::presented_token(&req, &names);
     let auditor = state.auditor.clone();
+    let email_settings = state.settings.email.clone();
     let absolute = state.settings.console.absolute;
     let now = state.clock.now();
     let tx_meta = meta.clone();
@@ -260,7 +261,16 @@ async fn login_mfa(
                 },
                 hash_upgraded: false,
             };
-            session::start_in_tx(conn, &auditor, started, previous, &tx_meta, now, absolute)
+            session::start_in_tx(
+                conn,
+                &auditor,
+                &email_settings,
+                started,
+                previous,
+                &tx_meta,
+                now,
+                absolute,
+            )
         },
     )
     .await;
