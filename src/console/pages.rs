@@ -81,6 +81,46 @@ pub struct LoginPage {
     pub error: Option<&'static str>,
 }
 
+/// One queued or failed mail, as the outbox page shows it (recipient masked, no body).
+#[derive(Debug, Clone)]
+pub struct OutboxRowView {
+    pub id: String,
+    pub kind: String,
+    pub recipient: String,
+    pub status: String,
+    pub attempts: i32,
+    pub created: String,
+    pub next_attempt: String,
+    pub last_error: String,
+}
+
+impl OutboxRowView {
+    pub fn new(row: &crate::email::OutboxRow) -> Self {
+        OutboxRowView {
+            id: row.id.to_string(),
+            kind: row.kind.clone(),
+            recipient: crate::email::mask(&row.recipient),
+            status: row.status.clone(),
+            attempts: row.attempts,
+            created: when(row.created_at),
+            next_attempt: when(row.next_attempt_at),
+            last_error: row.last_error.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// `/admin/outbox`.
+#[derive(Template)]
+#[template(path = "console/outbox.html")]
+pub struct OutboxPage {
+    pub chrome: Chrome,
+    pub status: String,
+    pub rows: Vec<OutboxRowView>,
+    pub pending: i64,
+    pub failed: i64,
+    pub older: Option<String>,
+}
+
 /// The admin's own second factor (`/admin/mfa`).
 #[derive(Template)]
 #[template(path = "console/mfa.html")]

@@ -592,7 +592,7 @@ async fn refused_mail_is_retried_with_back_off_then_delivered() {
 }
 
 #[actix_web::test]
-async fn a_mail_fails_after_its_attempts_and_an_admin_can_retry_it() {
+async fn a_mail_fails_for_good_after_its_attempts() {
     let sink = SmtpSink::start();
     sink.refuse_next(2);
     let app = mailing(app(), &sink)

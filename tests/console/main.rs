@@ -9,6 +9,7 @@ mod admin_api;
 mod browser;
 mod client;
 mod control_chars;
+mod email;
 mod conversations;
 mod identities;
 mod mfa;

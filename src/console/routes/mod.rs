@@ -8,6 +8,7 @@ mod dashboard;
 mod identities;
 mod keys;
 mod mfa;
+mod outbox;
 pub use mfa::MfaView;
 mod sessions;
 mod sign_in;
@@ -43,6 +44,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     users::routes(cfg);
     keys::routes(cfg);
     mfa::routes(cfg);
+    outbox::routes(cfg);
     sessions::routes(cfg);
     webhooks::routes(cfg);
     identities::routes(cfg);
