@@ -105,8 +105,7 @@ where
                             None => None,
                             Some(prepared) => {
                                 match mfa::accept_in_tx(
-                                    conn, &ring, &auditor, &email, &tx_meta, user_id, prepared,
-                                    now,
+                                    conn, &ring, &auditor, &email, &tx_meta, user_id, prepared, now,
                                 )? {
                                     Some(accepted) => Some(accepted),
                                     None => return Ok(None),
@@ -557,13 +556,7 @@ pub fn reset_mfa_in_tx(
             .target("user", user_id)
             .metadata(metadata),
     )?;
-    crate::email::notify_in_tx(
-        conn,
-        email,
-        user_id,
-        crate::email::Notice::MfaDisabled,
-        now,
-    )?;
+    crate::email::notify_in_tx(conn, email, user_id, crate::email::Notice::MfaDisabled, now)?;
     Ok(true)
 }
 
@@ -716,7 +709,11 @@ pub async fn request_password_reset(
                     &meta,
                     Event::new(
                         Action::AuthPasswordResetRequested,
-                        if sent { Outcome::Success } else { Outcome::Denied },
+                        if sent {
+                            Outcome::Success
+                        } else {
+                            Outcome::Denied
+                        },
                         Actor::anonymous(),
                     )
                     .target("user", user.id)
@@ -753,8 +750,8 @@ pub async fn complete_password_reset(
             else {
                 return Ok(None);
             };
-            let user = store::find(conn, row.user_id)?
-                .filter(|u| u.active && u.erased_at.is_none());
+            let user =
+                store::find(conn, row.user_id)?.filter(|u| u.active && u.erased_at.is_none());
             match user {
                 Some(user) => {
                     let has_factor = mfa::has_factor(conn, user.id)?;
@@ -820,12 +817,16 @@ pub async fn complete_password_reset(
         auditor.record(
             conn,
             &tx_meta,
-            Event::new(Action::AuthPasswordReset, Outcome::Success, Actor::user(user.id))
-                .target("user", user.id)
-                .metadata(serde_json::json!({
-                    "sessions_revoked": ended,
-                    "second_factor": accepted.map(|a| a.method.amr()),
-                })),
+            Event::new(
+                Action::AuthPasswordReset,
+                Outcome::Success,
+                Actor::user(user.id),
+            )
+            .target("user", user.id)
+            .metadata(serde_json::json!({
+                "sessions_revoked": ended,
+                "second_factor": accepted.map(|a| a.method.amr()),
+            })),
         )?;
         crate::email::notify_in_tx(
             conn,

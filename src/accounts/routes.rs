@@ -229,10 +229,12 @@ async fn request_password_reset(
             tracing::warn!(%error, "a password-reset request could not be processed");
         }
     });
-    Ok(HttpResponse::Accepted().json(crate::email::routes::Accepted {
-        status: "accepted",
-        detail: "If the address belongs to an account, a reset link is on its way to it.",
-    }))
+    Ok(
+        HttpResponse::Accepted().json(crate::email::routes::Accepted {
+            status: "accepted",
+            detail: "If the address belongs to an account, a reset link is on its way to it.",
+        }),
+    )
 }
 
 #[derive(Deserialize, ToSchema)]

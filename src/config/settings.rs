@@ -864,10 +864,7 @@ impl Layered {
                 "smtp" => EmailBackend::Smtp,
                 "log" => EmailBackend::Log,
                 _ => {
-                    return Err(ConfigError::invalid(
-                        "EMAIL_BACKEND",
-                        "must be smtp or log",
-                    ));
+                    return Err(ConfigError::invalid("EMAIL_BACKEND", "must be smtp or log"));
                 }
             },
         };
@@ -931,10 +928,12 @@ impl Layered {
             notifications_off,
             max_attempts: self.number::<u32>("EMAIL_MAX_ATTEMPTS")?.clamp(1, 100),
             retry_base: Duration::from_secs(
-                self.number::<u64>("EMAIL_RETRY_BASE_SECONDS")?.clamp(1, 86_400),
+                self.number::<u64>("EMAIL_RETRY_BASE_SECONDS")?
+                    .clamp(1, 86_400),
             ),
             poll_interval: Duration::from_millis(
-                self.number::<u64>("EMAIL_POLL_INTERVAL_MS")?.clamp(10, 60_000),
+                self.number::<u64>("EMAIL_POLL_INTERVAL_MS")?
+                    .clamp(10, 60_000),
             ),
             links_per_hour: self.number::<u32>("EMAIL_LINKS_PER_HOUR")?.clamp(1, 1000),
         })

@@ -27,8 +27,8 @@ use diesel::prelude::*;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use self::model::{Kind, OutboxRow, Purpose, Status, mask};
 use self::model::NewOutbox;
+pub use self::model::{Kind, OutboxRow, Purpose, Status, mask};
 use crate::audit::{Action, Actor, Event, Outcome, RequestMeta};
 use crate::config::settings::EmailSettings;
 use crate::crypto::hmac::hash_token;
@@ -70,14 +70,12 @@ impl From<EmailError> for AppError {
             EmailError::InvalidLink => AppError::BadRequest(
                 "This link is invalid, has expired or was already used; ask for a new one.".into(),
             ),
-            EmailError::AlreadyVerified => AppError::Conflict(vec![FieldError::new(
-                "email",
-                "is already verified",
-            )]),
-            EmailError::AddressTaken => AppError::Conflict(vec![FieldError::new(
-                "email",
-                "belongs to another account",
-            )]),
+            EmailError::AlreadyVerified => {
+                AppError::Conflict(vec![FieldError::new("email", "is already verified")])
+            }
+            EmailError::AddressTaken => {
+                AppError::Conflict(vec![FieldError::new("email", "belongs to another account")])
+            }
             EmailError::App(e) => e,
         }
     }
@@ -88,13 +86,25 @@ impl From<EmailError> for AppError {
 pub enum Notice {
     PasswordChanged,
     /// To the old address, once the new one is confirmed.
-    EmailChanged { new_address: String },
+    EmailChanged {
+        new_address: String,
+    },
     MfaEnabled,
     MfaDisabled,
-    RecoveryCodeUsed { left: i64 },
-    ApiKeyCreated { name: String, prefix: String },
-    NewDevice { agent: String, network: String },
-    AccountLocked { until: OffsetDateTime },
+    RecoveryCodeUsed {
+        left: i64,
+    },
+    ApiKeyCreated {
+        name: String,
+        prefix: String,
+    },
+    NewDevice {
+        agent: String,
+        network: String,
+    },
+    AccountLocked {
+        until: OffsetDateTime,
+    },
 }
 
 impl Notice {
@@ -261,7 +271,15 @@ pub fn notify_in_tx(
         _ => user.email.clone(),
     };
     let draft = notice_draft(settings, &notice, now);
-    enqueue(conn, settings, Some(user.id), &user.username, &to, draft, now)?;
+    enqueue(
+        conn,
+        settings,
+        Some(user.id),
+        &user.username,
+        &to,
+        draft,
+        now,
+    )?;
     Ok(true)
 }
 
@@ -293,7 +311,10 @@ fn notice_draft(settings: &EmailSettings, notice: &Notice, now: OffsetDateTime) 
         Notice::MfaEnabled => (
             format!("Two-factor sign-in was turned on for your {product} account"),
             vec![
-                format!("An authenticator app was enabled for your account at {}.", when(now)),
+                format!(
+                    "An authenticator app was enabled for your account at {}.",
+                    when(now)
+                ),
                 not_you.into(),
             ],
         ),
@@ -480,12 +501,7 @@ pub fn request_password_reset_in_tx(
     // The user's row lock serialises racing requests, so the count below is the truth.
     crate::users::store::lock(conn, user.id)?;
     let hour_ago = crate::clock::before(now, std::time::Duration::from_secs(3600));
-    let recent = store::issued_since(
-        conn,
-        &user.email,
-        Purpose::PasswordReset.as_str(),
-        hour_ago,
-    )?;
+    let recent = store::issued_since(conn, &user.email, Purpose::PasswordReset.as_str(), hour_ago)?;
     if recent >= i64::from(settings.links_per_hour) {
         return Ok(false);
     }
@@ -624,7 +640,7 @@ pub async fn verify(
     let now = state.clock.now();
     let settings = state.settings.clone();
     let auditor = state.auditor.clone();
-    let outcome = state
+    state
         .pool
         .run(move |conn| {
             let result = conn.transaction::<_, EmailError, _>(|conn| {
@@ -709,24 +725,30 @@ pub async fn verify(
                             })),
                     )?;
                 }
-                let user = crate::users::store::find(conn, user.id)?.ok_or(EmailError::InvalidLink)?;
+                let user =
+                    crate::users::store::find(conn, user.id)?.ok_or(EmailError::InvalidLink)?;
                 Ok(crate::users::UserView::from(&user))
             });
-            match result {
-                Ok(view) => Ok(Ok(view)),
-                Err(EmailError::App(e)) => Err(e),
-                Err(other) => Ok(Err(other)),
-            }
+            split(result)
         })
-        .await?;
-    outcome
+        .await?
+}
+
+/// `pool.run` wants `AppError`: an infrastructure failure travels as one, a refusal of this
+/// feature as the inner `Err`.
+fn split<T>(result: Result<T, EmailError>) -> Result<Result<T, EmailError>, AppError> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(EmailError::App(e)) => Err(e),
+        Err(other) => Ok(Err(other)),
+    }
 }
 
 /// Sends a new verification link to the caller's address (202); 409 when it is verified.
 pub async fn resend_verification(state: &AppState, user_id: Uuid) -> Result<(), EmailError> {
     let now = state.clock.now();
     let settings = state.settings.email.clone();
-    let outcome = state
+    state
         .pool
         .run(move |conn| {
             let result = conn.transaction::<_, EmailError, _>(|conn| {
@@ -740,19 +762,16 @@ pub async fn resend_verification(state: &AppState, user_id: Uuid) -> Result<(), 
                 let recent =
                     store::issued_since(conn, &user.email, Purpose::Verify.as_str(), hour_ago)?;
                 if recent >= i64::from(settings.links_per_hour) {
-                    return Err(EmailError::App(AppError::TooManyRequests { retry_after: 3600 }));
+                    return Err(EmailError::App(AppError::TooManyRequests {
+                        retry_after: 3600,
+                    }));
                 }
                 send_verification_in_tx(conn, &settings, &user, now)?;
                 Ok(())
             });
-            match result {
-                Ok(()) => Ok(Ok(())),
-                Err(EmailError::App(e)) => Err(e),
-                Err(other) => Ok(Err(other)),
-            }
+            split(result)
         })
-        .await?;
-    outcome
+        .await?
 }
 
 /// Starts an address change for the caller (the guard checked step-up): the new address must be
@@ -768,17 +787,16 @@ pub async fn change_address(
     let now = state.clock.now();
     let settings = state.settings.email.clone();
     let auditor = state.auditor.clone();
-    let outcome = state
+    state
         .pool
         .run(move |conn| {
             let result = conn.transaction::<_, EmailError, _>(|conn| {
                 let user = crate::users::store::lock(conn, user_id)?
                     .ok_or(EmailError::App(AppError::Unauthorized))?;
                 if user.email.eq_ignore_ascii_case(email.as_str()) {
-                    return Err(EmailError::App(AppError::Validation(vec![FieldError::new(
-                        "email",
-                        "is already the account's address",
-                    )])));
+                    return Err(EmailError::App(AppError::Validation(vec![
+                        FieldError::new("email", "is already the account's address"),
+                    ])));
                 }
                 if crate::users::store::email_taken_by_other(conn, email.as_str(), user.id)? {
                     return Err(EmailError::AddressTaken);
@@ -796,14 +814,9 @@ pub async fn change_address(
                 )?;
                 Ok(())
             });
-            match result {
-                Ok(()) => Ok(Ok(())),
-                Err(EmailError::App(e)) => Err(e),
-                Err(other) => Ok(Err(other)),
-            }
+            split(result)
         })
-        .await?;
-    outcome
+        .await?
 }
 
 /// One page of pending and failed mails for the console (newest first).

@@ -170,7 +170,9 @@ pub fn mask(address: &str) -> String {
 
 /// The retry delay after `attempts` failed tries: base × 2^(attempts−1), at most a day.
 pub fn backoff(attempts: i32, base: std::time::Duration) -> std::time::Duration {
-    let doublings = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(20);
+    let doublings = u32::try_from(attempts.saturating_sub(1))
+        .unwrap_or(0)
+        .min(20);
     base.saturating_mul(1u32 << doublings)
         .min(std::time::Duration::from_secs(86_400))
 }
@@ -266,7 +268,10 @@ mod tests {
         assert_eq!(agent_family(Some(firefox)), "Firefox on Linux");
         let newer = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
         assert_eq!(agent_family(Some(newer)), agent_family(Some(firefox)));
-        assert_eq!(network_of(Some("203.0.113.77".parse().unwrap())), "203.0.113.0/24");
+        assert_eq!(
+            network_of(Some("203.0.113.77".parse().unwrap())),
+            "203.0.113.0/24"
+        );
         assert_eq!(
             network_of(Some("2001:db8:1:2:3::9".parse().unwrap())),
             "2001:db8:1::/48"

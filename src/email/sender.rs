@@ -123,9 +123,10 @@ pub fn deliver_due(
     settings: &EmailSettings,
     now: OffsetDateTime,
 ) -> Result<Round, AppError> {
-    let from: Mailbox = settings.from.parse().map_err(|e| {
-        AppError::internal(anyhow::anyhow!("SMTP_FROM is not an address: {e}"))
-    })?;
+    let from: Mailbox = settings
+        .from
+        .parse()
+        .map_err(|e| AppError::internal(anyhow::anyhow!("SMTP_FROM is not an address: {e}")))?;
     conn.transaction::<_, AppError, _>(|conn| {
         let rows = store::claim_due(conn, now, BATCH)?;
         let mut round = Round::default();
@@ -137,11 +138,10 @@ pub fn deliver_due(
                 }
                 Err(error) => {
                     let attempts = row.attempts.saturating_add(1);
-                    let give_up =
-                        error.permanent || attempts >= i32::try_from(settings.max_attempts).unwrap_or(i32::MAX);
-                    let next = (!give_up).then(|| {
-                        crate::clock::after(now, backoff(attempts, settings.retry_base))
-                    });
+                    let give_up = error.permanent
+                        || attempts >= i32::try_from(settings.max_attempts).unwrap_or(i32::MAX);
+                    let next = (!give_up)
+                        .then(|| crate::clock::after(now, backoff(attempts, settings.retry_base)));
                     let message: String = error.message.chars().take(500).collect();
                     store::mark_attempt_failed(conn, row.id, &message, next)?;
                     if give_up {

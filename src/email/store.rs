@@ -231,7 +231,10 @@ pub fn issued_since(
     since: OffsetDateTime,
 ) -> QueryResult<i64> {
     email_tokens::table
-        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("lower(email) = ").bind::<diesel::sql_types::Text, _>(email.to_lowercase()))
+        .filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>("lower(email) = ")
+                .bind::<diesel::sql_types::Text, _>(email.to_lowercase()),
+        )
         .filter(email_tokens::purpose.eq(purpose))
         .filter(email_tokens::created_at.gt(since))
         .count()

@@ -52,7 +52,10 @@ async fn registration_mails_a_verification_link_that_verifies_once() {
     let mail = verification_mail(&sink, "alice").await;
     assert_eq!(mail.from, "security@rampart.test");
     let text = mail.text();
-    assert!(text.contains("https://app.example/verify-email?token="), "{text}");
+    assert!(
+        text.contains("https://app.example/verify-email?token="),
+        "{text}"
+    );
     assert!(text.contains("Content-Type: text/plain"), "a text part");
     assert!(text.contains("Content-Type: text/html"), "an HTML part");
     assert!(text.contains("Hello alice,"));
@@ -68,14 +71,34 @@ async fn registration_mails_a_verification_link_that_verifies_once() {
     );
 
     let alice = app.login("alice").await;
-    let me: Value = app.get_auth("/api/v1/me", &alice.access).await.json().await.unwrap();
+    let me: Value = app
+        .get_auth("/api/v1/me", &alice.access)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["email_verified"], false);
-    let res = post(&app, "/api/v1/auth/verify-email", None, json!({ "token": token })).await;
+    let res = post(
+        &app,
+        "/api/v1/auth/verify-email",
+        None,
+        json!({ "token": token }),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<Value>().await.unwrap()["email_verified"], true);
-    let again = post(&app, "/api/v1/auth/verify-email", None, json!({ "token": token })).await;
+    let again = post(
+        &app,
+        "/api/v1/auth/verify-email",
+        None,
+        json!({ "token": token }),
+    )
+    .await;
     assert_eq!(again.status(), 400, "single use");
-    assert_eq!(app.count("audit_logs WHERE action = 'user.email_verified'"), 1);
+    assert_eq!(
+        app.count("audit_logs WHERE action = 'user.email_verified'"),
+        1
+    );
     // Sent, the stored bodies are emptied (the link does not stay in the table).
     assert_eq!(
         app.count("email_outbox WHERE status = 'sent' AND text_body = '' AND html_body = ''"),
@@ -98,7 +121,13 @@ async fn expired_tampered_and_garbage_links_are_refused() {
         &"A".repeat(1_000_000),
         "tok\u{0}en",
     ] {
-        let res = post(&app, "/api/v1/auth/verify-email", None, json!({ "token": bad })).await;
+        let res = post(
+            &app,
+            "/api/v1/auth/verify-email",
+            None,
+            json!({ "token": bad }),
+        )
+        .await;
         assert!(
             [400, 413, 422].contains(&res.status().as_u16()),
             "{}",
@@ -106,7 +135,13 @@ async fn expired_tampered_and_garbage_links_are_refused() {
         );
     }
     app.clock.advance(Duration::from_secs(24 * 3600 + 1));
-    let res = post(&app, "/api/v1/auth/verify-email", None, json!({ "token": token })).await;
+    let res = post(
+        &app,
+        "/api/v1/auth/verify-email",
+        None,
+        json!({ "token": token }),
+    )
+    .await;
     assert_eq!(res.status(), 400, "expired after 24 hours");
 }
 
@@ -121,7 +156,9 @@ async fn an_admin_address_becomes_admin_only_when_verified() {
     assert_eq!(user["role"], "team_member", "registering proves nothing");
     let boss = app.login("boss").await;
     assert_eq!(
-        app.get_auth("/api/v1/admin/users", &boss.access).await.status(),
+        app.get_auth("/api/v1/admin/users", &boss.access)
+            .await
+            .status(),
         403
     );
     assert_eq!(
@@ -129,11 +166,19 @@ async fn an_admin_address_becomes_admin_only_when_verified() {
         1
     );
     let token = verification_mail(&sink, "boss").await.token().unwrap();
-    let res = post(&app, "/api/v1/auth/verify-email", None, json!({ "token": token })).await;
+    let res = post(
+        &app,
+        "/api/v1/auth/verify-email",
+        None,
+        json!({ "token": token }),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<Value>().await.unwrap()["role"], "admin");
     assert_eq!(
-        app.get_auth("/api/v1/admin/users", &boss.access).await.status(),
+        app.get_auth("/api/v1/admin/users", &boss.access)
+            .await
+            .status(),
         200,
         "roles apply without a new token"
     );
@@ -154,23 +199,51 @@ async fn with_verification_required_unverified_accounts_reach_only_me_and_resend
         .spawn()
         .await;
     let alice = app.user("alice").await;
-    assert_eq!(app.get_auth("/api/v1/me", &alice.access).await.status(), 200);
+    assert_eq!(
+        app.get_auth("/api/v1/me", &alice.access).await.status(),
+        200
+    );
     let res = app.get_auth("/api/v1/auth/sessions", &alice.access).await;
     assert_eq!(res.status(), 403);
     let problem: Value = res.json().await.unwrap();
-    assert!(problem["type"].as_str().unwrap().ends_with("/email-unverified"));
-    let res = post(&app, "/api/v1/me/email/verification", Some(&alice.access), json!({})).await;
+    assert!(
+        problem["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("/email-unverified")
+    );
+    let res = post(
+        &app,
+        "/api/v1/me/email/verification",
+        Some(&alice.access),
+        json!({}),
+    )
+    .await;
     assert_eq!(res.status(), 202);
     // Two links now; the newest works.
     let mails = sink.wait_for(2, WAIT).await;
     let token = mails.last().unwrap().token().unwrap();
-    let res = post(&app, "/api/v1/auth/verify-email", None, json!({ "token": token })).await;
+    let res = post(
+        &app,
+        "/api/v1/auth/verify-email",
+        None,
+        json!({ "token": token }),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     assert_eq!(
-        app.get_auth("/api/v1/auth/sessions", &alice.access).await.status(),
+        app.get_auth("/api/v1/auth/sessions", &alice.access)
+            .await
+            .status(),
         200
     );
-    let res = post(&app, "/api/v1/me/email/verification", Some(&alice.access), json!({})).await;
+    let res = post(
+        &app,
+        "/api/v1/me/email/verification",
+        Some(&alice.access),
+        json!({}),
+    )
+    .await;
     assert_eq!(res.status(), 409, "already verified");
 }
 
@@ -187,17 +260,39 @@ async fn an_address_change_applies_only_when_the_new_address_confirms_it() {
     .await;
     assert_eq!(res.status(), 202);
     let confirm = sink
-        .wait_for_mail("alice.new@example.net", "Confirm your new email address", WAIT)
+        .wait_for_mail(
+            "alice.new@example.net",
+            "Confirm your new email address",
+            WAIT,
+        )
         .await;
     let notice = sink
         .wait_for_mail(&address("alice"), "is being changed", WAIT)
         .await;
-    assert!(notice.text().contains("a***@example.net"), "masked: {}", notice.text());
+    assert!(
+        notice.text().contains("a***@example.net"),
+        "masked: {}",
+        notice.text()
+    );
     assert!(notice.token().is_none(), "no link in the notice");
-    let me: Value = app.get_auth("/api/v1/me", &alice.access).await.json().await.unwrap();
-    assert_eq!(me["email"], "alice@example.org", "not before the link is used");
+    let me: Value = app
+        .get_auth("/api/v1/me", &alice.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        me["email"], "alice@example.org",
+        "not before the link is used"
+    );
     let token = confirm.token().unwrap();
-    let res = post(&app, "/api/v1/auth/verify-email", None, json!({ "token": token })).await;
+    let res = post(
+        &app,
+        "/api/v1/auth/verify-email",
+        None,
+        json!({ "token": token }),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     let me: Value = res.json().await.unwrap();
     assert_eq!(me["email"], "alice.new@example.net");
@@ -280,11 +375,20 @@ async fn password_reset_answers_the_same_for_known_and_unknown_addresses() {
 async fn a_reset_link_sets_a_new_password_once_and_ends_every_session() {
     let (app, sink) = mail_app().await;
     let alice = app.user("alice").await;
-    post(&app, "/api/v1/auth/password-reset", None, json!({ "email": "alice@example.org" })).await;
+    post(
+        &app,
+        "/api/v1/auth/password-reset",
+        None,
+        json!({ "email": "alice@example.org" }),
+    )
+    .await;
     let mail = sink
         .wait_for_mail(&address("alice"), "Reset your", WAIT)
         .await;
-    assert!(mail.text().contains("https://app.example/reset-password?token="));
+    assert!(
+        mail.text()
+            .contains("https://app.example/reset-password?token=")
+    );
     let token = mail.token().unwrap();
     let weak = post(
         &app,
@@ -303,7 +407,10 @@ async fn a_reset_link_sets_a_new_password_once_and_ends_every_session() {
     )
     .await;
     assert_eq!(res.status(), 204);
-    assert_eq!(app.get_auth("/api/v1/me", &alice.access).await.status(), 401);
+    assert_eq!(
+        app.get_auth("/api/v1/me", &alice.access).await.status(),
+        401
+    );
     assert_eq!(app.login_as("alice", PASSWORD).await.status(), 401);
     assert_eq!(app.login_as("alice", new).await.status(), 200);
     let again = post(
@@ -317,7 +424,13 @@ async fn a_reset_link_sets_a_new_password_once_and_ends_every_session() {
     sink.wait_for_mail(&address("alice"), "password was changed", WAIT)
         .await;
     // A link expires after 30 minutes.
-    post(&app, "/api/v1/auth/password-reset", None, json!({ "email": "alice@example.org" })).await;
+    post(
+        &app,
+        "/api/v1/auth/password-reset",
+        None,
+        json!({ "email": "alice@example.org" }),
+    )
+    .await;
     let deadline = Instant::now() + WAIT;
     let second = loop {
         let resets: Vec<Mail> = sink
@@ -346,7 +459,13 @@ async fn a_reset_link_sets_a_new_password_once_and_ends_every_session() {
 async fn racing_resets_with_one_link_set_one_password() {
     let (app, sink) = mail_app().await;
     app.register("alice").await;
-    post(&app, "/api/v1/auth/password-reset", None, json!({ "email": "alice@example.org" })).await;
+    post(
+        &app,
+        "/api/v1/auth/password-reset",
+        None,
+        json!({ "email": "alice@example.org" }),
+    )
+    .await;
     let token = sink
         .wait_for_mail(&address("alice"), "Reset your", WAIT)
         .await
@@ -365,7 +484,11 @@ async fn racing_resets_with_one_link_set_one_password() {
         .iter()
         .map(|r| r.status().as_u16())
         .collect();
-    assert_eq!(statuses.iter().filter(|s| **s == 204).count(), 1, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 204).count(),
+        1,
+        "{statuses:?}"
+    );
     assert_eq!(
         app.count("audit_logs WHERE action = 'auth.password_reset.completed'"),
         1
@@ -377,7 +500,13 @@ async fn a_reset_never_bypasses_the_second_factor() {
     let (app, sink) = mail_app().await;
     let alice = app.user("alice").await;
     let (secret, _) = enrol(&app, &alice.access).await;
-    post(&app, "/api/v1/auth/password-reset", None, json!({ "email": "alice@example.org" })).await;
+    post(
+        &app,
+        "/api/v1/auth/password-reset",
+        None,
+        json!({ "email": "alice@example.org" }),
+    )
+    .await;
     let token = sink
         .wait_for_mail(&address("alice"), "Reset your", WAIT)
         .await
@@ -433,9 +562,13 @@ async fn every_security_notice_reaches_the_owner() {
     .await;
     assert_eq!(res.status(), 204);
     let mail = sink.wait_for_mail(&to, "password was changed", WAIT).await;
-    assert!(!mail.text().contains("a completely different passphrase"), "no password");
+    assert!(
+        !mail.text().contains("a completely different passphrase"),
+        "no password"
+    );
     // New API key.
-    app.api_key(&alice.access, "deploy bot", &["profile:read"]).await;
+    app.api_key(&alice.access, "deploy bot", &["profile:read"])
+        .await;
     let mail = sink.wait_for_mail(&to, "new API key", WAIT).await;
     assert!(mail.text().contains("deploy bot"));
     // MFA on, a recovery code used, MFA off.
@@ -454,7 +587,9 @@ async fn every_security_notice_reaches_the_owner() {
         )
         .await;
     assert_eq!(res.status(), 200);
-    let mail = sink.wait_for_mail(&to, "recovery code was used", WAIT).await;
+    let mail = sink
+        .wait_for_mail(&to, "recovery code was used", WAIT)
+        .await;
     assert!(mail.text().contains("9 unused codes are left"));
     let res = app
         .client
@@ -478,7 +613,11 @@ async fn every_security_notice_reaches_the_owner() {
         .unwrap();
     assert_eq!(res.status(), 200);
     let mail = sink.wait_for_mail(&to, "New sign-in", WAIT).await;
-    assert!(mail.text().contains("Firefox on Windows"), "{}", mail.text());
+    assert!(
+        mail.text().contains("Firefox on Windows"),
+        "{}",
+        mail.text()
+    );
     assert!(mail.text().contains("198.51.100.0/24"));
     // The same browser and /24 again: nothing new.
     let res = app
@@ -513,15 +652,22 @@ async fn every_security_notice_reaches_the_owner() {
 async fn the_operator_switches_notices_off_per_kind() {
     let sink = SmtpSink::start();
     let app = mailing(app(), &sink)
-        .env("EMAIL_NOTIFICATIONS_OFF", "api_key_created,password_changed")
+        .env(
+            "EMAIL_NOTIFICATIONS_OFF",
+            "api_key_created,password_changed",
+        )
         .spawn()
         .await;
     let alice = app.user("alice").await;
     app.api_key(&alice.access, "k", &["profile:read"]).await;
     let (_, _) = enrol(&app, &alice.access).await;
-    sink.wait_for_mail(&address("alice"), "was turned on", WAIT).await;
+    sink.wait_for_mail(&address("alice"), "was turned on", WAIT)
+        .await;
     let subjects: Vec<String> = sink.mails().iter().map(Mail::subject).collect();
-    assert!(!subjects.iter().any(|s| s.contains("API key")), "{subjects:?}");
+    assert!(
+        !subjects.iter().any(|s| s.contains("API key")),
+        "{subjects:?}"
+    );
     // Not switchable: the link mails.
     assert!(subjects.iter().any(|s| s.contains("Confirm your email")));
 }
@@ -549,7 +695,11 @@ async fn a_change_that_rolls_back_sends_nothing() {
         Err(diesel::result::Error::RollbackTransaction)
     });
     assert!(result.is_err());
-    assert_eq!(app.count("email_outbox"), before, "rolled back with the change");
+    assert_eq!(
+        app.count("email_outbox"),
+        before,
+        "rolled back with the change"
+    );
     // Registrations that fail (a taken name) queue nothing either.
     let res = app
         .post_json(
@@ -576,7 +726,9 @@ async fn refused_mail_is_retried_with_back_off_then_delivered() {
     actix_web::rt::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(sink.refused(), 1, "not again before its time");
     assert_eq!(
-        app.count("email_outbox WHERE status = 'pending' AND attempts = 1 AND last_error LIKE '%451%'"),
+        app.count(
+            "email_outbox WHERE status = 'pending' AND attempts = 1 AND last_error LIKE '%451%'"
+        ),
         1
     );
     app.clock.advance(Duration::from_secs(31));
@@ -588,7 +740,10 @@ async fn refused_mail_is_retried_with_back_off_then_delivered() {
     app.clock.advance(Duration::from_secs(61));
     let mails = sink.wait_for(1, WAIT).await;
     assert_eq!(mails.len(), 1);
-    assert_eq!(app.count("email_outbox WHERE status = 'sent' AND attempts = 3"), 1);
+    assert_eq!(
+        app.count("email_outbox WHERE status = 'sent' AND attempts = 3"),
+        1
+    );
 }
 
 #[actix_web::test]
@@ -665,7 +820,11 @@ async fn the_log_backend_writes_mail_files_and_sends_nothing() {
             assert!(text.contains("verify-email?token="));
             break;
         }
-        assert!(Instant::now() < deadline, "no mail file in {}", dir.display());
+        assert!(
+            Instant::now() < deadline,
+            "no mail file in {}",
+            dir.display()
+        );
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -31,7 +31,10 @@ async fn a_failed_mail_is_listed_masked_and_an_admin_retries_it() {
     let (status, html) = console.get_text("/admin/outbox?status=failed").await;
     assert_eq!(status, 200);
     assert!(html.contains("r***@example.org"), "masked: {html}");
-    assert!(!html.contains("root@example.org"), "never the whole address");
+    assert!(
+        !html.contains("root@example.org"),
+        "never the whole address"
+    );
     assert!(html.contains("451"), "the server's answer is shown");
     let marker = "action=\"/admin/outbox/";
     let at = html.find(marker).unwrap() + marker.len();

@@ -54,6 +54,7 @@ struct Shared {
     refuse: AtomicUsize,
     refused: AtomicUsize,
     stop: AtomicBool,
+    quickack: AtomicBool,
 }
 
 pub struct SmtpSink {
@@ -80,6 +81,13 @@ impl SmtpSink {
             }
         });
         SmtpSink { port, shared }
+    }
+
+    /// Acknowledge every TCP segment at once (Linux `TCP_QUICKACK`) instead of delaying ACKs as a
+    /// stock server does: a client that writes twice before reading (lettre ends DATA that way)
+    /// then waits for no delayed ACK. For the benchmark's second measurement.
+    pub fn ack_at_once(&self) {
+        self.shared.quickack.store(true, Ordering::SeqCst);
     }
 
     /// `smtp://127.0.0.1:PORT` (plain SMTP on loopback).
@@ -163,6 +171,7 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let mut line = String::new();
     loop {
         line.clear();
+        quickack(&out, shared);
         if reader.read_line(&mut line)? == 0 {
             return Ok(());
         }
@@ -201,6 +210,7 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             let mut data = String::new();
             loop {
                 line.clear();
+                quickack(&out, shared);
                 if reader.read_line(&mut line)? == 0 {
                     return Ok(());
                 }
@@ -231,11 +241,34 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     }
 }
 
+/// Re-arms `TCP_QUICKACK` (Linux clears it after a while) when the sink was told to.
+fn quickack(stream: &TcpStream, shared: &Shared) {
+    if !shared.quickack.load(Ordering::Relaxed) {
+        return;
+    }
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket fd owned by `stream`, and a pointer to a c_int of the given size.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_QUICKACK,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 /// `<a@b>` (with optional parameters after it) → `a@b`.
 fn address(arg: &str) -> String {
     let arg = arg.trim();
     match (arg.find('<'), arg.find('>')) {
         (Some(start), Some(end)) if start < end => arg[start + 1..end].to_string(),
-        _ => arg.split_whitespace().next().unwrap_or_default().to_string(),
+        _ => arg
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
     }
 }
