@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::support::smtp::{Mail, SmtpSink};
 use crate::support::totp::{code_now, enrol, next_step};
-use crate::support::{AppBuilder, PASSWORD, TestApp, app, app_sharing_database};
+use crate::support::{AppBuilder, PASSWORD, TestApp, app, app_sharing_database, eventually};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -431,19 +431,14 @@ async fn a_reset_link_sets_a_new_password_once_and_ends_every_session() {
         json!({ "email": "alice@example.org" }),
     )
     .await;
-    let deadline = Instant::now() + WAIT;
-    let second = loop {
-        let resets: Vec<Mail> = sink
-            .mails()
+    let resets = || -> Vec<Mail> {
+        sink.mails()
             .into_iter()
             .filter(|m| m.subject().contains("Reset your"))
-            .collect();
-        if resets.len() == 2 {
-            break resets[1].token().unwrap();
-        }
-        assert!(Instant::now() < deadline);
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+            .collect()
     };
+    eventually("a second reset mail", || resets().len() == 2).await;
+    let second = resets()[1].token().unwrap();
     app.clock.advance(Duration::from_secs(31 * 60));
     let res = post(
         &app,
@@ -718,11 +713,7 @@ async fn refused_mail_is_retried_with_back_off_then_delivered() {
     let app = mailing(app(), &sink).spawn().await;
     app.register("alice").await;
     // First try refused: due again in 30 s (service clock).
-    let deadline = Instant::now() + WAIT;
-    while sink.refused() < 1 {
-        assert!(Instant::now() < deadline);
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("a first refusal", || sink.refused() >= 1).await;
     actix_web::rt::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(sink.refused(), 1, "not again before its time");
     assert_eq!(
@@ -732,10 +723,7 @@ async fn refused_mail_is_retried_with_back_off_then_delivered() {
         1
     );
     app.clock.advance(Duration::from_secs(31));
-    while sink.refused() < 2 {
-        assert!(Instant::now() < deadline);
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("a second refusal", || sink.refused() >= 2).await;
     // Then 60 s (doubled).
     app.clock.advance(Duration::from_secs(61));
     let mails = sink.wait_for(1, WAIT).await;
@@ -755,16 +743,12 @@ async fn a_mail_fails_for_good_after_its_attempts() {
         .spawn()
         .await;
     app.register("alice").await;
-    let deadline = Instant::now() + WAIT;
-    while sink.refused() < 1 {
-        assert!(Instant::now() < deadline);
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("a first refusal", || sink.refused() >= 1).await;
     app.clock.advance(Duration::from_secs(31));
-    while app.count("email_outbox WHERE status = 'failed'") < 1 {
-        assert!(Instant::now() < deadline);
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the mail failed", || {
+        app.count("email_outbox WHERE status = 'failed'") == 1
+    })
+    .await;
     assert!(sink.mails().is_empty());
 }
 
@@ -809,23 +793,14 @@ async fn the_log_backend_writes_mail_files_and_sends_nothing() {
         .spawn()
         .await;
     app.register("alice").await;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let files: Vec<_> = std::fs::read_dir(&dir)
-            .map(|d| d.filter_map(Result::ok).collect())
-            .unwrap_or_default();
-        if let Some(file) = files.first() {
-            let text = std::fs::read_to_string(file.path()).unwrap();
-            assert!(text.contains("To: alice@example.org"), "{text}");
-            assert!(text.contains("verify-email?token="));
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no mail file in {}",
-            dir.display()
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    let files = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    eventually("a mail file", || !files().is_empty()).await;
+    let text = std::fs::read_to_string(&files()[0]).unwrap();
+    assert!(text.contains("To: alice@example.org"), "{text}");
+    assert!(text.contains("verify-email?token="));
     let _ = std::fs::remove_dir_all(&dir);
 }

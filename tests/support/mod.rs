@@ -297,6 +297,20 @@ pub struct Tokens {
     pub session_id: String,
 }
 
+/// Waits (up to 10 s, polling every 20 ms) until `done()` holds; fails the test naming `what`.
+/// For what a background task does (the mail sender), never for time-based rules (those move
+/// the app's clock).
+pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// Sends a hand-written request head (no body) and returns the raw response. For requests a
 /// normal client cannot make, e.g. a declared Content-Length with the body withheld, so an early
 /// 413 can be read deterministically (a client still writing its body may see a reset instead).
