@@ -40,6 +40,27 @@ async fn post(app: &TestApp, path: &str, token: Option<&str>, body: Value) -> re
     req.send().await.unwrap()
 }
 
+/// `POST /api/v1/auth/password-reset/complete` with `body`.
+async fn complete_reset(app: &TestApp, body: Value) -> reqwest::Response {
+    post(app, "/api/v1/auth/password-reset/complete", None, body).await
+}
+
+/// Asks for a password reset for `username`'s address: the token of the link mailed.
+async fn reset_token(app: &TestApp, sink: &SmtpSink, username: &str) -> String {
+    let res = post(
+        app,
+        "/api/v1/auth/password-reset",
+        None,
+        json!({ "email": address(username) }),
+    )
+    .await;
+    assert_eq!(res.status(), 202);
+    sink.wait_for_mail(&address(username), "Reset your", WAIT)
+        .await
+        .token()
+        .unwrap()
+}
+
 async fn verification_mail(sink: &SmtpSink, username: &str) -> Mail {
     sink.wait_for_mail(&address(username), "Confirm your email address", WAIT)
         .await
@@ -390,22 +411,10 @@ async fn a_reset_link_sets_a_new_password_once_and_ends_every_session() {
             .contains("https://app.example/reset-password?token=")
     );
     let token = mail.token().unwrap();
-    let weak = post(
-        &app,
-        "/api/v1/auth/password-reset/complete",
-        None,
-        json!({ "token": token, "new_password": "short" }),
-    )
-    .await;
+    let weak = complete_reset(&app, json!({ "token": token, "new_password": "short" })).await;
     assert_eq!(weak.status(), 422, "the policy applies");
     let new = "a completely different passphrase 91";
-    let res = post(
-        &app,
-        "/api/v1/auth/password-reset/complete",
-        None,
-        json!({ "token": token, "new_password": new }),
-    )
-    .await;
+    let res = complete_reset(&app, json!({ "token": token, "new_password": new })).await;
     assert_eq!(res.status(), 204);
     assert_eq!(
         app.get_auth("/api/v1/me", &alice.access).await.status(),
@@ -413,10 +422,8 @@ async fn a_reset_link_sets_a_new_password_once_and_ends_every_session() {
     );
     assert_eq!(app.login_as("alice", PASSWORD).await.status(), 401);
     assert_eq!(app.login_as("alice", new).await.status(), 200);
-    let again = post(
+    let again = complete_reset(
         &app,
-        "/api/v1/auth/password-reset/complete",
-        None,
         json!({ "token": token, "new_password": "yet another passphrase 12" }),
     )
     .await;
@@ -440,10 +447,8 @@ async fn a_reset_link_sets_a_new_password_once_and_ends_every_session() {
     eventually("a second reset mail", || resets().len() == 2).await;
     let second = resets()[1].token().unwrap();
     app.clock.advance(Duration::from_secs(31 * 60));
-    let res = post(
+    let res = complete_reset(
         &app,
-        "/api/v1/auth/password-reset/complete",
-        None,
         json!({ "token": second, "new_password": "yet another passphrase 12" }),
     )
     .await;
@@ -454,23 +459,10 @@ async fn a_reset_link_sets_a_new_password_once_and_ends_every_session() {
 async fn racing_resets_with_one_link_set_one_password() {
     let (app, sink) = mail_app().await;
     app.register("alice").await;
-    post(
-        &app,
-        "/api/v1/auth/password-reset",
-        None,
-        json!({ "email": "alice@example.org" }),
-    )
-    .await;
-    let token = sink
-        .wait_for_mail(&address("alice"), "Reset your", WAIT)
-        .await
-        .token()
-        .unwrap();
+    let token = reset_token(&app, &sink, "alice").await;
     let attempts = (0..20).map(|i| {
-        post(
+        complete_reset(
             &app,
-            "/api/v1/auth/password-reset/complete",
-            None,
             json!({ "token": token, "new_password": format!("racing passphrase number {i} xyz") }),
         )
     });
@@ -495,41 +487,20 @@ async fn a_reset_never_bypasses_the_second_factor() {
     let (app, sink) = mail_app().await;
     let alice = app.user("alice").await;
     let (secret, _) = enrol(&app, &alice.access).await;
-    post(
-        &app,
-        "/api/v1/auth/password-reset",
-        None,
-        json!({ "email": "alice@example.org" }),
-    )
-    .await;
-    let token = sink
-        .wait_for_mail(&address("alice"), "Reset your", WAIT)
-        .await
-        .token()
-        .unwrap();
+    let token = reset_token(&app, &sink, "alice").await;
     let new = "a completely different passphrase 91";
-    let without = post(
-        &app,
-        "/api/v1/auth/password-reset/complete",
-        None,
-        json!({ "token": token, "new_password": new }),
-    )
-    .await;
+    let without = complete_reset(&app, json!({ "token": token, "new_password": new })).await;
     assert_eq!(without.status(), 422);
-    let wrong = post(
+    let wrong = complete_reset(
         &app,
-        "/api/v1/auth/password-reset/complete",
-        None,
         json!({ "token": token, "new_password": new, "code": "000000" }),
     )
     .await;
     assert_eq!(wrong.status(), 422);
     assert_eq!(app.count("users WHERE failed_logins = 1"), 1, "counted");
     next_step(&app);
-    let res = post(
+    let res = complete_reset(
         &app,
-        "/api/v1/auth/password-reset/complete",
-        None,
         json!({ "token": token, "new_password": new, "code": code_now(&app, &secret) }),
     )
     .await;
