@@ -660,7 +660,15 @@ pub async fn verify(
                     if crate::users::store::email_taken_by_other(conn, email.as_str(), user.id)? {
                         return Err(EmailError::AddressTaken);
                     }
-                    crate::users::store::set_email(conn, user.id, email.as_str(), now)?;
+                    // A registration racing this change for the same address loses to the unique
+                    // index; that is the same answer as "taken", never a 500.
+                    match crate::users::store::set_email(conn, user.id, email.as_str(), now) {
+                        Err(diesel::result::Error::DatabaseError(
+                            diesel::result::DatabaseErrorKind::UniqueViolation,
+                            _,
+                        )) => return Err(EmailError::AddressTaken),
+                        other => other?,
+                    };
                     spend_all_in_tx(conn, user.id, Purpose::ChangeEmail, now)?;
                     spend_all_in_tx(conn, user.id, Purpose::Verify, now)?;
                 } else if !row.email.eq_ignore_ascii_case(&user.email) {
