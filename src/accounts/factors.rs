@@ -92,7 +92,7 @@ where
         }
     };
     match check(state, &user, proof, attempt).await? {
-        Some(prepared) => {
+        Ok(prepared) => {
             let ring = state.keyring.clone();
             let auditor = state.auditor.clone();
             let email = state.settings.email.clone();
@@ -120,7 +120,8 @@ where
             match done {
                 Ok(Some(value)) => Ok(Proved::Done(value)),
                 Ok(None) => {
-                    wrong(state, user_id, attempt, meta, failed).await?;
+                    let reason = FailureReason::BadSecondFactor;
+                    wrong(state, user_id, attempt, meta, failed, reason).await?;
                     Ok(Proved::Wrong)
                 }
                 Err(error) => {
@@ -129,22 +130,22 @@ where
                 }
             }
         }
-        None => {
-            wrong(state, user_id, attempt, meta, failed).await?;
+        Err(reason) => {
+            wrong(state, user_id, attempt, meta, failed, reason).await?;
             Ok(Proved::Wrong)
         }
     }
 }
 
-/// The password (when part of the proof) and the factor's off-connection part. `None` when the
-/// password is wrong or the factor certainly is (nothing accepted yet); `Some(None)` when only a
-/// password was asked for and it matched.
+/// The password (when part of the proof) and the factor's off-connection part: what to accept in
+/// the transaction (`None` when only a password was asked for and it matched), or why the proof
+/// is certainly wrong (nothing accepted yet).
 async fn check(
     state: &AppState,
     user: &User,
     proof: Proof,
     attempt: Attempt,
-) -> Result<Option<Option<Prepared>>, AppError> {
+) -> Result<Result<Option<Prepared>, FailureReason>, AppError> {
     let outcome = async {
         if let Some(password) = proof.password {
             let verification = state
@@ -152,14 +153,14 @@ async fn check(
                 .verify(password, user.password_hash.clone())
                 .await?;
             if !verification.matches {
-                return Ok(None);
+                return Ok(Err(FailureReason::BadPassword));
             }
         }
         match proof.factor {
-            None => Ok(Some(None)),
+            None => Ok(Ok(None)),
             Some(factor) => match mfa::prepare(state, user.id, factor).await? {
-                Prepared::Invalid => Ok(None),
-                prepared => Ok(Some(Some(prepared))),
+                Prepared::Invalid => Ok(Err(FailureReason::BadSecondFactor)),
+                prepared => Ok(Ok(Some(prepared))),
             },
         }
     }
@@ -176,12 +177,13 @@ async fn wrong(
     attempt: Attempt,
     meta: &RequestMeta,
     failed: Action,
+    reason: FailureReason,
 ) -> Result<(), AppError> {
     record_failure(
         state,
         Some(user_id),
         "",
-        FailureReason::BadSecondFactor,
+        reason,
         Some(attempt),
         meta.clone(),
         failed,

@@ -649,6 +649,13 @@ async fn step_up_for_an_mfa_user_needs_the_code_and_counts_failures() {
     .await;
     assert_eq!(wrong.status(), 401);
     assert_eq!(app.count("users WHERE failed_logins = 1"), 1);
+    assert_eq!(
+        app.count(
+            "audit_logs WHERE action = 'auth.step_up.failed' \
+             AND metadata->>'reason' = 'bad_second_factor'"
+        ),
+        1
+    );
     let res = post(
         &app,
         "/api/v1/auth/step-up",

@@ -232,6 +232,14 @@ async fn a_stale_console_session_confirms_before_acting_and_the_action_then_comp
     assert_eq!(res.status(), 401);
     assert!(user_state(&app, "mallory").0);
     assert_eq!(audit_count(&app, Action::AuthStepUpFailed), 1);
+    assert_eq!(
+        app.count(
+            "audit_logs WHERE action = 'auth.step_up.failed' \
+             AND metadata->>'reason' = 'bad_password'"
+        ),
+        1,
+        "recorded as a wrong password"
+    );
     // Without the session's CSRF token the password is not even checked.
     let res = console
         .post(
