@@ -354,6 +354,24 @@ async fn user_and_factor(
         .await
 }
 
+/// The one rule for what a step-up must prove: an account with a second factor sends a code (or
+/// recovery code), one without sends its password (and no code). The field error says what is
+/// missing or out of place.
+fn step_up_proof_fits(has_factor: bool, proof: &Proof) -> Result<(), FieldError> {
+    match (has_factor, proof.password.is_some(), proof.factor.is_some()) {
+        (true, _, false) => Err(FieldError::new(
+            "code",
+            "this account has a second factor: send a current `code` (or a `recovery_code`)",
+        )),
+        (false, _, true) => Err(FieldError::new(
+            "code",
+            "this account has no second factor; send `password`",
+        )),
+        (false, false, false) => Err(FieldError::new("password", "is required")),
+        _ => Ok(()),
+    }
+}
+
 /// `POST /api/v1/auth/step-up`'s answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StepUp {
@@ -387,24 +405,7 @@ pub async fn step_up(
         ));
     };
     let (user, has_factor) = user_and_factor(state, principal).await?;
-    if has_factor && proof.factor.is_none() {
-        return Err(AppError::Validation(vec![FieldError::new(
-            "code",
-            "this account has a second factor: send a current `code` (or a `recovery_code`)",
-        )]));
-    }
-    if proof.password.is_none() && proof.factor.is_none() {
-        return Err(AppError::Validation(vec![FieldError::new(
-            "password",
-            "is required (or `code` when the account has a second factor)",
-        )]));
-    }
-    if !has_factor && proof.factor.is_some() {
-        return Err(AppError::Validation(vec![FieldError::new(
-            "code",
-            "this account has no second factor; send `password`",
-        )]));
-    }
+    step_up_proof_fits(has_factor, &proof).map_err(|e| AppError::Validation(vec![e]))?;
     let now = state.clock.now();
     let max_age = state.settings.auth.step_up_max_age;
     let auditor = state.auditor.clone();
@@ -633,12 +634,7 @@ where
         .pool
         .run(move |conn| mfa::has_factor(conn, user_id))
         .await?;
-    let fits = if has_factor {
-        proof.factor.is_some()
-    } else {
-        proof.password.is_some() && proof.factor.is_none()
-    };
-    if !fits {
+    if step_up_proof_fits(has_factor, &proof).is_err() {
         return Ok(Reauth::Wrong);
     }
     let auditor = state.auditor.clone();
